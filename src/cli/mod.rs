@@ -1,0 +1,60 @@
+//! The `etcdguard` command line. Each subcommand lives in its own module with an `Args` struct
+//! and a `run` function returning the process exit code.
+//!
+//! Exit codes are a contract shared by every subcommand:
+//! - [`EXIT_OK`] (0): the thing checked is fine (valid snapshot, readable store, proceed).
+//! - [`EXIT_FAIL`] (1): the thing checked is not fine (invalid snapshot, refuse).
+//! - [`EXIT_USAGE`] (2): usage, configuration or I/O error: nothing could be decided.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+pub mod common;
+pub mod verify;
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FAIL: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "etcdguard",
+    version,
+    about = "Pre-flight safety gate for etcd-backed Kubernetes clusters",
+    long_about = "etcdguard refuses or warns on upgrades, cluster updates and S3 lifecycle-rule \
+changes when no recent, restorable etcd snapshot exists, when etcd-manager control files are \
+missing, or when a change would seed a new, empty etcd cluster.\n\n\
+Exit codes: 0 ok/proceed, 1 invalid/refuse, 2 usage, configuration or I/O error."
+)]
+pub struct Cli {
+    /// Log filter for diagnostics on stderr (tracing EnvFilter syntax, e.g. `info`, `etcdguard=debug`).
+    #[arg(long, global = true, env = "ETCDGUARD_LOG", default_value = "warn")]
+    pub log: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Prove that an etcd v3 snapshot file is restorable (sha256 trailer, bbolt structure, revision).
+    Verify(verify::Args),
+}
+
+/// Entry point used by `src/main.rs`.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version to stdout with exit 0, usage errors to stderr with exit 2.
+            let code = if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    common::init_tracing(&cli.log);
+    let code = match cli.command {
+        Command::Verify(args) => verify::run(args),
+    };
+    ExitCode::from(code)
+}

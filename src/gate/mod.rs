@@ -1,0 +1,1 @@
+//! The pure gate: facts + change + policy → verdict (issue #5).

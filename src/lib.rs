@@ -1,0 +1,25 @@
+//! etcdguard: a pre-flight safety gate for etcd-backed Kubernetes clusters.
+//!
+//! Data flows one way: inputs → facts (all I/O at the edges, with deadlines) → a pure gate →
+//! a verdict → renderers.
+//!
+//! - [`snapshot`]: read and verify etcd v3 snapshot files (bbolt walker, sha256 trailer,
+//!   containers). No network.
+//! - [`store`]: where backups live (local directory, S3) and how their names are laid out.
+//! - [`lifecycle`]: a pure model of S3 lifecycle rules and their effect on a backup layout.
+//! - [`change`]: what a proposed change does (kops dry-run, Terraform plan, object diffs).
+//! - [`live`]: facts from a running etcd cluster.
+//! - [`policy`]: declarative gate policies. No network.
+//! - [`gate`]: facts + change + policy → verdict. Pure.
+//! - [`report`]: renderers (text, JSON, JUnit, GitHub annotations).
+//! - [`cli`]: the `etcdguard` command line.
+
+pub mod change;
+pub mod cli;
+pub mod gate;
+pub mod lifecycle;
+pub mod live;
+pub mod policy;
+pub mod report;
+pub mod snapshot;
+pub mod store;

@@ -1,0 +1,1 @@
+//! Facts from a live etcd cluster (issue #5).

@@ -1,0 +1,1 @@
+//! Declarative gate policies (issue #6).

@@ -1,0 +1,1 @@
+//! Backup stores (local directory, S3) and their layouts (issue #3).
