@@ -1,1 +1,714 @@
-//! The pure gate: facts + change + policy → verdict (issue #5).
+//! The pure gate: facts + change + requirements → verdict (issue #5).
+//!
+//! Nothing in this module performs I/O or reads a clock: every input, including `now`, is a
+//! parameter, so the same facts always give the same verdict. Callers (the `check` command and
+//! the admission webhook) gather facts at the edges, convert them into the types below and render
+//! the [`Outcome`] with [`crate::report`].
+//!
+//! Every fact is a [`Fact`]: known, unknown (its source was asked but could not answer: this
+//! refuses under enforce, with the reason) or not checked (its source was not given: an `info`
+//! finding saying how to check it, never a refusal).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::time::Duration;
+
+/// Check ids. These strings are a contract (issue #5): they appear in JSON, JUnit and GitHub
+/// output and in policies.
+pub mod checks {
+    pub const SNAPSHOT_RECENT: &str = "snapshot.recent";
+    pub const SNAPSHOT_VALID: &str = "snapshot.valid";
+    pub const CONTROL_FILES_PRESENT: &str = "control-files.present";
+    pub const CHANGE_SEEDS_NEW_CLUSTER: &str = "change.seeds-new-cluster";
+    pub const LIFECYCLE_DELETES_CONTROL_FILES: &str = "lifecycle.deletes-control-files";
+    pub const LIFECYCLE_EXPIRES_SNAPSHOTS: &str = "lifecycle.expires-snapshots";
+    pub const LIFECYCLE_ARCHIVES_SNAPSHOTS: &str = "lifecycle.archives-snapshots";
+    pub const ETCD_HEALTHY: &str = "etcd.healthy";
+    pub const ETCD_REVISION_BEHIND_SNAPSHOT: &str = "etcd.revision-behind-snapshot";
+    pub const STORE_REACHABLE: &str = "store.reachable";
+
+    /// Every check id, in the order reports list them.
+    pub const ALL: [&str; 10] = [
+        STORE_REACHABLE,
+        SNAPSHOT_RECENT,
+        SNAPSHOT_VALID,
+        CONTROL_FILES_PRESENT,
+        CHANGE_SEEDS_NEW_CLUSTER,
+        LIFECYCLE_DELETES_CONTROL_FILES,
+        LIFECYCLE_EXPIRES_SNAPSHOTS,
+        LIFECYCLE_ARCHIVES_SNAPSHOTS,
+        ETCD_HEALTHY,
+        ETCD_REVISION_BEHIND_SNAPSHOT,
+    ];
+}
+
+/// A fact as the gate sees it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "state", rename_all = "camelCase")]
+pub enum Fact<T> {
+    /// Established.
+    Known { value: T },
+    /// The source was asked and could not answer (unreachable, timed out, unreadable).
+    Unknown { reason: String },
+    /// The source was not given; `hint` says how to check it (e.g. "pass --etcd-endpoints").
+    NotChecked { hint: String },
+}
+
+impl<T> Fact<T> {
+    pub fn known(value: T) -> Self {
+        Fact::Known { value }
+    }
+    pub fn unknown(reason: impl Into<String>) -> Self {
+        Fact::Unknown {
+            reason: reason.into(),
+        }
+    }
+    pub fn not_checked(hint: impl Into<String>) -> Self {
+        Fact::NotChecked { hint: hint.into() }
+    }
+    pub fn value(&self) -> Option<&T> {
+        match self {
+            Fact::Known { value } => Some(value),
+            _ => None,
+        }
+    }
+}
+
+/// One backup as the gate needs it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Backup {
+    /// Store-relative name (e.g. `2024-03-22T10:15:07Z-000123`).
+    pub name: String,
+    /// When the backup was taken.
+    pub time: DateTime<Utc>,
+    /// Restorable (sha256 trailer, structure, revision).
+    pub valid: bool,
+    /// Snapshot revision, when it could be read.
+    pub revision: Option<i64>,
+    /// Why it is not valid (empty when valid).
+    pub problems: Vec<String>,
+}
+
+/// What the store holds.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreFact {
+    /// The store URL as given.
+    pub url: String,
+    /// Layout used (detected or forced).
+    pub layout: String,
+    /// Number of backups seen (within the listing window).
+    pub backup_count: usize,
+    /// The newest backup, valid or not.
+    pub newest: Option<Backup>,
+    /// The newest valid backup, if any (may equal `newest`).
+    pub newest_valid: Option<Backup>,
+    /// Control files, for layouts that have them (etcd-manager); `None` otherwise.
+    pub control_files: Option<ControlFiles>,
+}
+
+/// What etcd-manager will do given the control files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ControlOutcome {
+    /// Both files present and consistent: etcd-manager restores/joins the existing cluster.
+    Normal,
+    /// `etcd-cluster-created` missing while the spec is present: a new, empty cluster is seeded.
+    SeedsNewCluster,
+    /// `etcd-cluster-spec` missing: etcd-manager does nothing, including taking backups.
+    BackupsStopped,
+    /// A file is present but cannot be parsed or is inconsistent.
+    Malformed,
+}
+
+/// Control-file state of an etcd-manager store.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ControlFiles {
+    pub spec_present: bool,
+    pub created_present: bool,
+    pub outcome: ControlOutcome,
+    /// One sentence: what etcd-manager would do, in operator language.
+    pub meaning: String,
+    /// Parse or consistency problems.
+    pub problems: Vec<String>,
+}
+
+/// Facts from the live etcd cluster.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Etcd {
+    /// Members that answered a status request, and the total known.
+    pub healthy_members: usize,
+    pub total_members: usize,
+    pub has_leader: bool,
+    /// Active alarms (e.g. `NOSPACE`, `CORRUPT`).
+    pub alarms: Vec<String>,
+    /// Current revision (from a response header).
+    pub revision: Option<i64>,
+    pub db_size: Option<u64>,
+    pub quota_bytes: Option<u64>,
+    /// Per-member problems (unreachable endpoints, errors).
+    pub problems: Vec<String>,
+}
+
+impl Etcd {
+    /// Quorum: a strict majority of the known members answered.
+    pub fn has_quorum(&self) -> bool {
+        self.total_members > 0 && self.healthy_members * 2 > self.total_members
+    }
+}
+
+/// A finding produced by the lifecycle analysis, already carrying its check id and severity.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LifecycleIssue {
+    pub check: String,
+    pub severity: Severity,
+    pub message: String,
+    pub fix: Option<String>,
+    pub details: serde_json::Value,
+}
+
+/// What the proposed change does, as far as the gate is concerned.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Change {
+    /// Evidence lines for changes that seed a new etcd cluster (empty: it does not).
+    pub seeds_new_cluster: Vec<String>,
+    /// Human-readable summary of every other gated change (upgrades, scaling).
+    pub gated: Vec<String>,
+    /// Where the change came from (`kops-dry-run`, `terraform-plan`, `objects`, ...).
+    pub sources: Vec<String>,
+}
+
+/// Everything the gate knows.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Facts {
+    /// One entry per store given (`--store` may repeat).
+    pub stores: Vec<Fact<StoreFact>>,
+    pub etcd: Fact<Etcd>,
+    pub lifecycle: Fact<Vec<LifecycleIssue>>,
+}
+
+/// How a deny is treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// A deny refuses.
+    #[default]
+    Enforce,
+    /// A deny becomes a warning.
+    Warn,
+    /// Everything is allowed; findings are recorded only.
+    Audit,
+}
+
+/// What the gate requires (policy #6 generalises this; defaults match issue #5).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Requirements {
+    pub mode: Mode,
+    /// Newest valid backup must be younger than this.
+    #[serde(with = "humantime_serde_compat")]
+    pub max_age: Duration,
+    /// Require etcd-manager control files when the layout has them.
+    pub control_files: bool,
+}
+
+impl Default for Requirements {
+    fn default() -> Self {
+        Requirements {
+            mode: Mode::Enforce,
+            max_age: Duration::from_secs(3 * 3600),
+            control_files: true,
+        }
+    }
+}
+
+mod humantime_serde_compat {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+}
+
+/// Severity of a finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warn,
+    Deny,
+}
+
+/// One finding. JSON fields `check`, `severity`, `message`, `details` are a contract.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Finding {
+    pub check: String,
+    pub severity: Severity,
+    pub message: String,
+    /// What to do next, in operator language.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_step: Option<String>,
+    pub details: serde_json::Value,
+}
+
+/// The decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Proceed,
+    Warn,
+    Refuse,
+}
+
+/// Verdict plus the findings that led to it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Outcome {
+    pub verdict: Verdict,
+    pub mode: Mode,
+    pub findings: Vec<Finding>,
+}
+
+fn finding(
+    check: &str,
+    severity: Severity,
+    message: impl Into<String>,
+    next_step: Option<&str>,
+    details: serde_json::Value,
+) -> Finding {
+    Finding {
+        check: check.to_string(),
+        severity,
+        message: message.into(),
+        next_step: next_step.map(str::to_string),
+        details,
+    }
+}
+
+/// Human form of an age, to the minute ("4h 12m").
+pub fn human_age(age: chrono::Duration) -> String {
+    let secs = age.num_seconds();
+    if secs < 0 {
+        return format!("{} in the future", human_age(-age));
+    }
+    let (d, h, m) = (secs / 86_400, (secs % 86_400) / 3600, (secs % 3600) / 60);
+    match (d, h) {
+        (0, 0) => format!("{m}m"),
+        (0, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h {m}m"),
+    }
+}
+
+const TAKE_BACKUP: &str = "take a backup now and re-run: etcd-manager has no trigger command, so \
+restart the leader's etcd-manager (or wait for its next scheduled backup, every 15 min by \
+default); elsewhere run `etcdctl snapshot save` into the store";
+
+/// Evaluate the facts against the requirements. Pure and deterministic.
+pub fn evaluate(facts: &Facts, change: &Change, req: &Requirements, now: DateTime<Utc>) -> Outcome {
+    let mut out = Vec::new();
+    let newest_valid_rev = stores_checks(facts, req, now, &mut out);
+    change_checks(change, &mut out);
+    lifecycle_checks(&facts.lifecycle, &mut out);
+    etcd_checks(&facts.etcd, newest_valid_rev, &mut out);
+    decide(out, req.mode)
+}
+
+/// Apply the mode to raw findings and derive the verdict.
+pub fn decide(mut findings: Vec<Finding>, mode: Mode) -> Outcome {
+    if mode != Mode::Enforce {
+        for f in findings.iter_mut().filter(|f| f.severity == Severity::Deny) {
+            f.severity = Severity::Warn;
+            let label = if mode == Mode::Warn { "warn" } else { "audit" };
+            f.message = format!("{} (would refuse; policy mode is {label})", f.message);
+        }
+    }
+    let worst = findings.iter().map(|f| f.severity).max();
+    let verdict = match (mode, worst) {
+        (Mode::Audit, _) => Verdict::Proceed,
+        (_, Some(Severity::Deny)) => Verdict::Refuse,
+        (_, Some(Severity::Warn)) => Verdict::Warn,
+        _ => Verdict::Proceed,
+    };
+    Outcome {
+        verdict,
+        mode,
+        findings,
+    }
+}
+
+/// Store, snapshot and control-file checks. Returns the highest revision among the newest valid
+/// backups (for the live-etcd comparison).
+fn stores_checks(
+    facts: &Facts,
+    req: &Requirements,
+    now: DateTime<Utc>,
+    out: &mut Vec<Finding>,
+) -> Option<i64> {
+    use checks::*;
+    if facts.stores.is_empty() {
+        out.push(finding(
+            SNAPSHOT_RECENT,
+            Severity::Info,
+            "backups not checked: no backup store given",
+            Some("pass --store URL (s3://bucket/prefix or a directory) to check backups"),
+            serde_json::Value::Null,
+        ));
+        return None;
+    }
+    let mut newest_rev = None;
+    for store in &facts.stores {
+        match store {
+            Fact::NotChecked { hint } => out.push(finding(
+                SNAPSHOT_RECENT,
+                Severity::Info,
+                format!("backups not checked: {hint}"),
+                None,
+                serde_json::Value::Null,
+            )),
+            Fact::Unknown { reason } => out.push(finding(
+                STORE_REACHABLE,
+                Severity::Deny,
+                format!("backup store could not be read: {reason}"),
+                Some("check the store URL, credentials and network; the gate cannot tell whether a restorable backup exists"),
+                serde_json::json!({ "reason": reason }),
+            )),
+            Fact::Known { value: s } => {
+                out.push(finding(
+                    STORE_REACHABLE,
+                    Severity::Info,
+                    format!("{} readable ({} layout, {} backups)", s.url, s.layout, s.backup_count),
+                    None,
+                    serde_json::json!({ "store": s.url, "layout": s.layout, "backups": s.backup_count }),
+                ));
+                if let Some(rev) = snapshot_checks(s, req, now, out) {
+                    newest_rev = Some(newest_rev.map_or(rev, |r: i64| r.max(rev)));
+                }
+                control_checks(s, req, out);
+            }
+        }
+    }
+    newest_rev
+}
+
+fn snapshot_checks(
+    s: &StoreFact,
+    req: &Requirements,
+    now: DateTime<Utc>,
+    out: &mut Vec<Finding>,
+) -> Option<i64> {
+    use checks::*;
+    let max_age = chrono::Duration::from_std(req.max_age).unwrap_or(chrono::Duration::MAX);
+    let max_age_h = humantime::format_duration(req.max_age).to_string();
+    // snapshot.valid: is the newest backup restorable?
+    match (&s.newest, &s.newest_valid) {
+        (None, _) => out.push(finding(
+            SNAPSHOT_VALID,
+            Severity::Deny,
+            format!("no backup found in {}", s.url),
+            Some(TAKE_BACKUP),
+            serde_json::json!({ "store": s.url }),
+        )),
+        (Some(n), _) if n.valid => out.push(finding(
+            SNAPSHOT_VALID,
+            Severity::Info,
+            format!("newest backup {} is restorable (revision {})", n.name, rev_str(n.revision)),
+            None,
+            serde_json::json!({ "store": s.url, "backup": n.name, "revision": n.revision }),
+        )),
+        (Some(n), Some(v)) => out.push(finding(
+            SNAPSHOT_VALID,
+            Severity::Warn,
+            format!(
+                "newest backup {} is NOT restorable ({}); the newest restorable one is {}",
+                n.name,
+                n.problems.join("; "),
+                v.name
+            ),
+            Some("find out why the newest backup is corrupt (truncated upload? disk full?) and take a new one"),
+            serde_json::json!({ "store": s.url, "backup": n.name, "problems": n.problems, "newestValid": v.name }),
+        )),
+        (Some(n), None) => out.push(finding(
+            SNAPSHOT_VALID,
+            Severity::Deny,
+            format!(
+                "no restorable backup in {}: newest backup {} is invalid ({})",
+                s.url,
+                n.name,
+                n.problems.join("; ")
+            ),
+            Some(TAKE_BACKUP),
+            serde_json::json!({ "store": s.url, "backup": n.name, "problems": n.problems }),
+        )),
+    }
+    // snapshot.recent: is the newest restorable backup young enough?
+    let Some(v) = &s.newest_valid else {
+        out.push(finding(
+            SNAPSHOT_RECENT,
+            Severity::Deny,
+            format!(
+                "no restorable backup in {}, so none younger than {max_age_h}",
+                s.url
+            ),
+            Some(TAKE_BACKUP),
+            serde_json::json!({ "store": s.url, "maxAge": max_age_h }),
+        ));
+        return None;
+    };
+    let age = now.signed_duration_since(v.time);
+    let details = serde_json::json!({
+        "store": s.url, "backup": v.name, "time": v.time.to_rfc3339(),
+        "ageSeconds": age.num_seconds(), "maxAge": max_age_h,
+    });
+    if age > max_age {
+        out.push(finding(
+            SNAPSHOT_RECENT,
+            Severity::Deny,
+            format!(
+                "newest restorable backup {} is {} old (max {max_age_h})",
+                v.name,
+                human_age(age)
+            ),
+            Some(TAKE_BACKUP),
+            details,
+        ));
+    } else {
+        out.push(finding(
+            SNAPSHOT_RECENT,
+            Severity::Info,
+            format!(
+                "newest restorable backup {} is {} old (max {max_age_h})",
+                v.name,
+                human_age(age)
+            ),
+            None,
+            details,
+        ));
+    }
+    v.revision
+}
+
+fn rev_str(rev: Option<i64>) -> String {
+    rev.map_or_else(|| "unknown".to_string(), |r| r.to_string())
+}
+
+fn control_checks(s: &StoreFact, req: &Requirements, out: &mut Vec<Finding>) {
+    use checks::*;
+    let Some(c) = &s.control_files else { return };
+    let details = serde_json::to_value(c).unwrap_or(serde_json::Value::Null);
+    let (severity, next) = match c.outcome {
+        ControlOutcome::Normal => (Severity::Info, None),
+        ControlOutcome::SeedsNewCluster => (
+            Severity::Deny,
+            Some("restore control/etcd-cluster-created (from S3 versioning or a copy) before any etcd-manager restart, then restart the leader's etcd-manager to re-read control files; do NOT run kops update/rolling-update until then"),
+        ),
+        ControlOutcome::BackupsStopped => (
+            Severity::Deny,
+            Some("restore control/etcd-cluster-spec (e.g. `kops update cluster --yes` writes it; check the member count and etcd version first) and restart the leader's etcd-manager; backups resume only then"),
+        ),
+        ControlOutcome::Malformed => (
+            Severity::Deny,
+            Some("repair the control files from a known-good copy (S3 object versions) and restart the leader's etcd-manager"),
+        ),
+    };
+    let severity = if !req.control_files && severity == Severity::Deny {
+        Severity::Warn
+    } else {
+        severity
+    };
+    let mut message = format!("{}: {}", s.url, c.meaning);
+    if !c.problems.is_empty() {
+        message.push_str(&format!(" ({})", c.problems.join("; ")));
+    }
+    out.push(finding(
+        CONTROL_FILES_PRESENT,
+        severity,
+        message,
+        next,
+        details,
+    ));
+}
+
+fn change_checks(change: &Change, out: &mut Vec<Finding>) {
+    use checks::*;
+    if change.sources.is_empty() {
+        return;
+    }
+    if change.seeds_new_cluster.is_empty() {
+        out.push(finding(
+            CHANGE_SEEDS_NEW_CLUSTER,
+            Severity::Info,
+            format!(
+                "the change does not create etcd-cluster-spec ({})",
+                change.sources.join(", ")
+            ),
+            None,
+            serde_json::json!({ "gated": change.gated }),
+        ));
+    } else {
+        out.push(finding(
+            CHANGE_SEEDS_NEW_CLUSTER,
+            Severity::Deny,
+            format!(
+                "this change seeds a NEW, EMPTY etcd cluster once etcd-manager restarts: {}",
+                change.seeds_new_cluster.join("; ")
+            ),
+            Some("the backup store has no etcd-cluster-spec: restore the store's control/ files (S3 object versions) instead of letting kops recreate them; then re-run the dry-run"),
+            serde_json::json!({ "evidence": change.seeds_new_cluster, "gated": change.gated }),
+        ));
+    }
+}
+
+fn lifecycle_checks(lifecycle: &Fact<Vec<LifecycleIssue>>, out: &mut Vec<Finding>) {
+    use checks::*;
+    match lifecycle {
+        Fact::NotChecked { hint } => out.push(finding(
+            LIFECYCLE_DELETES_CONTROL_FILES,
+            Severity::Info,
+            format!("lifecycle rules not checked: {hint}"),
+            None,
+            serde_json::Value::Null,
+        )),
+        Fact::Unknown { reason } => out.push(finding(
+            LIFECYCLE_DELETES_CONTROL_FILES,
+            Severity::Deny,
+            format!("lifecycle rules could not be read: {reason}"),
+            Some("grant s3:GetLifecycleConfiguration or pass the rules with --lifecycle FILE"),
+            serde_json::json!({ "reason": reason }),
+        )),
+        Fact::Known { value } => {
+            let mut seen = std::collections::BTreeSet::new();
+            for issue in value {
+                seen.insert(issue.check.clone());
+                out.push(Finding {
+                    check: issue.check.clone(),
+                    severity: issue.severity,
+                    message: issue.message.clone(),
+                    next_step: issue.fix.clone(),
+                    details: issue.details.clone(),
+                });
+            }
+            for id in [
+                LIFECYCLE_DELETES_CONTROL_FILES,
+                LIFECYCLE_EXPIRES_SNAPSHOTS,
+                LIFECYCLE_ARCHIVES_SNAPSHOTS,
+            ] {
+                if !seen.contains(id) {
+                    out.push(finding(
+                        id,
+                        Severity::Info,
+                        "no lifecycle rule affects this",
+                        None,
+                        serde_json::Value::Null,
+                    ));
+                }
+            }
+        }
+    }
+}
+
+fn etcd_checks(etcd: &Fact<Etcd>, newest_valid_rev: Option<i64>, out: &mut Vec<Finding>) {
+    use checks::*;
+    match etcd {
+        Fact::NotChecked { hint } => out.push(finding(
+            ETCD_HEALTHY,
+            Severity::Info,
+            format!("live etcd not checked: {hint}"),
+            None,
+            serde_json::Value::Null,
+        )),
+        Fact::Unknown { reason } => out.push(finding(
+            ETCD_HEALTHY,
+            Severity::Deny,
+            format!("live etcd could not be checked: {reason}"),
+            Some("check the endpoints, TLS flags and network; a change to an etcd cluster whose state is unknown is refused"),
+            serde_json::json!({ "reason": reason }),
+        )),
+        Fact::Known { value: e } => {
+            let mut problems = e.problems.clone();
+            if !e.has_quorum() {
+                problems.push(format!(
+                    "no quorum: {} of {} members healthy",
+                    e.healthy_members, e.total_members
+                ));
+            }
+            if !e.has_leader {
+                problems.push("no leader".to_string());
+            }
+            if !e.alarms.is_empty() {
+                problems.push(format!("active alarms: {}", e.alarms.join(", ")));
+            }
+            if let (Some(size), Some(quota)) = (e.db_size, e.quota_bytes) {
+                if quota > 0 && size.saturating_mul(10) >= quota.saturating_mul(9) {
+                    problems.push(format!("db size {size} bytes is ≥ 90% of the quota {quota}"));
+                }
+            }
+            let details = serde_json::to_value(e).unwrap_or(serde_json::Value::Null);
+            if problems.is_empty() {
+                out.push(finding(
+                    ETCD_HEALTHY,
+                    Severity::Info,
+                    format!(
+                        "etcd healthy: {}/{} members, leader present, revision {}",
+                        e.healthy_members,
+                        e.total_members,
+                        rev_str(e.revision)
+                    ),
+                    None,
+                    details,
+                ));
+            } else {
+                out.push(finding(
+                    ETCD_HEALTHY,
+                    Severity::Deny,
+                    format!("etcd unhealthy: {}", problems.join("; ")),
+                    Some("restore quorum and clear alarms (etcdctl alarm list) before changing the cluster"),
+                    details,
+                ));
+            }
+            match (e.revision, newest_valid_rev) {
+                (Some(live), Some(snap)) if live < snap => out.push(finding(
+                    ETCD_REVISION_BEHIND_SNAPSHOT,
+                    Severity::Deny,
+                    format!(
+                        "live etcd revision {live} is BEHIND the newest restorable snapshot's revision {snap}: \
+                         the cluster was re-seeded or restored from something older"
+                    ),
+                    Some("stop: compare the live data with the snapshot and restore the newest backup (etcd-manager: etcd-manager-ctl restore-backup) before any further change"),
+                    serde_json::json!({ "liveRevision": live, "snapshotRevision": snap }),
+                )),
+                (Some(live), Some(snap)) => out.push(finding(
+                    ETCD_REVISION_BEHIND_SNAPSHOT,
+                    Severity::Info,
+                    format!("live etcd revision {live} ≥ newest snapshot revision {snap}"),
+                    None,
+                    serde_json::json!({ "liveRevision": live, "snapshotRevision": snap }),
+                )),
+                (None, Some(_)) => out.push(finding(
+                    ETCD_REVISION_BEHIND_SNAPSHOT,
+                    Severity::Deny,
+                    "live etcd revision unknown: cannot compare with the newest snapshot",
+                    Some("check that the endpoints answer a range request"),
+                    serde_json::Value::Null,
+                )),
+                (_, None) => out.push(finding(
+                    ETCD_REVISION_BEHIND_SNAPSHOT,
+                    Severity::Info,
+                    "no snapshot revision to compare the live revision with",
+                    None,
+                    serde_json::Value::Null,
+                )),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
