@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 pub mod common;
+pub mod completions;
 pub mod verify;
 
 pub const EXIT_OK: u8 = 0;
@@ -39,6 +40,10 @@ pub struct Cli {
 pub enum Command {
     /// Prove that an etcd v3 snapshot file is restorable (sha256 trailer, bbolt structure, revision).
     Verify(verify::Args),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions(completions::Args),
+    /// Print the man page (roff) on stdout.
+    Man(completions::ManArgs),
 }
 
 /// Entry point used by `src/main.rs`.
@@ -55,6 +60,8 @@ pub fn main() -> ExitCode {
     common::init_tracing(&cli.log);
     let code = match cli.command {
         Command::Verify(args) => verify::run(args),
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => completions::run_man(args),
     };
     ExitCode::from(code)
 }

@@ -82,7 +82,7 @@ pub fn text(r: &CheckReport) -> String {
     };
     let _ = writeln!(s, "verdict: {headline}");
     let mut findings: Vec<_> = r.outcome.findings.iter().collect();
-    findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     for f in findings {
         let tag = match f.severity {
             Severity::Deny => "DENY",
