@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 pub mod common;
+pub mod etcd_args;
 pub mod verify;
 
 pub const EXIT_OK: u8 = 0;
