@@ -156,7 +156,8 @@ pub struct Member {
     pub peer_urls: Vec<String>,
     pub client_urls: Vec<String>,
     pub is_learner: bool,
-    /// Health from a probe of one of its endpoints; `None` when no probe reached it.
+    /// Health from a probe of one of its endpoints: `Some(false)` when its client URL was probed
+    /// and failed, `None` when it was not probed.
     pub healthy: Option<bool>,
     /// Whether it is the raft leader (as reported by the probed statuses).
     pub is_leader: bool,
@@ -357,8 +358,21 @@ struct Probe {
     endpoint: String,
     status: Result<EndpointStatus, String>,
     health: Result<(), String>,
-    members: Option<Vec<Member>>,
-    alarms: Option<Vec<Alarm>>,
+    members: Result<Vec<Member>, String>,
+    alarms: Result<Vec<Alarm>, String>,
+}
+
+impl Probe {
+    /// A probe that learned nothing; every item carries `reason`.
+    fn failed(endpoint: String, reason: String) -> Probe {
+        Probe {
+            endpoint,
+            status: Err(reason.clone()),
+            health: Err(reason.clone()),
+            members: Err(reason.clone()),
+            alarms: Err(reason),
+        }
+    }
 }
 
 async fn rpc<T, F>(endpoint: &str, what: &str, timeout: Duration, f: F) -> Result<T, String>
@@ -367,7 +381,7 @@ where
 {
     match tokio::time::timeout(timeout, f).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(format!("{endpoint}: {what} failed: {e}")),
+        Ok(Err(e)) => Err(format!("{endpoint}: {what} failed: {}", describe(&e))),
         Err(_) => Err(format!(
             "{endpoint}: {what} timed out after {}",
             humantime::format_duration(timeout)
@@ -375,14 +389,34 @@ where
     }
 }
 
-async fn probe(endpoint: String, p: Arc<Prepared>) -> Probe {
-    let fail = |endpoint: String, reason: String| Probe {
-        endpoint,
-        status: Err(reason.clone()),
-        health: Err(reason),
-        members: None,
-        alarms: None,
+/// A short description of an etcd-client error: its message and the innermost cause
+/// (e.g. `tcp connect error: Connection refused (os error 111)`).
+fn describe(e: &etcd_client::Error) -> String {
+    use std::error::Error as _;
+    let (head, mut root): (String, Option<&dyn std::error::Error>) = match e {
+        etcd_client::Error::GRpcStatus(s) => {
+            let head = if s.message().is_empty() {
+                format!("{:?}", s.code())
+            } else {
+                s.message().to_string()
+            };
+            (head, s.source())
+        }
+        etcd_client::Error::TransportError(t) => (t.to_string(), t.source()),
+        other => (other.to_string(), other.source()),
     };
+    let mut innermost = None;
+    while let Some(r) = root {
+        innermost = Some(r.to_string());
+        root = r.source();
+    }
+    match innermost {
+        Some(cause) if !head.contains(&cause) => format!("{head}: {cause}"),
+        _ => head,
+    }
+}
+
+async fn probe(endpoint: String, p: Arc<Prepared>) -> Probe {
     let mut copts = ConnectOptions::new()
         .with_connect_timeout(p.connect_timeout)
         .with_timeout(p.request_timeout);
@@ -392,7 +426,7 @@ async fn probe(endpoint: String, p: Arc<Prepared>) -> Probe {
     let connect = Client::connect([endpoint.as_str()], Some(copts));
     let mut client = match rpc(&endpoint, "connect", p.connect_timeout, connect).await {
         Ok(c) => c,
-        Err(reason) => return fail(endpoint, reason),
+        Err(reason) => return Probe::failed(endpoint, reason),
     };
     // The channel connects lazily: the first RPC pays the connect time.
     let first = p.connect_timeout + p.request_timeout;
@@ -418,7 +452,7 @@ async fn probe(endpoint: String, p: Arc<Prepared>) -> Probe {
         });
     if let Err(reason) = status {
         // Unreachable: do not spend three more timeouts on the other RPCs.
-        return fail(endpoint, reason);
+        return Probe::failed(endpoint, reason);
     }
     let t = p.request_timeout;
     // Linearizable (not serializable) count-only read: needs a leader and quorum.
@@ -432,7 +466,6 @@ async fn probe(endpoint: String, p: Arc<Prepared>) -> Probe {
     .map(|_| ());
     let members = rpc(&endpoint, "member list", t, client.member_list())
         .await
-        .ok()
         .map(|r| {
             r.members()
                 .iter()
@@ -454,7 +487,6 @@ async fn probe(endpoint: String, p: Arc<Prepared>) -> Probe {
         client.alarm(AlarmAction::Get, AlarmType::None, None),
     )
     .await
-    .ok()
     .map(|r| {
         r.alarms()
             .iter()
@@ -483,13 +515,7 @@ async fn probe_all(endpoints: &[String], p: &Arc<Prepared>, deadline: Instant) -
             let r = tokio::time::timeout(budget, probe(e.clone(), p)).await;
             let probe = r.unwrap_or_else(|_| {
                 let reason = format!("{e}: overall deadline reached before the probe finished");
-                Probe {
-                    endpoint: e,
-                    status: Err(reason.clone()),
-                    health: Err(reason),
-                    members: None,
-                    alarms: None,
-                }
+                Probe::failed(e, reason)
             });
             (i, probe)
         });
@@ -507,13 +533,7 @@ async fn probe_all(endpoints: &[String], p: &Arc<Prepared>, deadline: Instant) -
         .map(|(p, e)| {
             p.unwrap_or_else(|| {
                 let reason = format!("{e}: probe task failed");
-                Probe {
-                    endpoint: e.clone(),
-                    status: Err(reason.clone()),
-                    health: Err(reason),
-                    members: None,
-                    alarms: None,
-                }
+                Probe::failed(e.clone(), reason)
             })
         })
         .collect()
@@ -532,7 +552,7 @@ pub async fn collect(opts: &EtcdOptions) -> Result<LiveFacts, LiveError> {
     let prepared = Arc::new(prepared);
     let mut probes = probe_all(&endpoints, &prepared, deadline).await;
 
-    let members: Option<Vec<Member>> = probes.iter().find_map(|p| p.members.clone());
+    let members: Option<Vec<Member>> = probes.iter().find_map(|p| p.members.clone().ok());
     if opts.discover_members {
         if let Some(members) = &members {
             let answered: Vec<String> = probes
@@ -641,7 +661,14 @@ fn assemble(
     let members = members.map(|ms| {
         ms.into_iter()
             .map(|mut m| {
-                m.healthy = member_health.get(&m.id).copied();
+                // A member whose advertised client URL was probed and failed is unhealthy.
+                let probed_and_failed = probes
+                    .iter()
+                    .any(|p| p.status.is_err() && m.client_urls.contains(&p.endpoint));
+                m.healthy = member_health
+                    .get(&m.id)
+                    .copied()
+                    .or(probed_and_failed.then_some(false));
                 m.is_leader = leader_id.as_deref() == Some(m.id.as_str());
                 m
             })
@@ -710,10 +737,15 @@ fn assemble(
         None => Fact::unknown(all_reasons()),
     };
 
-    let alarms = match probes.iter().find_map(|p| p.alarms.clone()) {
+    let alarms = match probes.iter().find_map(|p| p.alarms.clone().ok()) {
         Some(a) => Fact::Known { value: a },
-        None if statuses.is_empty() => Fact::unknown(all_reasons()),
-        None => Fact::unknown("alarm list failed on every reachable endpoint"),
+        None => Fact::unknown(
+            probes
+                .iter()
+                .filter_map(|p| p.alarms.as_ref().err().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
     };
 
     let members = match members {
