@@ -84,6 +84,16 @@ fn kops_current_format_creating_spec_seeds_new_clusters() {
 }
 
 #[test]
+fn kops_brand_new_cluster_is_marked_as_creating_the_cluster() {
+    let set = kops("new-cluster.txt");
+    assert!(set.seeds_new_cluster());
+    assert!(set.creates_cluster);
+    assert_eq!(kinds(&set), vec!["seedsNewCluster", "seedsNewCluster"]);
+    // The kops#16416 case: only the spec is created, the cluster exists.
+    assert!(!kops("create-spec-current.txt").creates_cluster);
+}
+
+#[test]
 fn kops_legacy_format_location_only_seeds_new_cluster() {
     let set = kops("create-spec-legacy.txt");
     assert!(set.seeds_new_cluster());
@@ -252,6 +262,10 @@ fn terraform_create_spec_seeds_new_cluster() {
     assert_eq!(
         set.changes[1].resource,
         "aws_s3_object.etcd-cluster-spec-main"
+    );
+    assert!(
+        !set.creates_cluster,
+        "cluster-completed-spec is unchanged: existing cluster"
     );
     let set = plan("create-spec-bucket-object.json");
     assert!(set.seeds_new_cluster());
@@ -510,6 +524,7 @@ fn creation_and_deletion_of_cluster_kinds() {
     let kcp = object("kcp-old.yaml");
     let created = from_objects(None, Some(&kcp)).unwrap();
     assert_eq!(kinds(&created), vec!["clusterCreation"]);
+    assert!(created.creates_cluster);
     assert!(!created.is_gated());
     let deleted = from_objects(Some(&kcp), None).unwrap();
     assert_eq!(kinds(&deleted), vec!["clusterDeletion"]);

@@ -92,7 +92,12 @@ pub fn from_kops_dry_run(text: &str, input: &str) -> Result<ChangeSet, ChangeErr
                 .to_string(),
         });
     }
-    let mut set = ChangeSet::default();
+    let mut set = ChangeSet {
+        creates_cluster: resources
+            .iter()
+            .any(|r| r.section == Section::Create && r.id == "ManagedFile/cluster-completed.spec"),
+        ..ChangeSet::default()
+    };
     for r in &resources {
         classify(r, &mut set);
     }

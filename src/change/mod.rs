@@ -66,6 +66,11 @@ pub enum ChangeError {
 pub struct ChangeSet {
     /// Every classified change, in input order.
     pub changes: Vec<Change>,
+    /// True when the input creates the whole cluster, not just a part of it: kops creates
+    /// `cluster-completed.spec` too (dry-run or Terraform), or a cluster object is created.
+    /// A [`ChangeKind::SeedsNewCluster`] is then expected; for an existing cluster it means its
+    /// control files are gone (kops#16416).
+    pub creates_cluster: bool,
     /// Remarks about the parse that the reader should know (e.g. a diff was partial), never
     /// errors: errors are returned as [`ChangeError`].
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -124,7 +129,9 @@ pub struct Change {
 pub enum ChangeKind {
     /// The update writes etcd-manager's `control/etcd-cluster-spec` where none exists: once
     /// etcd-manager's leader restarts it seeds a new, empty etcd cluster unless the
-    /// `etcd-cluster-created` marker is present (kops#16416).
+    /// `etcd-cluster-created` marker is present (kops#16416). Expected for a brand-new cluster
+    /// (see [`ChangeSet::creates_cluster`]); for an existing one, the control files are gone or
+    /// the backup store moved.
     SeedsNewCluster {
         /// The etcd cluster name (`main`, `events`, ...).
         cluster: String,

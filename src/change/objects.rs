@@ -184,6 +184,7 @@ pub fn from_objects(old: Option<&Value>, new: Option<&Value>) -> Result<ChangeSe
             notes: vec![format!(
                 "{resource}: not a gated kind; no change classified"
             )],
+            ..ChangeSet::default()
         });
     };
     // A deletionTimestamp appearing on an UPDATE is a deletion in progress.
@@ -210,6 +211,13 @@ pub fn from_objects(old: Option<&Value>, new: Option<&Value>) -> Result<ChangeSe
         set: ChangeSet::default(),
     };
     classify(&mut ctx);
+    // CREATE of a cluster kind (its classifier reports ClusterCreation when old is absent).
+    ctx.set.creates_cluster = old.is_none()
+        && ctx
+            .set
+            .changes
+            .iter()
+            .any(|c| matches!(c.kind, ChangeKind::ClusterCreation { .. }));
     Ok(ctx.set)
 }
 

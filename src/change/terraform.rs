@@ -217,6 +217,9 @@ fn classify(i: usize, rc: &Value, set: &mut ChangeSet) {
             }
             return;
         }
+        if name.contains("cluster-completed") && creates && before.is_none() {
+            set.creates_cluster = true;
+        }
         if name.contains("cluster-completed") && updates {
             let version = |side: Option<&Value>| -> Option<String> {
                 let text = side.and_then(|s| str_at(s, "content"))?;
