@@ -539,7 +539,8 @@ async fn probe_all(endpoints: &[String], p: &Arc<Prepared>, deadline: Instant) -
         .collect()
 }
 
-/// Collect live facts from etcd. Network problems never fail this function: they become
+/// Collect live facts from etcd. Must run inside a Tokio runtime (it spawns one task per
+/// endpoint). Network problems never fail this function: they become
 /// [`Fact::Unknown`] entries naming the endpoint. Returns within about
 /// `opts.overall_timeout` (plus scheduling slack).
 ///
@@ -817,6 +818,129 @@ mod tests {
         o.key_file = Some("/nonexistent/key.pem".into());
         let err = prepare(&o).err().unwrap().to_string();
         assert!(err.contains("/nonexistent/cert.pem"), "{err}");
+    }
+
+    fn status(member: &str, leader: Option<&str>, revision: i64) -> EndpointStatus {
+        EndpointStatus {
+            member_id: member.to_string(),
+            cluster_id: "c1".to_string(),
+            version: "3.4.23".to_string(),
+            db_size: 4096,
+            db_size_in_use: 2048,
+            db_size_quota: None,
+            leader: leader.map(str::to_string),
+            raft_term: 2,
+            raft_index: 10,
+            raft_applied_index: 10,
+            revision,
+            is_learner: false,
+            errors: Vec::new(),
+        }
+    }
+
+    fn member(id: &str, url: &str) -> Member {
+        Member {
+            id: id.to_string(),
+            name: format!("n-{id}"),
+            peer_urls: Vec::new(),
+            client_urls: vec![url.to_string()],
+            is_learner: false,
+            healthy: None,
+            is_leader: false,
+        }
+    }
+
+    fn ok_probe(endpoint: &str, s: EndpointStatus, members: &[Member]) -> Probe {
+        Probe {
+            endpoint: endpoint.to_string(),
+            status: Ok(s),
+            health: Ok(()),
+            members: Ok(members.to_vec()),
+            alarms: Ok(Vec::new()),
+        }
+    }
+
+    #[test]
+    fn quorum_is_unknown_when_unprobed_members_could_decide_it() {
+        let ms = [
+            member("a", "http://a"),
+            member("b", "http://b"),
+            member("c", "http://c"),
+        ];
+        let probes = vec![ok_probe("http://a", status("a", Some("b"), 7), &ms)];
+        let f = assemble(
+            &EtcdOptions::default(),
+            probes,
+            Some(ms.to_vec()),
+            Instant::now(),
+        );
+        let reason = f.quorum.reason().expect("unknown quorum");
+        assert!(
+            reason.contains("1 of 3") && reason.contains("2 not probed"),
+            "{reason}"
+        );
+        // The leader is known from a follower's status, with its name from the member list.
+        let leader = f.leader.known().expect("leader");
+        assert_eq!(
+            (leader.id.as_str(), leader.name.as_deref()),
+            ("b", Some("n-b"))
+        );
+        assert_eq!(f.db.known().map(|d| d.quota_source), Some("assumed"));
+    }
+
+    #[test]
+    fn quorum_lost_when_failed_probes_cover_a_majority() {
+        let ms = [
+            member("a", "http://a"),
+            member("b", "http://b"),
+            member("c", "http://c"),
+        ];
+        let probes = vec![
+            ok_probe("http://a", status("a", None, 7), &ms),
+            Probe::failed("http://b".into(), "http://b: status failed: refused".into()),
+            Probe::failed("http://c".into(), "http://c: status failed: refused".into()),
+        ];
+        let f = assemble(
+            &EtcdOptions::default(),
+            probes,
+            Some(ms.to_vec()),
+            Instant::now(),
+        );
+        let q = f.quorum.known().expect("known");
+        assert_eq!((q.healthy_members, q.unknown_members), (1, 0));
+        assert!(!q.has_quorum);
+        assert!(f.leader.reason().unwrap_or("").contains("no leader"));
+    }
+
+    #[test]
+    fn different_cluster_ids_make_cluster_id_unknown() {
+        let mut other = status("x", Some("x"), 3);
+        other.cluster_id = "c2".to_string();
+        let probes = vec![
+            ok_probe("http://a", status("a", Some("a"), 7), &[]),
+            ok_probe("http://x", other, &[]),
+        ];
+        let f = assemble(&EtcdOptions::default(), probes, None, Instant::now());
+        let reason = f.cluster_id.reason().expect("unknown");
+        assert!(
+            reason.contains("http://a is cluster c1") && reason.contains("http://x is cluster c2"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn server_quota_wins_over_assumed() {
+        let mut s = status("a", Some("a"), 7);
+        s.db_size_quota = Some(8192);
+        let f = assemble(
+            &EtcdOptions::default(),
+            vec![ok_probe("http://a", s, &[])],
+            None,
+            Instant::now(),
+        );
+        let db = f.db.known().expect("db");
+        assert_eq!((db.quota_bytes, db.quota_source), (8192, "server"));
+        assert!((db.used_ratio - 0.5).abs() < 1e-9);
     }
 
     #[test]
