@@ -439,7 +439,7 @@ fn kops_cluster_object_version_members_store() {
         set.changes[3].kind,
         ChangeKind::BackupStoreMoved {
             cluster: "main".into(),
-            from: None,
+            from: Some("s3://acme-kops-state/prod.k8s.acme.example/backups/etcd/main".into()),
             to: Some("s3://acme-etcd-backups/prod/main".into())
         }
     );
@@ -448,6 +448,26 @@ fn kops_cluster_object_version_members_store() {
         vec!["/spec/etcdClusters/0/manager/backupRetentionDays".to_string()]
     );
     assert!(set.is_gated());
+}
+
+#[test]
+fn kops_spelling_out_the_default_backup_store_is_not_a_move() {
+    let old = object("kops-cluster-old.yaml");
+    let mut new = old.clone();
+    new["spec"]["etcdClusters"][0]["backups"] = serde_json::json!({
+        "backupStore": "s3://acme-kops-state/prod.k8s.acme.example/backups/etcd/main"
+    });
+    let set = from_objects(Some(&old), Some(&new)).unwrap();
+    assert!(!kinds(&set).contains(&"backupStoreMoved"), "{set:#?}");
+    // Changing configBase moves every default store.
+    let mut moved = old.clone();
+    moved["spec"]["configBase"] = serde_json::json!("s3://other-state/prod.k8s.acme.example");
+    let set = from_objects(Some(&old), Some(&moved)).unwrap();
+    assert_eq!(
+        kinds(&set),
+        vec!["backupStoreMoved", "backupStoreMoved"],
+        "{set:#?}"
+    );
 }
 
 #[test]

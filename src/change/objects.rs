@@ -125,7 +125,9 @@ pub fn known_kinds() -> impl Iterator<Item = (&'static str, &'static str)> {
 ///   (Other when `mode: Preflight`);
 /// - kops `Cluster`: `spec.kubernetesVersion` ⇒ KubernetesUpgrade; per `spec.etcdClusters[]`
 ///   (matched by name): member count ⇒ EtcdScale, `version` ⇒ EtcdUpgrade,
-///   `backups.backupStore` ⇒ BackupStoreMoved, other fields ⇒ EtcdConfigChange, added/removed
+///   a change of the effective backup store (`backups.backupStore`, default
+///   `<spec.configBase>/backups/etcd/<name>`) ⇒ BackupStoreMoved, other fields ⇒
+///   EtcdConfigChange, added/removed
 ///   etcd clusters ⇒ ClusterCreation/ClusterDeletion;
 /// - kops control-plane `InstanceGroup`: size/image/machine type ⇒ Other;
 /// - system-upgrade-controller `Plan`: `spec.version` ⇒ KubernetesUpgrade (also on CREATE),
@@ -544,7 +546,6 @@ fn kops_cluster(c: &mut Ctx<'_>) {
                 .and_then(Value::as_array)
                 .map(|a| a.len() as i64)
         };
-        let mut explained = Vec::new();
         if members(o) != members(n) {
             c.push(
                 ChangeKind::EtcdScale {
@@ -559,7 +560,6 @@ fn kops_cluster(c: &mut Ctx<'_>) {
                 ),
                 ptrs(c, "/etcdMembers"),
             );
-            explained.push("/etcdMembers");
         }
         let s = |v: &Value, p: &str| v.pointer(p).and_then(Value::as_str).map(str::to_string);
         if s(o, "/version") != s(n, "/version") {
@@ -576,24 +576,37 @@ fn kops_cluster(c: &mut Ctx<'_>) {
                 ),
                 ptrs(c, "/version"),
             );
-            explained.push("/version");
         }
         let store = "/backups/backupStore";
-        if s(o, store) != s(n, store) {
+        // The effective store: backups.backupStore, else `<configBase>/backups/etcd/<name>`
+        // (kops `etcdmanager/options.go`), so spelling out the default is not a move.
+        let effective = |side: Option<&Value>, entry: &Value| {
+            s(entry, store).or_else(|| {
+                let base = side?.pointer("/spec/configBase")?.as_str()?;
+                Some(format!(
+                    "{}/backups/etcd/{name}",
+                    base.trim_end_matches('/')
+                ))
+            })
+        };
+        let (from, to) = (effective(c.old, o), effective(c.new, n));
+        if from != to {
             c.push(
                 ChangeKind::BackupStoreMoved {
                     cluster: name.clone(),
-                    from: s(o, store),
-                    to: s(n, store),
+                    from: from.clone(),
+                    to: to.clone(),
                 },
                 format!(
-                    "spec.etcdClusters[{ni}] ({name}) backups.backupStore: {} -> {}",
+                    "spec.etcdClusters[{ni}] ({name}) backups.backupStore: {} -> {} \
+                     (effective store {} -> {})",
                     show(&s(o, store)),
-                    show(&s(n, store))
+                    show(&s(n, store)),
+                    show(&from),
+                    show(&to)
                 ),
                 ptrs(c, store),
             );
-            explained.push(store);
         }
         if o != n {
             let mut rest_o = o.clone();
