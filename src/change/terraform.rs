@@ -5,6 +5,11 @@
 //! `content` is the spec JSON. A plan that **creates** that object means the spec is absent
 //! from the store: etcd-manager seeds a new cluster. An **update** of its content is an etcd
 //! scale or upgrade, compared by value.
+//!
+//! Caveat: Terraform plans a create when the object is not in Terraform **state**. After a
+//! switch from `--target direct` to `--target terraform` (or with a lost state) the object may
+//! still exist in the bucket; a note on the [`ChangeSet`] says so, and the gate should confirm
+//! the spec's absence in the store before calling the cluster re-seeded.
 
 use super::spec::{self, EtcdClusterSpec};
 use super::{Change, ChangeError, ChangeKind, ChangeSet};
@@ -136,6 +141,11 @@ fn classify(i: usize, rc: &Value, set: &mut ChangeSet) {
                         super::show(&after_loc)
                     ),
                 };
+                set.notes.push(format!(
+                    "{address}: Terraform creates objects missing from its state; confirm that \
+                     {} is absent from the store",
+                    super::show(&after_loc)
+                ));
                 push(
                     set,
                     ChangeKind::SeedsNewCluster {
