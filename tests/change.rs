@@ -267,6 +267,13 @@ fn terraform_create_spec_seeds_new_cluster() {
         !set.creates_cluster,
         "cluster-completed-spec is unchanged: existing cluster"
     );
+    assert!(
+        set.notes
+            .iter()
+            .any(|n| n.contains("absent from the store")),
+        "{:?}",
+        set.notes
+    );
     let set = plan("create-spec-bucket-object.json");
     assert!(set.seeds_new_cluster());
     assert_eq!(
