@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 pub mod common;
 pub mod completions;
+pub mod etcd_args;
 pub mod verify;
 
 pub const EXIT_OK: u8 = 0;
