@@ -175,12 +175,12 @@ fn day(t: DateTime<Utc>) -> String {
 fn when_text(due: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
     match due {
         Some(d) if d <= now => format!(
-            "already due since {}: S3 acts at the next lifecycle run ({})",
+            "Already due since {}: S3 acts at the next lifecycle run ({})",
             day(d),
             day(ceil_to_midnight(now))
         ),
-        Some(d) => format!("due {}", day(d)),
-        None => "due date unknown (the object's Last-Modified is not known)".to_string(),
+        Some(d) => format!("Due {}", day(d)),
+        None => "Due date unknown (the object's Last-Modified is not known)".to_string(),
     }
 }
 
@@ -629,7 +629,7 @@ fn check_rule(
         let mut when: Option<DateTime<Utc>> = None;
         if !applies_to_new {
             reasons.push(format!(
-                "It matches only the existing backups shown, not the ones etcd-manager writes from now on (its prefix pins a timestamp); {}.",
+                "It matches only the existing backups shown, not the ones etcd-manager writes from now on (its prefix pins a timestamp). {}.",
                 when_text(newest_due, now)
             ));
             when = newest_due;
@@ -669,7 +669,8 @@ fn check_rule(
                     }
                     if let Some(stop) = control_deleted_at {
                         severity = Severity::Deny;
-                        let gone = stop.map(|t| ceil_to_midnight(t + life));
+                        // Unknown stop time: estimate "today" and say so.
+                        let gone = Some(ceil_to_midnight(stop.unwrap_or(now) + life));
                         let fresh_gone = match (stop, ctx.max_age) {
                             (Some(t), Some(m)) => Duration::from_std(m).ok().map(|m| t + m),
                             _ => None,
@@ -678,7 +679,12 @@ fn check_rule(
                             "A rule in this configuration also deletes the control files{}: etcd-manager then stops taking backups, and this rule deletes the last remaining backup {} days later{}{}.",
                             stop.map(|t| format!(" ({})", day(t))).unwrap_or_default(),
                             n,
-                            gone.map(|g| format!(", on {}", day(g))).unwrap_or_default(),
+                            gone.map(|g| if stop.is_some() {
+                                format!(", on {}", day(g))
+                            } else {
+                                format!(" (if backups stop today: on {})", day(g))
+                            })
+                            .unwrap_or_default(),
                             fresh_gone.map(|f| format!("; no backup is younger than the policy's max age from {}", f.format("%Y-%m-%d %H:%M UTC"))).unwrap_or_default(),
                         ));
                         when = when.or(gone);
