@@ -102,7 +102,7 @@ fn kops_16416_rule_deletes_control_files_and_then_every_snapshot() {
         .contains(&format!("{STORE}/control/etcd-cluster-created")));
     // created 2023-01-10 12:00 + 90 days = 2023-04-10 12:00, rounded up to the next midnight.
     assert_eq!(c.when, Some(at(2023, 4, 11, 0, 0)));
-    assert!(c.message.contains("already due"), "{}", c.message);
+    assert!(c.message.contains("Already due"), "{}", c.message);
     assert!(c.message.contains("NEW, EMPTY cluster"));
     assert!(c.fix.contains("backupRetentionDays"));
     assert!(c.fix.contains(&format!("{STORE}/20")));
