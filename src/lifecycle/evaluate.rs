@@ -19,7 +19,8 @@
 //! `Status` activates them).
 
 use super::model::{
-    ceil_to_midnight, Configuration, Match, ObjectFacts, Rule, Schedule, SizeKnowledge, Tag,
+    add_saturating, ceil_to_midnight, Configuration, Match, ObjectFacts, Rule, Schedule,
+    SizeKnowledge, Tag,
 };
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use serde::Serialize;
@@ -615,7 +616,10 @@ fn check_rule(
         let mut examples = keys(&data_hit);
         examples.extend(keys(&meta_hit));
         examples.dedup();
-        let interval = Duration::from_std(ctx.backup_interval).unwrap_or(Duration::MAX);
+        let interval_plus_day = Duration::from_std(ctx.backup_interval)
+            .unwrap_or(Duration::MAX)
+            .checked_add(&Duration::days(1))
+            .unwrap_or(Duration::MAX);
         let retention = ctx.retention_days;
         let what = match (data_hit.is_empty(), meta_hit.is_empty()) {
             (false, false) => "backups (`etcd.backup.gz` and `_etcd_backup.meta`)".to_string(),
@@ -646,7 +650,7 @@ fn check_rule(
                 }
                 Schedule::Days(n) => {
                     let life = Duration::days(i64::from(n));
-                    if life <= interval + Duration::days(1) {
+                    if life <= interval_plus_day {
                         severity = Severity::Deny;
                         reasons.push(format!(
                             "{n} day(s) is within a day of the backup interval ({}): the newest backup can be deleted before or soon after the next one is written, leaving no recent backup.",
@@ -670,9 +674,12 @@ fn check_rule(
                     if let Some(stop) = control_deleted_at {
                         severity = Severity::Deny;
                         // Unknown stop time: estimate "today" and say so.
-                        let gone = Some(ceil_to_midnight(stop.unwrap_or(now) + life));
+                        let gone =
+                            Some(ceil_to_midnight(add_saturating(stop.unwrap_or(now), life)));
                         let fresh_gone = match (stop, ctx.max_age) {
-                            (Some(t), Some(m)) => Duration::from_std(m).ok().map(|m| t + m),
+                            (Some(t), Some(m)) => {
+                                Duration::from_std(m).ok().map(|m| add_saturating(t, m))
+                            }
                             _ => None,
                         };
                         reasons.push(format!(
@@ -726,7 +733,10 @@ fn check_rule(
         let meta_readable = meta_hit
             .iter()
             .all(|p| !transitions_at_size(rule, config, p));
-        let interval = Duration::from_std(ctx.backup_interval).unwrap_or(Duration::MAX);
+        let interval_plus_day = Duration::from_std(ctx.backup_interval)
+            .unwrap_or(Duration::MAX)
+            .checked_add(&Duration::days(1))
+            .unwrap_or(Duration::MAX);
         let newest_due = store.newest_known.map(|w| t.schedule.due(w));
         let applies_to_new = data_archived.iter().any(|p| p.written == Some(now));
         let mut severity = Severity::Warn;
@@ -735,7 +745,7 @@ fn check_rule(
         if applies_to_new {
             let short = match t.schedule {
                 Schedule::Date(_) => true,
-                Schedule::Days(n) => Duration::days(i64::from(n)) <= interval + Duration::days(1),
+                Schedule::Days(n) => Duration::days(i64::from(n)) <= interval_plus_day,
             };
             if short {
                 severity = Severity::Deny;
@@ -808,7 +818,7 @@ pub fn diff(
                 .filter_map(|c| c.when)
                 .min();
             match (f.when, earliest) {
-                (Some(a), Some(b)) => a + Duration::days(1) <= b,
+                (Some(a), Some(b)) => add_saturating(a, Duration::days(1)) <= b,
                 _ => false,
             }
         })

@@ -314,6 +314,16 @@ impl Filter {
     }
 }
 
+/// `t + d`, saturating at chrono's representable range instead of panicking (rule days and
+/// policy durations come from untrusted input).
+pub fn add_saturating(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    t.checked_add_signed(d).unwrap_or(if d < Duration::zero() {
+        DateTime::<Utc>::MIN_UTC
+    } else {
+        DateTime::<Utc>::MAX_UTC
+    })
+}
+
 /// Round up to the next 00:00 UTC; an instant exactly at midnight stays put (the AWS guide's
 /// worked example never hits that case; s3-lifecycle.md §1.4).
 pub fn ceil_to_midnight(t: DateTime<Utc>) -> DateTime<Utc> {
@@ -321,7 +331,7 @@ pub fn ceil_to_midnight(t: DateTime<Utc>) -> DateTime<Utc> {
     if midnight == t {
         t
     } else {
-        midnight + Duration::days(1)
+        add_saturating(midnight, Duration::days(1))
     }
 }
 
@@ -330,7 +340,9 @@ impl Schedule {
     /// eligible. A date schedule's instant is itself rounded up to midnight.
     pub fn due(&self, since: DateTime<Utc>) -> DateTime<Utc> {
         match self {
-            Schedule::Days(d) => ceil_to_midnight(since + Duration::days(i64::from(*d))),
+            Schedule::Days(d) => {
+                ceil_to_midnight(add_saturating(since, Duration::days(i64::from(*d))))
+            }
             Schedule::Date(d) => ceil_to_midnight(*d).max(ceil_to_midnight(since)),
         }
     }
@@ -377,6 +389,16 @@ mod tests {
         let date = Schedule::Date(t(2020, 1, 1, 0, 0));
         assert_eq!(date.due(t(2024, 5, 1, 13, 0)), t(2024, 5, 2, 0, 0));
         assert_eq!(date.due(t(2019, 5, 1, 13, 0)), t(2020, 1, 1, 0, 0));
+    }
+
+    #[test]
+    fn huge_day_counts_saturate_instead_of_panicking() {
+        let due = Schedule::Days(u32::MAX).due(t(2024, 1, 1, 10, 0));
+        assert_eq!(due, DateTime::<Utc>::MAX_UTC);
+        assert_eq!(
+            ceil_to_midnight(DateTime::<Utc>::MAX_UTC),
+            DateTime::<Utc>::MAX_UTC
+        );
     }
 
     #[test]

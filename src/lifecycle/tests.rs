@@ -620,3 +620,29 @@ fn generic_layout_has_no_control_files() {
     assert!(by_check(&f, CHECK_DELETES_CONTROL).is_empty());
     assert_eq!(by_check(&f, CHECK_EXPIRES_SNAPSHOTS).len(), 1);
 }
+
+#[test]
+fn extreme_values_do_not_panic() {
+    let rules = br#"{"Rules":[
+        {"ID":"forever","Filter":{"Prefix":""},"Status":"Enabled","Expiration":{"Days":4294967295},
+         "Transitions":[{"Days":4294967295,"StorageClass":"GLACIER"}]},
+        {"ID":"ancient","Filter":{"Prefix":""},"Status":"Enabled","Expiration":{"Date":"0001-01-01T00:00:00Z"}}]}"#;
+    let config = parse(rules, "x", None).unwrap().remove(0).configuration;
+    let mut c = listed_ctx();
+    c.backup_interval = std::time::Duration::from_secs(u64::MAX);
+    c.max_age = Some(std::time::Duration::from_secs(u64::MAX));
+    let f = evaluate(&config, &c, now());
+    assert!(f
+        .iter()
+        .any(|x| x.rule_id == "forever" && x.check == CHECK_DELETES_CONTROL));
+    assert!(f
+        .iter()
+        .any(|x| x.rule_id == "ancient" && x.severity == Severity::Deny));
+    let e = parse(
+        br#"{"Rules":[{"Status":"Enabled","Expiration":{"Days":4294967296}}]}"#,
+        "big.json",
+        None,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("Rules[0].Expiration.Days"), "{e}");
+}
