@@ -646,3 +646,16 @@ fn extreme_values_do_not_panic() {
     .unwrap_err();
     assert!(e.to_string().contains("Rules[0].Expiration.Days"), "{e}");
 }
+
+#[test]
+fn terraform_rules_unknown_until_apply_are_not_a_pass() {
+    let mut plan: serde_json::Value =
+        serde_json::from_slice(&fixture("terraform-plan.json")).unwrap();
+    plan["resource_changes"][1]["change"]["after"]["rule"] = serde_json::Value::Null;
+    plan["resource_changes"][1]["change"]["after_unknown"]["rule"] = serde_json::Value::Bool(true);
+    let parsed = parse(&serde_json::to_vec(&plan).unwrap(), "plan.json", None).unwrap();
+    let f = evaluate(&parsed[0].configuration, &ctx(), now());
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f[0].check, CHECK_UNKNOWN_AT_PLAN);
+    assert_eq!(f[0].severity, Severity::Warn);
+}

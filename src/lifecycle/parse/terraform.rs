@@ -12,7 +12,7 @@
 
 use super::rules::{self, Dialect};
 use super::{BucketRules, FieldError, Format};
-use crate::lifecycle::model::Configuration;
+use crate::lifecycle::model::{Configuration, Rule, Status};
 use serde_json::Value;
 
 /// Whether `doc` looks like a `terraform show -json` plan or state.
@@ -146,10 +146,20 @@ fn config_from(
 ) -> Result<Configuration, FieldError> {
     let list = obj.get(rules_key).unwrap_or(&Value::Null);
     let mut rules = rules::rule_list(list, &format!("{path}.{rules_key}"), Dialect::Terraform)?;
-    if let Some(Value::Array(unk)) = unknown.and_then(|u| u.get(rules_key)) {
-        for (rule, u) in rules.iter_mut().zip(unk) {
-            unknown_paths(u, "", &mut rule.unknown_fields);
+    match unknown.and_then(|u| u.get(rules_key)) {
+        Some(Value::Array(unk)) => {
+            for (rule, u) in rules.iter_mut().zip(unk) {
+                unknown_paths(u, "", &mut rule.unknown_fields);
+            }
         }
+        // The whole rule list is known only after apply: never read that as "no rules".
+        Some(Value::Bool(true)) => {
+            let mut r = Rule::new(Some("(unknown until apply)".to_string()));
+            r.status = Status::Unknown("(unknown until apply)".to_string());
+            r.unknown_fields.push(rules_key.to_string());
+            rules.push(r);
+        }
+        _ => {}
     }
     Ok(Configuration {
         rules,
