@@ -14,7 +14,9 @@ use aws_sdk_s3::types::{
 };
 use chrono::{TimeZone, Utc};
 use etcdguard::lifecycle::{self, Schedule, Severity, Status, StorageClass, StoreContext};
-use etcdguard::store::s3_lifecycle::{fetch_rules, fetch_versioned, FetchError};
+use etcdguard::store::s3_lifecycle::{
+    fetch_known_objects, fetch_rules, fetch_versioned, FetchError,
+};
 use std::process::Command;
 
 const STORE: &str = "prod.example.com/backups/etcd/main";
@@ -76,6 +78,7 @@ fn configuration() -> BucketLifecycleConfiguration {
                         )
                         .build(),
                 )
+                .expiration(LifecycleExpiration::builder().days(365).build())
                 .transitions(
                     Transition::builder()
                         .days(30)
@@ -218,6 +221,77 @@ async fn rules_put_into_s3_come_back_through_fetch_rules_and_are_judged() {
         |f| f.check == lifecycle::CHECK_DELETES_CONTROL && f.message.contains("delete marker")
     ));
 
+    // With the store's objects listed (sizes, Last-Modified, control-file tags), due dates are
+    // exact and the tag-filtered rule is seen to hit the one tagged control file.
+    let objects = [
+        (
+            "control/etcd-cluster-created",
+            "{\"timestamp\":1638935701000000000}",
+            None,
+        ),
+        (
+            "control/etcd-cluster-spec",
+            "{\"memberCount\": 3, \"etcdVersion\": \"3.5.9\"}",
+            Some("tier=cold"),
+        ),
+        (
+            "2024-03-22T09:45:00Z-000001/_etcd_backup.meta",
+            "{\"timestamp\":\"1711100700\"}",
+            None,
+        ),
+        (
+            "2024-03-22T09:45:00Z-000001/etcd.backup.gz",
+            "not really gzip",
+            None,
+        ),
+    ];
+    for (key, body, tagging) in objects {
+        let mut put = s3
+            .put_object()
+            .bucket("state")
+            .key(format!("{STORE}/{key}"))
+            .body(aws_sdk_s3::primitives::ByteStream::from(
+                body.as_bytes().to_vec(),
+            ));
+        if let Some(t) = tagging {
+            put = put.tagging(t);
+        }
+        put.send().await.unwrap();
+    }
+    let known = fetch_known_objects(&s3, "state", &format!("{STORE}/"), 1000)
+        .await
+        .unwrap();
+    assert_eq!(known.len(), 4);
+    let created = known
+        .iter()
+        .find(|o| o.key.ends_with("control/etcd-cluster-created"))
+        .unwrap();
+    let spec = known
+        .iter()
+        .find(|o| o.key.ends_with("control/etcd-cluster-spec"))
+        .unwrap();
+    assert_eq!(spec.tags.as_ref().map(|t| t.len()), Some(1));
+    assert_eq!(created.tags.as_deref(), Some(&[][..]));
+    let written = created
+        .last_modified
+        .unwrap()
+        .min(spec.last_modified.unwrap());
+    ctx.objects = known.clone();
+    let real_now = Utc::now();
+    let findings = lifecycle::evaluate(&config, &ctx, real_now);
+    let control: Vec<_> = findings
+        .iter()
+        .filter(|f| f.check == lifecycle::CHECK_DELETES_CONTROL && f.severity == Severity::Deny)
+        .collect();
+    let cost = control.iter().find(|f| f.rule_id == "cost-saving").unwrap();
+    assert_eq!(cost.when, Some(Schedule::Days(90).due(written)));
+    let cold = control.iter().find(|f| f.rule_id == "cold-tagged").unwrap();
+    assert_eq!(cold.example_keys, vec![spec.key.clone()]);
+    assert_eq!(
+        cold.when,
+        Some(Schedule::Days(365).due(spec.last_modified.unwrap()))
+    );
+
     // The CLI reads the same live rules through the standard AWS environment.
     let out = Command::new(common::etcdguard_bin())
         .args([
@@ -245,8 +319,15 @@ async fn rules_put_into_s3_come_back_through_fetch_rules_and_are_judged() {
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["verdict"], "deny");
-    assert_eq!(v["findings"][0]["check"], "lifecycle.deletes-control-files");
-    assert_eq!(v["findings"][0]["ruleId"], "cost-saving");
+    let findings = v["findings"].as_array().unwrap();
+    assert!(findings
+        .iter()
+        .any(|f| f["check"] == "lifecycle.deletes-control-files"
+            && f["ruleId"] == "cost-saving"
+            && f["when"].is_string()));
+    assert!(findings.iter().any(|f| f["ruleId"] == "cold-tagged"
+        && f["check"] == "lifecycle.deletes-control-files"
+        && f["severity"] == "deny"));
 
     // Live rules as the baseline: proposing the same rules makes nothing worse.
     let dir = tempfile::tempdir().unwrap();

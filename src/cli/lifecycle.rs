@@ -3,7 +3,8 @@
 //! Judges an S3 lifecycle configuration (any format [`crate::lifecycle::parse()`] reads) against
 //! the backup store. With `--current`, reports only what the proposed rules make worse. No network
 //! unless `--live` is given, which reads the bucket's current rules and versioning state
-//! (read-only: GetBucketLifecycleConfiguration, GetBucketVersioning).
+//! and the store's objects (read-only: GetBucketLifecycleConfiguration, GetBucketVersioning,
+//! ListObjectsV2, GetObjectTagging).
 
 use crate::lifecycle::{self, Configuration, Layout, LifecycleFinding, Severity, StoreContext};
 use chrono::{DateTime, Utc};
@@ -40,8 +41,8 @@ pub struct Args {
     /// The current rules: report only what --rules makes worse than these.
     #[arg(long)]
     pub current: Option<PathBuf>,
-    /// Read the bucket's current rules (and versioning state) from S3 with the standard AWS
-    /// environment. Without --rules the live rules are judged; with --rules they are the
+    /// Read the bucket's current rules, versioning state and the store's objects (sizes,
+    /// Last-Modified, control-file tags) from S3 with the standard AWS environment. Without --rules the live rules are judged; with --rules they are the
     /// baseline for a diff (unless --current is given).
     #[arg(long)]
     pub live: bool,
@@ -147,7 +148,17 @@ fn load(name: &str, role: &'static str, bucket: &str) -> Result<Loaded, String> 
     })
 }
 
-fn live(bucket: &str) -> Result<(Option<Configuration>, Option<bool>), String> {
+/// What `--live` read from S3.
+struct Live {
+    rules: Option<Configuration>,
+    versioned: Option<bool>,
+    objects: Vec<lifecycle::KnownObject>,
+}
+
+/// Keys listed under the store by `--live` (etcd-manager keeps a few hundred backups).
+const LIVE_LIST_LIMIT: usize = 100_000;
+
+fn live(bucket: &str, prefix: &str) -> Result<Live, String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -173,7 +184,26 @@ fn live(bucket: &str) -> Result<(Option<Configuration>, Option<bool>), String> {
                 None
             }
         };
-        Ok((rules, versioned))
+        // Objects only refine due dates and tag matches: if they cannot be read, go on without.
+        let objects = match crate::store::s3_lifecycle::fetch_known_objects(
+            &client,
+            bucket,
+            prefix,
+            LIVE_LIST_LIMIT,
+        )
+        .await
+        {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(%bucket, error = %e, "store objects not listed; due dates unknown");
+                Vec::new()
+            }
+        };
+        Ok(Live {
+            rules,
+            versioned,
+            objects,
+        })
     })
 }
 
@@ -213,11 +243,12 @@ fn run_inner(args: &Args) -> Result<u8, String> {
     let mut sources = Vec::new();
     let mut live_config = None;
     if args.live {
-        let (rules, versioned) = live(&bucket)?;
+        let facts = live(&bucket, &ctx.prefix)?;
         if ctx.versioned.is_none() {
-            ctx.versioned = versioned;
+            ctx.versioned = facts.versioned;
         }
-        let config = rules.unwrap_or_default();
+        ctx.objects = facts.objects;
+        let config = facts.rules.unwrap_or_default();
         sources.push(Source {
             name: format!("s3://{bucket}"),
             role: if args.rules.is_some() && args.current.is_none() {

@@ -1,13 +1,15 @@
 //! The live bucket's lifecycle configuration through aws-sdk-s3, converted into the pure
 //! [`crate::lifecycle`] model (which must not import AWS crates).
 //!
-//! Read-only: only `GetBucketLifecycleConfiguration` and `GetBucketVersioning`.
+//! Read-only: `GetBucketLifecycleConfiguration`, `GetBucketVersioning`, `ListObjectsV2` and
+//! `GetObjectTagging`.
 
 use crate::lifecycle::model::{
     Configuration, Expiration, Filter, NoncurrentExpiration, NoncurrentTransition, Rule, Schedule,
     Status, StorageClass, Tag, Transition,
 };
-use aws_sdk_s3::error::ProvideErrorMetadata;
+use crate::lifecycle::KnownObject;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::get_bucket_lifecycle_configuration::GetBucketLifecycleConfigurationOutput;
 use aws_sdk_s3::primitives::DateTime as SdkDateTime;
 use aws_sdk_s3::types as s3;
@@ -161,13 +163,35 @@ pub fn convert_output(out: &GetBucketLifecycleConfigurationOutput) -> Configurat
     }
 }
 
+fn sdk_error<E, R>(bucket: &str, operation: &'static str, e: &SdkError<E, R>) -> FetchError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match e.code() {
+        Some("NoSuchBucket") => FetchError::NoSuchBucket {
+            bucket: bucket.to_string(),
+        },
+        Some(code) => FetchError::Service {
+            bucket: bucket.to_string(),
+            operation,
+            code: code.to_string(),
+            message: e.message().unwrap_or_default().to_string(),
+        },
+        None => FetchError::Transport {
+            bucket: bucket.to_string(),
+            operation,
+            detail: aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
+        },
+    }
+}
+
 /// Read the bucket's lifecycle configuration. `Ok(None)` when the bucket has none
 /// (`NoSuchLifecycleConfiguration`).
 pub async fn fetch_rules(
     client: &aws_sdk_s3::Client,
     bucket: &str,
 ) -> Result<Option<Configuration>, FetchError> {
-    const OP: &str = "GetBucketLifecycleConfiguration";
     match client
         .get_bucket_lifecycle_configuration()
         .bucket(bucket)
@@ -175,27 +199,8 @@ pub async fn fetch_rules(
         .await
     {
         Ok(out) => Ok(Some(convert_output(&out))),
-        Err(e) => {
-            let detail = aws_sdk_s3::error::DisplayErrorContext(&e).to_string();
-            let se = e.into_service_error();
-            match se.code() {
-                Some("NoSuchLifecycleConfiguration") => Ok(None),
-                Some("NoSuchBucket") => Err(FetchError::NoSuchBucket {
-                    bucket: bucket.to_string(),
-                }),
-                Some(code) => Err(FetchError::Service {
-                    bucket: bucket.to_string(),
-                    operation: OP,
-                    code: code.to_string(),
-                    message: se.message().unwrap_or_default().to_string(),
-                }),
-                None => Err(FetchError::Transport {
-                    bucket: bucket.to_string(),
-                    operation: OP,
-                    detail,
-                }),
-            }
-        }
+        Err(e) if e.code() == Some("NoSuchLifecycleConfiguration") => Ok(None),
+        Err(e) => Err(sdk_error(bucket, "GetBucketLifecycleConfiguration", &e)),
     }
 }
 
@@ -205,30 +210,55 @@ pub async fn fetch_versioned(
     client: &aws_sdk_s3::Client,
     bucket: &str,
 ) -> Result<Option<bool>, FetchError> {
-    const OP: &str = "GetBucketVersioning";
     match client.get_bucket_versioning().bucket(bucket).send().await {
         Ok(out) => Ok(Some(out.status().is_some())),
-        Err(e) => {
-            let detail = aws_sdk_s3::error::DisplayErrorContext(&e).to_string();
-            let se = e.into_service_error();
-            match se.code() {
-                Some("NoSuchBucket") => Err(FetchError::NoSuchBucket {
-                    bucket: bucket.to_string(),
-                }),
-                Some(code) => Err(FetchError::Service {
-                    bucket: bucket.to_string(),
-                    operation: OP,
-                    code: code.to_string(),
-                    message: se.message().unwrap_or_default().to_string(),
-                }),
-                None => Err(FetchError::Transport {
-                    bucket: bucket.to_string(),
-                    operation: OP,
-                    detail,
-                }),
+        Err(e) => Err(sdk_error(bucket, "GetBucketVersioning", &e)),
+    }
+}
+
+/// List the objects under the store `prefix` (at most `limit` keys, in key order) with size and
+/// Last-Modified, and read the tags of the objects under `<prefix>control/` (GetObjectTagging),
+/// so the evaluator can compute due dates and tag matches. Read-only.
+pub async fn fetch_known_objects(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    limit: usize,
+) -> Result<Vec<KnownObject>, FetchError> {
+    let mut out = Vec::new();
+    let mut pages = client
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    'pages: while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| sdk_error(bucket, "ListObjectsV2", &e))?;
+        for o in page.contents() {
+            let Some(key) = o.key() else { continue };
+            if out.len() >= limit {
+                break 'pages;
             }
+            out.push(KnownObject {
+                key: key.to_string(),
+                size: o.size().and_then(|s| u64::try_from(s).ok()),
+                last_modified: o.last_modified().and_then(to_utc),
+                tags: None,
+            });
         }
     }
+    let control = format!("{prefix}control/");
+    for o in out.iter_mut().filter(|o| o.key.starts_with(&control)) {
+        let tags = client
+            .get_object_tagging()
+            .bucket(bucket)
+            .key(&o.key)
+            .send()
+            .await
+            .map_err(|e| sdk_error(bucket, "GetObjectTagging", &e))?;
+        o.tags = Some(tags.tag_set().iter().map(tag).collect());
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
