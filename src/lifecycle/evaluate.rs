@@ -622,6 +622,7 @@ fn check_rule(
             .unwrap_or(Duration::MAX);
         let retention = ctx.retention_days;
         let what = match (data_hit.is_empty(), meta_hit.is_empty()) {
+            _ if ctx.layout == Layout::Generic => "snapshot files".to_string(),
             (false, false) => "backups (`etcd.backup.gz` and `_etcd_backup.meta`)".to_string(),
             (false, true) => "`etcd.backup.gz` but not `_etcd_backup.meta`: the backups stay listed but can no longer be restored".to_string(),
             (true, false) => "`_etcd_backup.meta` but not `etcd.backup.gz`: etcd-manager lists a backup only when its meta file exists, so the backups vanish from `list-backups` and restore".to_string(),
@@ -764,7 +765,7 @@ fn check_rule(
             ));
             when = Some(nd);
         }
-        let meta_note = if meta_readable {
+        let meta_note = if meta_readable && !store.meta.is_empty() {
             " `_etcd_backup.meta` (a few hundred bytes) stays readable under the 128 KiB minimum transition size, so `etcd-manager-ctl list-backups` still shows the backup and the restore fails only when it downloads `etcd.backup.gz`."
         } else {
             ""

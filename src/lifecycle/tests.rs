@@ -659,3 +659,18 @@ fn terraform_rules_unknown_until_apply_are_not_a_pass() {
     assert_eq!(f[0].check, CHECK_UNKNOWN_AT_PLAN);
     assert_eq!(f[0].severity, Severity::Warn);
 }
+
+#[test]
+fn generic_layout_archive_message_does_not_mention_meta_files() {
+    let config = parse_one("glacier.json").configuration;
+    let mut c = StoreContext::new("b", "prod.example.com/backups/etcd/main");
+    c.layout = Layout::Generic;
+    let f = evaluate(&config, &c, now());
+    let a = by_check(&f, CHECK_ARCHIVES_SNAPSHOTS);
+    assert_eq!(a.len(), 1);
+    assert!(
+        !a[0].message.contains("_etcd_backup.meta"),
+        "{}",
+        a[0].message
+    );
+}
