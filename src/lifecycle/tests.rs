@@ -585,6 +585,38 @@ fn parse_errors_name_the_input_and_what_was_expected() {
     assert!(e.to_string().contains("<Tagging>"), "{e}");
     let e = parse(b"<LifecycleConfiguration><Rule>", "cut.xml", None).unwrap_err();
     assert!(e.to_string().contains("cut.xml"), "{e}");
+    let e = parse(
+        b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
+        "cm.yaml",
+        None,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ParseError::NoLifecycle {
+                format: "Kubernetes manifest",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let e = parse(
+        br#"{"format_version":"1.2","resource_changes":[]}"#,
+        "plan.json",
+        None,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ParseError::NoLifecycle {
+                format: "Terraform plan JSON",
+                ..
+            }
+        ),
+        "{e}"
+    );
     let e = parse(b"   ", "-", None).unwrap_err();
     assert!(e.to_string().contains("empty"));
     let e = parse(&[0xff, 0xfe], "bin", None).unwrap_err();

@@ -87,6 +87,15 @@ pub enum ParseError {
     /// Valid syntax, but no known lifecycle shape.
     #[error("{source_name}: {detail}; expected S3 XML, AWS JSON ({{\"Rules\": [...]}}), a `terraform show -json` plan, a CloudFormation template, or Kubernetes (ACK/Upbound) YAML")]
     Unrecognized { source_name: String, detail: String },
+    /// A recognised format (e.g. a Terraform plan or Kubernetes manifests) that carries no
+    /// lifecycle configuration at all. Callers judging arbitrary change sets may treat this as
+    /// "nothing to check".
+    #[error("{source_name} ({format}): {detail}")]
+    NoLifecycle {
+        source_name: String,
+        format: &'static str,
+        detail: String,
+    },
     /// A recognised format with a field of the wrong shape.
     #[error("{source_name} ({format}): at {path}: expected {expected}, found {found}")]
     Field {
@@ -214,16 +223,20 @@ pub fn parse(
         out.extend(found);
     }
     if out.is_empty() {
-        let detail = if seen_k8s {
-            "no ACK s3.services.k8s.aws Bucket, Upbound BucketLifecycleConfiguration or crossplane Bucket in the Kubernetes objects".to_string()
+        let (format, detail) = if seen_k8s {
+            (Format::Kubernetes, "no ACK s3.services.k8s.aws Bucket, Upbound BucketLifecycleConfiguration or crossplane Bucket in the Kubernetes objects")
         } else if docs.first().is_some_and(terraform::is_plan) {
-            "the Terraform plan has no aws_s3_bucket_lifecycle_configuration and no aws_s3_bucket with lifecycle_rule".to_string()
+            (Format::TerraformPlan, "the Terraform plan has no aws_s3_bucket_lifecycle_configuration and no aws_s3_bucket with lifecycle_rule")
         } else {
-            "no lifecycle configuration found".to_string()
+            (
+                Format::CloudFormation,
+                "the template has no AWS::S3::Bucket",
+            )
         };
-        return Err(ParseError::Unrecognized {
+        return Err(ParseError::NoLifecycle {
             source_name: source_name.to_string(),
-            detail,
+            format: format.name(),
+            detail: detail.to_string(),
         });
     }
     for b in &mut out {
