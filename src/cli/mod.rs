@@ -12,6 +12,7 @@ use std::process::ExitCode;
 pub mod common;
 pub mod completions;
 pub mod etcd_args;
+pub mod lifecycle;
 pub mod verify;
 
 pub const EXIT_OK: u8 = 0;
@@ -45,6 +46,8 @@ pub enum Command {
     Completions(completions::Args),
     /// Print the man page (roff) on stdout.
     Man(completions::ManArgs),
+    /// Judge S3 lifecycle rules against a backup store: would they delete control files, expire or archive snapshots?
+    Lifecycle(lifecycle::Args),
 }
 
 /// Entry point used by `src/main.rs`.
@@ -63,6 +66,7 @@ pub fn main() -> ExitCode {
         Command::Verify(args) => verify::run(args),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => completions::run_man(args),
+        Command::Lifecycle(args) => lifecycle::run(args),
     };
     ExitCode::from(code)
 }
