@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 pub mod common;
+pub mod policy;
 pub mod verify;
 
 pub const EXIT_OK: u8 = 0;
@@ -39,6 +40,8 @@ pub struct Cli {
 pub enum Command {
     /// Prove that an etcd v3 snapshot file is restorable (sha256 trailer, bbolt structure, revision).
     Verify(verify::Args),
+    /// Lint gate policies and explain which policies match a change.
+    Policy(policy::Args),
 }
 
 /// Entry point used by `src/main.rs`.
@@ -55,6 +58,7 @@ pub fn main() -> ExitCode {
     common::init_tracing(&cli.log);
     let code = match cli.command {
         Command::Verify(args) => verify::run(args),
+        Command::Policy(args) => policy::run(args),
     };
     ExitCode::from(code)
 }

@@ -99,6 +99,16 @@ fn is_blank_doc(text: &str) -> bool {
 /// Parse policies from one YAML text. `file` names the source in errors.
 /// Returns the policies or every error found (documents are checked independently).
 pub fn parse_str(file: &str, text: &str) -> Result<Vec<Policy>, Vec<PolicyError>> {
+    let (policies, errors) = parse_partial(file, text);
+    if errors.is_empty() {
+        Ok(policies)
+    } else {
+        Err(errors)
+    }
+}
+
+/// The valid policies of a text and the errors of the invalid ones.
+fn parse_partial(file: &str, text: &str) -> (Vec<Policy>, Vec<PolicyError>) {
     let mut policies = Vec::new();
     let mut errors = Vec::new();
     for doc in split_documents(text) {
@@ -119,6 +129,11 @@ pub fn parse_str(file: &str, text: &str) -> Result<Vec<Policy>, Vec<PolicyError>
                     policies.push(Policy {
                         file: file.to_string(),
                         line: first_content_line(&body) + doc.first_line + 1,
+                        name_line: locate(
+                            &body,
+                            &[PathPart::Key("metadata"), PathPart::Key("name")],
+                        ) + doc.first_line
+                            + 1,
                         doc: parsed,
                     });
                 }
@@ -126,11 +141,7 @@ pub fn parse_str(file: &str, text: &str) -> Result<Vec<Policy>, Vec<PolicyError>
             Err(e) => errors.push(from_yaml_error(file, doc.first_line, &body, &e)),
         }
     }
-    if errors.is_empty() {
-        Ok(policies)
-    } else {
-        Err(errors)
-    }
+    (policies, errors)
 }
 
 fn first_content_line(body: &str) -> usize {
@@ -542,28 +553,25 @@ pub fn from_sources<'a>(
     let mut names = Vec::new();
     for (file, text) in sources {
         names.push(file.to_string());
-        match parse_str(file, text) {
-            Ok(ps) => {
-                for p in ps {
-                    if let Some(first) = policies.iter().find(|q| q.name() == p.name()) {
-                        errors.push(PolicyError {
-                            file: p.file.clone(),
-                            line: p.line,
-                            column: None,
-                            field: "metadata.name".into(),
-                            message: format!(
-                                "policy `{}` is already defined at {}:{}: names must be unique",
-                                p.name(),
-                                first.file,
-                                first.line
-                            ),
-                        });
-                    } else {
-                        policies.push(p);
-                    }
-                }
+        let (ps, mut es) = parse_partial(file, text);
+        errors.append(&mut es);
+        for p in ps {
+            if let Some(first) = policies.iter().find(|q| q.name() == p.name()) {
+                errors.push(PolicyError {
+                    file: p.file.clone(),
+                    line: p.name_line,
+                    column: None,
+                    field: "metadata.name".into(),
+                    message: format!(
+                        "policy `{}` is already defined at {}:{}: names must be unique",
+                        p.name(),
+                        first.file,
+                        first.name_line
+                    ),
+                });
+            } else {
+                policies.push(p);
             }
-            Err(mut es) => errors.append(&mut es),
         }
     }
     if errors.is_empty() && policies.is_empty() {

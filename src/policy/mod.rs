@@ -78,6 +78,8 @@ pub struct Policy {
     pub file: String,
     /// 1-based line where its document starts.
     pub line: usize,
+    /// 1-based line of `metadata.name` (for errors about the name, e.g. duplicates).
+    pub name_line: usize,
     /// The document.
     pub doc: PolicyDocument,
 }

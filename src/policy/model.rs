@@ -306,6 +306,22 @@ pub enum StoreLayout {
     Plain,
 }
 
+impl StoreLayout {
+    /// The policy spelling (`etcd-manager`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreLayout::EtcdManager => "etcd-manager",
+            StoreLayout::K3s => "k3s",
+            StoreLayout::Openshift => "openshift",
+            StoreLayout::EtcdOperator => "etcd-operator",
+            StoreLayout::TalosBackup => "talos-backup",
+            StoreLayout::Gardener => "gardener",
+            StoreLayout::Csm => "csm",
+            StoreLayout::Plain => "plain",
+        }
+    }
+}
+
 /// A store location: `s3://BUCKET[/PREFIX]`, `file:///PATH` or an absolute path.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
@@ -552,9 +568,11 @@ impl PathPattern {
                     match chars.next() {
                         Some('0') => out.push('~'),
                         Some('1') => out.push('/'),
-                        _ => return Err(format!(
+                        _ => {
+                            return Err(format!(
                             "`{s}` is not a valid JSON pointer: `~` must be followed by `0` or `1`"
-                        )),
+                        ))
+                        }
                     }
                 } else {
                     out.push(c);
