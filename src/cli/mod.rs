@@ -13,6 +13,7 @@ pub mod common;
 pub mod completions;
 pub mod etcd_args;
 pub mod lifecycle;
+pub mod policy;
 pub mod verify;
 
 pub const EXIT_OK: u8 = 0;
@@ -48,6 +49,8 @@ pub enum Command {
     Man(completions::ManArgs),
     /// Judge S3 lifecycle rules against a backup store: would they delete control files, expire or archive snapshots?
     Lifecycle(lifecycle::Args),
+    /// Lint gate policies and explain which policies match a change.
+    Policy(policy::Args),
 }
 
 /// Entry point used by `src/main.rs`.
@@ -67,6 +70,7 @@ pub fn main() -> ExitCode {
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => completions::run_man(args),
         Command::Lifecycle(args) => lifecycle::run(args),
+        Command::Policy(args) => policy::run(args),
     };
     ExitCode::from(code)
 }

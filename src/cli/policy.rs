@@ -1,0 +1,429 @@
+//! `etcdguard policy lint|explain` (issue #6).
+//!
+//! - `policy lint [PATH]`: load a policy file or folder (default: the embedded policies) and print
+//!   every error with file, line and field. Exit 0 clean, 1 errors, 2 unreadable PATH.
+//! - `policy explain`: show which policies match an object change (or a CLI source) and why:
+//!   the json-patch diff of old → new, the watched pointers it touched, and the break-glass
+//!   decision. Exit 0 after explaining, 2 on unreadable input or invalid policies.
+
+use super::{EXIT_FAIL, EXIT_OK, EXIT_USAGE};
+use crate::policy::{
+    ChangeSource, ExceptionDecision, LoadError, MatchReason, Operation, PolicyMatch, PolicySet,
+    Request,
+};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: PolicyCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum PolicyCommand {
+    /// Check policy files: print every error (file:line:column: field: message).
+    /// Exit 0 when clean, 1 when any error is found, 2 when PATH cannot be read.
+    Lint(LintArgs),
+    /// Show which policies match a change and why (changed pointers, break-glass decision).
+    Explain(ExplainArgs),
+}
+
+/// Output format for `policy` subcommands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LintArgs {
+    /// Policy file or folder of *.yaml / *.yml files. Default: the policies embedded in the binary.
+    pub path: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: Format,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExplainArgs {
+    /// The object before the change (YAML or JSON). Omit for CREATE.
+    #[arg(long, value_name = "FILE")]
+    pub object_old: Option<PathBuf>,
+    /// The object after the change (YAML or JSON). Omit for DELETE.
+    #[arg(long, value_name = "FILE")]
+    pub object_new: Option<PathBuf>,
+    /// Explain a CLI change source instead of an object change.
+    #[arg(long, value_enum, conflicts_with_all = ["object_old", "object_new"])]
+    pub source: Option<ChangeSource>,
+    /// Admission operation. Default: UPDATE with both objects, CREATE with only --object-new,
+    /// DELETE with only --object-old.
+    #[arg(long, value_parser = parse_operation)]
+    pub operation: Option<Operation>,
+    /// Subresource of the request (e.g. `scale`; then the objects are autoscaling/v1 Scale and
+    /// --api-group/--kind name the parent resource).
+    #[arg(long)]
+    pub subresource: Option<String>,
+    /// API group of the target (default: from the objects' apiVersion).
+    #[arg(long)]
+    pub api_group: Option<String>,
+    /// Kind of the target (default: from the objects' kind).
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Requesting user.
+    #[arg(long, default_value = "")]
+    pub user: String,
+    /// Requesting user's groups (repeatable).
+    #[arg(long = "group")]
+    pub groups: Vec<String>,
+    /// Extra request annotation KEY=VALUE (repeatable), e.g. `etcdguard.dev/break-glass=INC-42`.
+    /// Overrides the object's own annotations.
+    #[arg(long = "annotation", value_name = "KEY=VALUE")]
+    pub annotations: Vec<String>,
+    /// Policy file or folder. Default: the embedded policies.
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// Evaluate exceptions at this RFC 3339 time instead of the current time.
+    #[arg(long)]
+    pub now: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: Format,
+}
+
+fn parse_operation(s: &str) -> Result<Operation, String> {
+    s.parse()
+}
+
+pub fn run(args: Args) -> u8 {
+    match args.command {
+        PolicyCommand::Lint(a) => lint(a),
+        PolicyCommand::Explain(a) => explain(a),
+    }
+}
+
+fn lint(args: LintArgs) -> u8 {
+    let what = args
+        .path
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "embedded policies".into());
+    match PolicySet::load_or_embedded(args.path.as_deref()) {
+        Ok(set) => {
+            match args.output {
+                Format::Text => {
+                    println!("{what}: {} policies, no errors", set.policies().len());
+                    for p in set.policies() {
+                        println!("  {} ({}) at {}:{}", p.name(), p.mode(), p.file, p.line);
+                    }
+                }
+                Format::Json => {
+                    let names: Vec<_> = set.policies().iter().map(|p| json!({"name": p.name(), "mode": p.mode(), "file": p.file, "line": p.line})).collect();
+                    println!(
+                        "{}",
+                        json!({"valid": true, "policies": names, "errors": []})
+                    );
+                }
+            }
+            EXIT_OK
+        }
+        Err(LoadError::Invalid(errors)) => {
+            match args.output {
+                Format::Text => {
+                    for e in &errors {
+                        println!("{e}");
+                    }
+                    println!("{what}: {} error(s)", errors.len());
+                }
+                Format::Json => println!("{}", json!({"valid": false, "errors": errors})),
+            }
+            EXIT_FAIL
+        }
+        Err(e @ LoadError::Io { .. }) => {
+            eprintln!("etcdguard policy lint: {e}");
+            EXIT_USAGE
+        }
+    }
+}
+
+/// Read a YAML or JSON object from a file.
+fn read_object(path: &Path) -> Result<Value, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let value: Value = serde_yaml_ng::from_str(&text)
+        .map_err(|e| format!("{} is not a YAML or JSON object: {e}", path.display()))?;
+    if !value.is_object() {
+        return Err(format!(
+            "{} is not a Kubernetes object: expected a mapping with apiVersion, kind and metadata",
+            path.display()
+        ));
+    }
+    Ok(value)
+}
+
+fn build_request(args: &ExplainArgs) -> Result<Request, String> {
+    let mut req = if let Some(source) = args.source {
+        Request::cli(source)
+    } else {
+        let old = args.object_old.as_deref().map(read_object).transpose()?;
+        let new = args.object_new.as_deref().map(read_object).transpose()?;
+        let op = match (args.operation, &old, &new) {
+            (Some(op), _, _) => op,
+            (None, Some(_), Some(_)) => Operation::Update,
+            (None, None, Some(_)) => Operation::Create,
+            (None, Some(_), None) => Operation::Delete,
+            (None, None, None) => {
+                return Err("give --object-old and/or --object-new, or --source".into());
+            }
+        };
+        let mut r = Request::from_objects(op, old, new);
+        if let Some(g) = &args.api_group {
+            r.api_group = g.clone();
+        }
+        if let Some(k) = &args.kind {
+            r.kind = k.clone();
+        }
+        r.subresource = args.subresource.clone();
+        r
+    };
+    req.user = args.user.clone();
+    req.groups = args.groups.clone();
+    for a in &args.annotations {
+        let Some((k, v)) = a.split_once('=') else {
+            return Err(format!("--annotation `{a}` is not KEY=VALUE"));
+        };
+        req.annotations.insert(k.to_string(), v.to_string());
+    }
+    Ok(req)
+}
+
+fn explain(args: ExplainArgs) -> u8 {
+    let now: DateTime<Utc> = match &args.now {
+        Some(s) => match DateTime::parse_from_rfc3339(s) {
+            Ok(t) => t.with_timezone(&Utc),
+            Err(e) => {
+                eprintln!("etcdguard policy explain: --now `{s}` is not an RFC 3339 time ({e})");
+                return EXIT_USAGE;
+            }
+        },
+        None => Utc::now(),
+    };
+    let set = match PolicySet::load_or_embedded(args.policy.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("etcdguard policy explain: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let req = match build_request(&args) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("etcdguard policy explain: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let changes = if req.source.is_some() {
+        Vec::new()
+    } else {
+        req.changes()
+    };
+    let results = set.explain(&req);
+    let matched: Vec<_> = results
+        .iter()
+        .filter_map(|r| match r {
+            PolicyMatch::Matched(m) => Some(m.clone()),
+            PolicyMatch::NotMatched(_) => None,
+        })
+        .collect();
+    let effective = set.effective(&matched);
+    let exceptions: Vec<(String, ExceptionDecision)> = matched
+        .iter()
+        .filter_map(|m| {
+            set.get(&m.policy)
+                .map(|p| (m.policy.clone(), p.exception(&req, now)))
+        })
+        .collect();
+
+    match args.output {
+        Format::Json => {
+            let policies: Vec<Value> = results
+                .iter()
+                .map(|r| match r {
+                    PolicyMatch::Matched(m) => {
+                        let ex = exceptions.iter().find(|(n, _)| *n == m.policy).map(|(_, d)| d);
+                        json!({"policy": m.policy, "matched": true, "mode": m.mode, "definedAt": m.defined_at, "reason": m.reason, "exception": ex})
+                    }
+                    PolicyMatch::NotMatched(x) => json!({"policy": x.policy, "matched": false, "reasons": x.reasons}),
+                })
+                .collect();
+            println!(
+                "{}",
+                json!({"request": req, "changes": changes, "policies": policies, "effective": effective})
+            );
+        }
+        Format::Text => print_text(&req, &changes, &results, &exceptions, &effective, now),
+    }
+    EXIT_OK
+}
+
+fn print_text(
+    req: &Request,
+    changes: &[crate::policy::Change],
+    results: &[PolicyMatch],
+    exceptions: &[(String, ExceptionDecision)],
+    effective: &crate::policy::EffectiveRequire,
+    now: DateTime<Utc>,
+) {
+    let who = if req.user.is_empty() {
+        "(no user)".to_string()
+    } else {
+        req.user.clone()
+    };
+    match req.source {
+        Some(s) => println!(
+            "request: CLI source {s} by {who} [groups: {}]",
+            req.groups.join(", ")
+        ),
+        None => {
+            let op = req.operation.map(|o| o.to_string()).unwrap_or_default();
+            let group = if req.api_group.is_empty() {
+                "(core)"
+            } else {
+                req.api_group.as_str()
+            };
+            let sub = req
+                .subresource
+                .as_deref()
+                .map(|s| format!(" subresource {s}"))
+                .unwrap_or_default();
+            println!(
+                "request: {op} {group} {}{sub} by {who} [groups: {}]",
+                req.kind,
+                req.groups.join(", ")
+            );
+            if changes.is_empty() {
+                println!("changes (json-patch old -> new): none");
+            } else {
+                println!("changes (json-patch old -> new):");
+                for c in changes {
+                    println!(
+                        "  {} {}",
+                        c.op,
+                        if c.path.is_empty() {
+                            "(whole object)"
+                        } else {
+                            &c.path
+                        }
+                    );
+                }
+            }
+        }
+    }
+    println!(
+        "exceptions evaluated at {}",
+        now.to_rfc3339_opts(SecondsFormat::Secs, true)
+    );
+    for r in results {
+        match r {
+            PolicyMatch::Matched(m) => {
+                println!(
+                    "MATCH    {} ({}) defined at {}",
+                    m.policy, m.mode, m.defined_at
+                );
+                match &m.reason {
+                    MatchReason::Source { source } => println!("  source {source} is listed"),
+                    MatchReason::Resource { rule, changed } => {
+                        if changed.is_empty() {
+                            println!("  resources[{rule}] matches any change of this kind");
+                        }
+                        for hit in changed {
+                            let ops: Vec<String> = hit
+                                .changes
+                                .iter()
+                                .map(|c| {
+                                    format!(
+                                        "{} {}",
+                                        c.op,
+                                        if c.path.is_empty() {
+                                            "(whole object)"
+                                        } else {
+                                            &c.path
+                                        }
+                                    )
+                                })
+                                .collect();
+                            println!(
+                                "  resources[{rule}]: {} changed ({})",
+                                hit.watched,
+                                ops.join(", ")
+                            );
+                        }
+                    }
+                }
+                if let Some((_, d)) = exceptions.iter().find(|(n, _)| *n == m.policy) {
+                    match d {
+                        ExceptionDecision::NotRequested => println!("  break-glass: not requested"),
+                        ExceptionDecision::Honoured {
+                            reason,
+                            user,
+                            expires,
+                        } => println!(
+                            "  break-glass: HONOURED for {user}, reason {reason:?}{}",
+                            expires
+                                .map(|e| format!(
+                                    ", expires {}",
+                                    e.to_rfc3339_opts(SecondsFormat::Secs, true)
+                                ))
+                                .unwrap_or_default()
+                        ),
+                        ExceptionDecision::Refused { why } => {
+                            println!("  break-glass: refused: {why}")
+                        }
+                    }
+                }
+            }
+            PolicyMatch::NotMatched(x) => {
+                println!("no match {}", x.policy);
+                for why in &x.reasons {
+                    println!("  {why}");
+                }
+            }
+        }
+    }
+    match effective.mode {
+        None => println!("effective: no policy matches; the gate does not apply"),
+        Some(mode) => {
+            println!(
+                "effective (strictest of {}):",
+                effective.policies.join(", ")
+            );
+            println!("  mode: {mode}");
+            println!(
+                "  snapshotMaxAge: {}",
+                effective
+                    .snapshot_max_age
+                    .map(|a| a.to_string())
+                    .unwrap_or_else(|| "(not required)".into())
+            );
+            println!(
+                "  verifySnapshot: {}",
+                effective
+                    .verify_snapshot
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "(not required)".into())
+            );
+            println!("  controlFiles: {}", effective.control_files);
+            println!("  liveEtcd: {}", effective.live_etcd);
+            println!("  lifecycle: {}", effective.lifecycle);
+            for s in &effective.stores {
+                println!(
+                    "  store: {} (layout {}) for cluster {}",
+                    s.url.as_str(),
+                    s.layout.as_str(),
+                    s.cluster
+                );
+            }
+        }
+    }
+}
