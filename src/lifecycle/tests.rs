@@ -743,4 +743,9 @@ fn xml_shapes_empty_filter_legacy_prefix_and_repeated_elements() {
     assert_eq!(f[0].check, CHECK_ARCHIVES_SNAPSHOTS);
     assert_eq!(f[0].rule_id, "archive-everything");
     assert_eq!(f[0].severity, Severity::Warn);
+    assert!(
+        f[0].message.contains("to GLACIER (30 days"),
+        "{}",
+        f[0].message
+    );
 }
