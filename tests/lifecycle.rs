@@ -424,6 +424,30 @@ fn cli_exit_codes_without_network() {
     ]);
     assert_eq!(out.status.code(), Some(1));
 
+    // A Terraform plan against its own `before`: the new 90-day rule on main/ is denied.
+    let out = run(&[
+        "--rules",
+        &fixture("terraform-plan.json"),
+        "--plan-diff",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["mode"], "diff");
+    let findings = v["findings"].as_array().unwrap();
+    assert!(findings
+        .iter()
+        .any(|f| f["ruleId"] == "expire-main" && f["severity"] == "deny"));
+    assert!(findings.iter().all(|f| f["ruleId"] != "logs"));
+    let out = run(&["--rules", &fixture("kops-16416.json"), "--plan-diff"]);
+    assert_eq!(out.status.code(), Some(2));
+
     // A plan for another bucket, unreadable input, bad flags: exit 2 with the input named.
     let out = common::etcdguard(&[
         "lifecycle",

@@ -46,6 +46,9 @@ pub struct Args {
     /// baseline for a diff (unless --current is given).
     #[arg(long)]
     pub live: bool,
+    /// For a Terraform plan: report only what the plan makes worse than its own `before` state.
+    #[arg(long)]
+    pub plan_diff: bool,
     /// The policy's maximum age of the newest backup (e.g. `24h`).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub max_age: Option<std::time::Duration>,
@@ -106,6 +109,8 @@ struct Report<'a> {
 
 struct Loaded {
     config: Configuration,
+    /// The input's own prior configuration for the bucket (Terraform `before`), if any.
+    previous: Option<Configuration>,
     source: Source,
 }
 
@@ -132,6 +137,16 @@ fn load(name: &str, role: &'static str, bucket: &str) -> Result<Loaded, String> 
             names.join(", ")
         ));
     }
+    let mut previous: Option<Configuration> = None;
+    for b in &parsed {
+        let applies = b.bucket.as_deref().is_none_or(|n| n == bucket);
+        if let (true, Some(p)) = (applies, &b.previous) {
+            previous
+                .get_or_insert_with(Configuration::default)
+                .rules
+                .extend(p.rules.iter().cloned());
+        }
+    }
     let format = parsed
         .first()
         .map(|b| b.format.name().to_string())
@@ -145,6 +160,7 @@ fn load(name: &str, role: &'static str, bucket: &str) -> Result<Loaded, String> 
             rules: config.rules.len(),
         },
         config,
+        previous,
     })
 }
 
@@ -264,15 +280,25 @@ fn run_inner(args: &Args) -> Result<u8, String> {
         });
         live_config = Some(config);
     }
+    let mut plan_before = None;
     let proposed = match &args.rules {
         Some(name) => {
             let l = load(name, "proposed", &bucket)?;
             sources.push(l.source);
+            if args.plan_diff {
+                plan_before = Some(l.previous.ok_or_else(|| {
+                    format!("--plan-diff: {name} carries no prior configuration (Terraform `before`) for bucket {bucket:?}")
+                })?);
+            }
             l.config
         }
         None => live_config.clone().unwrap_or_default(),
     };
+    if args.plan_diff && (args.current.is_some() || args.rules.is_none()) {
+        return Err("--plan-diff needs --rules PLAN and excludes --current".to_string());
+    }
     let current = match &args.current {
+        _ if plan_before.is_some() => plan_before,
         Some(path) => {
             let name = path.to_string_lossy().into_owned();
             let l = load(&name, "current", &bucket)?;

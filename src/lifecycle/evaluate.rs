@@ -574,8 +574,9 @@ fn check_rule(
             format!("Scope noncurrent-version expiration away from `{prefix}control/` (e.g. to `{prefix}20`), or keep the noncurrent window long enough to notice a lost control file."),
         ));
     }
-    // Control files archived.
-    let archive_transitions: Vec<_> = rule
+    // Control files archived. The earliest transition to a class that needs a restore (for an
+    // object written now) is the one reported.
+    let mut archive_transitions: Vec<_> = rule
         .transitions
         .iter()
         .filter(|t| {
@@ -583,6 +584,7 @@ fn check_rule(
                 .needs_restore(ctx.intelligent_tiering_archive)
         })
         .collect();
+    archive_transitions.sort_by_key(|t| t.schedule.due(now));
     let control_archived: Vec<&Probe> = control_hit
         .iter()
         .copied()

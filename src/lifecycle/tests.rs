@@ -706,3 +706,46 @@ fn generic_layout_archive_message_does_not_mention_meta_files() {
         a[0].message
     );
 }
+
+#[test]
+fn xml_shapes_empty_filter_legacy_prefix_and_repeated_elements() {
+    let b = parse_one("shapes.xml");
+    let r = &b.configuration.rules;
+    assert_eq!(r.len(), 4);
+    assert!(r[0].filter.is_whole_bucket());
+    assert_eq!(r[0].transitions.len(), 2);
+    assert_eq!(r[0].transitions[1].storage_class, StorageClass::DeepArchive);
+    assert_eq!(r[1].filter.prefix, "old/");
+    assert_eq!(r[2].filter.prefix, "x/");
+    assert_eq!(r[2].filter.size_greater_than, Some(100));
+    assert_eq!(
+        r[2].filter.tags,
+        vec![Tag {
+            key: "k".into(),
+            value: "v".into()
+        }]
+    );
+    assert_eq!(
+        r[2].noncurrent_expiration,
+        Some(NoncurrentExpiration {
+            noncurrent_days: 5,
+            newer_noncurrent_versions: Some(3)
+        })
+    );
+    assert_eq!(r[2].noncurrent_transitions[0].noncurrent_days, 2);
+    let m = r[3].expiration.as_ref().unwrap();
+    assert!(m.expired_object_delete_marker && m.schedule.is_none());
+    assert_eq!(r[3].abort_incomplete_multipart_days, Some(7));
+    // Whole-bucket Glacier at 30 days: a warning about the data files only; the delete-marker
+    // cleanup and the other prefixes never touch the store.
+    let f = evaluate(&b.configuration, &ctx(), now());
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f[0].check, CHECK_ARCHIVES_SNAPSHOTS);
+    assert_eq!(f[0].rule_id, "archive-everything");
+    assert_eq!(f[0].severity, Severity::Warn);
+    assert!(
+        f[0].message.contains("to GLACIER (30 days"),
+        "{}",
+        f[0].message
+    );
+}

@@ -11,7 +11,7 @@
 //!   `s3.aws.m.upbound.io` `BucketLifecycleConfiguration`, crossplane `s3.aws.crossplane.io`
 //!   `Bucket`), one or many YAML documents or a `List`.
 //!
-//! XML and YAML are first turned into a `serde_json::Value`; one lenient walker ([`rules`]) then
+//! XML and YAML are first turned into a `serde_json::Value`; one lenient walker (module `rules`) then
 //! reads the rule shapes of AWS JSON, XML, Terraform, ACK, Upbound and crossplane, whose field names
 //! differ only in case, underscores, and list-wrapping. CloudFormation has its own walker.
 

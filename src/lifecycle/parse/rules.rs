@@ -123,12 +123,11 @@ pub(crate) fn opt_str(
         None => Ok(None),
         Some(Value::String(s)) if s.is_empty() && empty_unset => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(x @ Value::Object(m))
+        Some(Value::Object(m))
             if m.keys()
                 .any(|k| k.starts_with('!') || k.starts_with("Fn::") || k == "Ref") =>
         {
             // CloudFormation intrinsic function: value unknown before deployment.
-            let _ = x;
             Ok(None)
         }
         Some(x) => Err(FieldError::new(path, "a string", x)),
