@@ -120,6 +120,11 @@ pub enum ControlOutcome {
     BackupsStopped,
     /// A file is present but cannot be parsed or is inconsistent.
     Malformed,
+    /// Both files missing: etcd-manager idles (no backups) and seeds a new, empty cluster as soon
+    /// as a spec is written.
+    Idle,
+    /// The control files could not be read.
+    Unknown,
 }
 
 /// Control-file state of an etcd-manager store.
@@ -313,12 +318,17 @@ default); elsewhere run `etcdctl snapshot save` into the store";
 
 /// Evaluate the facts against the requirements. Pure and deterministic.
 pub fn evaluate(facts: &Facts, change: &Change, req: &Requirements, now: DateTime<Utc>) -> Outcome {
+    decide(findings(facts, change, req, now), req.mode)
+}
+
+/// The raw findings (before the mode is applied) of every check.
+pub fn findings(facts: &Facts, change: &Change, req: &Requirements, now: DateTime<Utc>) -> Vec<Finding> {
     let mut out = Vec::new();
     let newest_valid_rev = stores_checks(facts, req, now, &mut out);
     change_checks(change, &mut out);
     lifecycle_checks(&facts.lifecycle, &mut out);
     etcd_checks(&facts.etcd, newest_valid_rev, &mut out);
-    decide(out, req.mode)
+    out
 }
 
 /// Apply the mode to raw findings and derive the verdict.
@@ -517,6 +527,14 @@ fn control_checks(s: &StoreFact, req: &Requirements, out: &mut Vec<Finding>) {
             Severity::Deny,
             Some("repair the control files from a known-good copy (S3 object versions) and restart the leader's etcd-manager"),
         ),
+        ControlOutcome::Idle => (
+            Severity::Deny,
+            Some("restore both control files from S3 object versions BEFORE anything writes a new etcd-cluster-spec (kops update cluster --yes would), then restart the leader's etcd-manager"),
+        ),
+        ControlOutcome::Unknown => (
+            Severity::Deny,
+            Some("check read access (s3:GetObject) to <store>/control/; the gate cannot tell what etcd-manager will do"),
+        ),
     };
     let severity = if !req.control_files && severity == Severity::Deny {
         Severity::Warn
@@ -709,6 +727,8 @@ fn etcd_checks(etcd: &Fact<Etcd>, newest_valid_rev: Option<i64>, out: &mut Vec<F
         }
     }
 }
+
+pub mod request;
 
 #[cfg(test)]
 mod tests;

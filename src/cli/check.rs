@@ -1,0 +1,256 @@
+//! `etcdguard check`: the gate for CI pipelines and kops/kubeadm pre-update hooks (issue #5).
+//!
+//! ```text
+//! etcdguard check [--store URL]... [--layout NAME] [--max-age DUR] [--etcd-endpoints LIST]
+//!                 [--kops-dry-run FILE|-] [--terraform-plan FILE] [--lifecycle FILE|-]
+//!                 [--object-old F --object-new F] [--policy FILE|DIR] [--now RFC3339]
+//!                 [--output text|json|junit|github]
+//! ```
+//! Exit 0 = proceed (warnings allowed), 1 = refuse, 2 = usage/configuration error.
+
+use super::common::Output;
+use super::facts::{self, FactArgs, RulesSource};
+use crate::change::{self, ChangeSet};
+use crate::gate::{self, request::Overrides, Facts};
+use crate::policy::{ChangeSource, Operation, PolicySet, Request};
+use crate::report::{self, CheckReport};
+use chrono::{DateTime, Utc};
+use std::io::Read;
+use std::path::PathBuf;
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Exit codes: 0 proceed (warnings allowed), 1 refuse, 2 usage or configuration error.\n\
+Check ids: store.reachable, snapshot.recent, snapshot.valid, control-files.present, \
+change.seeds-new-cluster, lifecycle.deletes-control-files, lifecycle.expires-snapshots, \
+lifecycle.archives-snapshots, etcd.healthy, etcd.revision-behind-snapshot.")]
+pub struct Args {
+    #[command(flatten)]
+    pub facts: FactArgs,
+    /// `kops update cluster` dry-run output (without --yes); `-` reads stdin.
+    #[arg(long, value_name = "FILE|-")]
+    pub kops_dry_run: Option<String>,
+    /// `terraform show -json PLAN` output (kops --target terraform).
+    #[arg(long, value_name = "FILE")]
+    pub terraform_plan: Option<PathBuf>,
+    /// Proposed S3 lifecycle configuration (S3 XML, AWS JSON, Terraform plan, CloudFormation,
+    /// ACK/Upbound YAML); `-` reads stdin. Without it, an s3:// store's live rules are read.
+    #[arg(long, value_name = "FILE|-")]
+    pub lifecycle: Option<String>,
+    /// The object before the change (YAML or JSON), as the webhook sees `oldObject`.
+    #[arg(long, value_name = "FILE", requires = "object_new")]
+    pub object_old: Option<PathBuf>,
+    /// The object after the change (YAML or JSON), as the webhook sees `object`.
+    #[arg(long, value_name = "FILE")]
+    pub object_new: Option<PathBuf>,
+    /// Requesting user, for break-glass exceptions on object changes.
+    #[arg(long, value_name = "NAME", default_value = "")]
+    pub user: String,
+    /// Requesting user's groups (repeatable), for break-glass exceptions.
+    #[arg(long = "group", value_name = "GROUP")]
+    pub groups: Vec<String>,
+    /// Override every policy's mode.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub mode: Option<ModeArg>,
+    /// Evaluate as of this time instead of the clock (RFC 3339).
+    #[arg(long, value_name = "RFC3339", value_parser = super::common::parse_now)]
+    pub now: Option<DateTime<Utc>>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: Output,
+}
+
+/// `--mode`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ModeArg {
+    Enforce,
+    Warn,
+    Audit,
+}
+
+impl From<ModeArg> for gate::Mode {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::Enforce => gate::Mode::Enforce,
+            ModeArg::Warn => gate::Mode::Warn,
+            ModeArg::Audit => gate::Mode::Audit,
+        }
+    }
+}
+
+fn read_named(name: &str) -> Result<Vec<u8>, String> {
+    if name == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .map_err(|e| format!("stdin: {e}"))?;
+        Ok(buf)
+    } else {
+        std::fs::read(name).map_err(|e| format!("{name}: {e}"))
+    }
+}
+
+/// The change under test and the policy request it maps to.
+struct Proposed {
+    change: gate::Change,
+    request: Option<Request>,
+    sets: Vec<ChangeSet>,
+}
+
+fn proposed(args: &Args, lifecycle_given: bool) -> Result<Proposed, String> {
+    let mut change = gate::Change::default();
+    let mut request = None;
+    let mut sets = Vec::new();
+    if let Some(name) = &args.kops_dry_run {
+        let bytes = read_named(name)?;
+        let text = String::from_utf8(bytes).map_err(|_| format!("{name}: not UTF-8 text; expected `kops update cluster` output"))?;
+        let set = change::from_kops_dry_run(&text, name).map_err(|e| e.to_string())?;
+        facts::summarize(&set, "kops-dry-run", &mut change);
+        sets.push(set);
+        request = Some(Request::cli(ChangeSource::KopsDryRun));
+    }
+    if let Some(path) = &args.terraform_plan {
+        let name = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|e| format!("{name}: {e}"))?;
+        let set = change::from_terraform_plan(&bytes, &name).map_err(|e| e.to_string())?;
+        facts::summarize(&set, "terraform-plan", &mut change);
+        sets.push(set);
+        request.get_or_insert(Request::cli(ChangeSource::TerraformPlan));
+    }
+    if args.object_old.is_some() || args.object_new.is_some() {
+        let load = |p: &PathBuf| -> Result<serde_json::Value, String> {
+            let name = p.display().to_string();
+            let bytes = std::fs::read(p).map_err(|e| format!("{name}: {e}"))?;
+            change::load_object(&bytes, &name).map_err(|e| e.to_string())
+        };
+        let old = args.object_old.as_ref().map(load).transpose()?;
+        let new = args.object_new.as_ref().map(load).transpose()?;
+        let set = change::from_objects(old.as_ref(), new.as_ref()).map_err(|e| e.to_string())?;
+        facts::summarize(&set, "objects", &mut change);
+        sets.push(set);
+        let op = match (&old, &new) {
+            (None, Some(_)) => Operation::Create,
+            (Some(_), None) => Operation::Delete,
+            _ => Operation::Update,
+        };
+        if request.is_some() {
+            return Err("give either a CLI change (--kops-dry-run/--terraform-plan) or --object-old/--object-new, not both".into());
+        }
+        request = Some(Request::from_objects(op, old, new).by(args.user.clone(), args.groups.clone()));
+    }
+    if lifecycle_given {
+        change.sources.push("lifecycle".to_string());
+        request.get_or_insert(Request::cli(ChangeSource::Lifecycle));
+    }
+    Ok(Proposed {
+        change,
+        request,
+        sets,
+    })
+}
+
+pub fn run(args: Args) -> u8 {
+    match run_inner(args) {
+        Ok(code) => code,
+        Err(msg) => {
+            eprintln!("etcdguard check: {msg}");
+            super::EXIT_USAGE
+        }
+    }
+}
+
+fn run_inner(args: Args) -> Result<u8, String> {
+    let now = args.now.unwrap_or_else(Utc::now);
+    let policies = PolicySet::load_or_embedded(args.facts.policy.as_deref()).map_err(|e| e.to_string())?;
+    let lifecycle_bytes = args.lifecycle.as_deref().map(read_named).transpose()?;
+    let proposed = proposed(&args, lifecycle_bytes.is_some())?;
+
+    // Requirements first (pure), so the lifecycle analysis uses the policy's max age.
+    let overrides = Overrides {
+        max_age: args.facts.max_age,
+        mode: args.mode.map(Into::into),
+    };
+    let empty = Facts {
+        stores: vec![],
+        etcd: gate::Fact::not_checked(""),
+        lifecycle: gate::Fact::not_checked(""),
+    };
+    let pre = gate::request::decide(&policies, proposed.request.as_ref(), &empty, &proposed.change, overrides, now);
+    if !pre.gated {
+        // Not a gated change: same answer as the webhook, without touching S3 or etcd.
+        return render(&args, &pre.outcome, &empty, &proposed, now, &pre);
+    }
+    let max_age = pre.requirements.max_age;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let fa = &args.facts;
+    let (stores, etcd, lifecycle) = rt.block_on(async {
+        let (stores, etcd) = tokio::join!(facts::gather_stores(&fa.stores, &fa.store, now), facts::gather_etcd(&fa.etcd));
+        let stores = stores?;
+        let (etcd, _live) = etcd?;
+        let source = match (&args.lifecycle, &lifecycle_bytes) {
+            (Some(name), Some(bytes)) => Some(RulesSource::File { name, bytes }),
+            _ => None,
+        };
+        let lifecycle = facts::gather_lifecycle(source, &stores, fa, max_age, now).await?;
+        Ok::<_, String>((stores, etcd, lifecycle))
+    })?;
+    let facts = Facts {
+        stores: stores.into_iter().map(|s| s.fact).collect(),
+        etcd,
+        lifecycle,
+    };
+    let decision = gate::request::decide(&policies, proposed.request.as_ref(), &facts, &proposed.change, overrides, now);
+    if let Some(u) = &decision.exception {
+        u.log();
+    }
+    render(&args, &decision.outcome, &facts, &proposed, now, &decision)
+}
+
+fn render(
+    args: &Args,
+    outcome: &gate::Outcome,
+    facts: &Facts,
+    proposed: &Proposed,
+    now: DateTime<Utc>,
+    decision: &gate::request::Decision,
+) -> Result<u8, String> {
+    let r = CheckReport {
+        outcome,
+        facts,
+        change: &proposed.change,
+        now,
+    };
+    let text = match args.output {
+        Output::Text => {
+            let mut t = report::text(&r);
+            if !decision.policies.is_empty() {
+                t.push_str(&format!("policies: {}\n", decision.policies.join(", ")));
+            }
+            for why in &decision.exception_refusals {
+                t.push_str(&format!("break-glass refused: {why}\n"));
+            }
+            t
+        }
+        Output::Json => {
+            let mut v = report::json(&r);
+            v["policies"] = serde_json::json!(decision.policies);
+            v["requirements"] = serde_json::to_value(&decision.requirements).unwrap_or_default();
+            v["changeSets"] = serde_json::to_value(&proposed.sets).unwrap_or_default();
+            if let Some(e) = &decision.exception {
+                v["exception"] = serde_json::to_value(e).unwrap_or_default();
+            }
+            serde_json::to_string_pretty(&v).map_err(|e| format!("JSON output: {e}"))? + "\n"
+        }
+        Output::Junit => report::junit(&r),
+        Output::Github => report::github(&r),
+    };
+    print!("{text}");
+    Ok(match outcome.verdict {
+        gate::Verdict::Refuse => super::EXIT_FAIL,
+        _ => super::EXIT_OK,
+    })
+}

@@ -1,0 +1,383 @@
+//! Gathering facts at the edges (S3 / directories, live etcd, lifecycle rules) for `check` and
+//! `serve`, and converting them into the gate's types. All I/O here has deadlines; whatever
+//! cannot be found out becomes an "unknown" fact with the reason, never an error that stops the
+//! others.
+
+use crate::gate::{self, Fact};
+use crate::lifecycle;
+use crate::store::{self, StoreUrl};
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+
+use super::common::StoreOpts;
+use super::etcd_args::EtcdArgs;
+
+/// The fact flags shared by `check` and `serve`, so one set of facts serves both.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FactArgs {
+    /// Backup store (repeatable): `s3://BUCKET/PREFIX`, `file:///DIR` or a directory path.
+    #[arg(long = "store", value_name = "URL", env = "ETCDGUARD_STORE", value_delimiter = ',')]
+    pub stores: Vec<String>,
+    #[command(flatten)]
+    pub store: StoreOpts,
+    /// Maximum age of the newest restorable backup (overrides policies; default 3h).
+    #[arg(long, value_name = "DURATION", value_parser = parse_max_age)]
+    pub max_age: Option<Duration>,
+    #[command(flatten)]
+    pub etcd: EtcdArgs,
+    /// Gate policies: a YAML file or a directory of them (default: the embedded policies/).
+    #[arg(long, value_name = "FILE|DIR", env = "ETCDGUARD_POLICY")]
+    pub policy: Option<std::path::PathBuf>,
+    /// kops `backupRetentionDays` the lifecycle analysis compares rules with.
+    #[arg(long, value_name = "DAYS", default_value_t = 90)]
+    pub retention_days: u32,
+    /// Expected interval between backups (etcd-manager: 15m), for the lifecycle analysis.
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub backup_interval: Duration,
+}
+
+/// `--max-age`: a positive humantime duration.
+pub fn parse_max_age(s: &str) -> Result<Duration, String> {
+    crate::policy::MaxAge::parse(s).map(|m| m.0)
+}
+
+/// One store's facts in both forms: the gate's summary and the full inspection (for reports).
+#[derive(Clone)]
+pub struct StoreResult {
+    pub url: String,
+    pub fact: Fact<gate::StoreFact>,
+    pub full: Option<store::StoreFacts>,
+}
+
+/// Inspect every store concurrently. Bad URLs are returned as `Err` (configuration errors, exit 2).
+pub async fn gather_stores(
+    urls: &[String],
+    opts: &StoreOpts,
+    now: DateTime<Utc>,
+) -> Result<Vec<StoreResult>, String> {
+    let parsed: Vec<(String, StoreUrl)> = urls
+        .iter()
+        .map(|u| {
+            StoreUrl::parse(u)
+                .map(|p| (u.clone(), p))
+                .map_err(|e| format!("--store {u:?}: {e}"))
+        })
+        .collect::<Result<_, _>>()?;
+    let s3 = opts.s3_options();
+    let inspect = opts.inspect_options(now);
+    let mut set = tokio::task::JoinSet::new();
+    for (i, (u, p)) in parsed.into_iter().enumerate() {
+        let s3 = s3.clone();
+        let inspect = inspect.clone();
+        set.spawn(async move {
+            let r = match store::inspect(&p, &s3, &inspect).await {
+                Ok(full) => StoreResult {
+                    url: u,
+                    fact: Fact::known(store_fact(&full)),
+                    full: Some(full),
+                },
+                Err(e) => StoreResult {
+                    url: u,
+                    fact: Fact::unknown(e.to_string()),
+                    full: None,
+                },
+            };
+            (i, r)
+        });
+    }
+    let mut out: Vec<(usize, StoreResult)> = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok(r) => out.push(r),
+            Err(e) => return Err(format!("store inspection task failed: {e}")),
+        }
+    }
+    out.sort_by_key(|(i, _)| *i);
+    Ok(out.into_iter().map(|(_, r)| r).collect())
+}
+
+fn backup(b: &store::BackupFacts) -> gate::Backup {
+    let mut problems = Vec::new();
+    if let Some(r) = &b.reason {
+        problems.push(r.clone());
+    }
+    if let Some(rep) = &b.report {
+        for p in &rep.problems {
+            if !problems.contains(p) {
+                problems.push(p.clone());
+            }
+        }
+    }
+    gate::Backup {
+        name: b.name.clone(),
+        time: b.time,
+        valid: b.validity == store::Validity::Valid,
+        revision: b.report.as_ref().and_then(|r| r.revision),
+        problems,
+    }
+}
+
+/// Convert a full store inspection into the gate's summary.
+pub fn store_fact(s: &store::StoreFacts) -> gate::StoreFact {
+    gate::StoreFact {
+        url: s.store.clone(),
+        layout: s
+            .layout
+            .map_or_else(|| "unrecognised".to_string(), |l| l.name().to_string()),
+        backup_count: s.backups.count,
+        newest: s.newest.as_ref().map(backup),
+        newest_valid: s.newest_valid.as_ref().map(backup),
+        control_files: s.control.as_ref().map(|c| gate::ControlFiles {
+            spec_present: c.spec.exists().unwrap_or(false),
+            created_present: c.created.exists().unwrap_or(false),
+            outcome: match c.outcome {
+                store::ControlOutcome::Normal => gate::ControlOutcome::Normal,
+                store::ControlOutcome::BackupsStopped => gate::ControlOutcome::BackupsStopped,
+                store::ControlOutcome::WillSeedNewCluster => gate::ControlOutcome::SeedsNewCluster,
+                store::ControlOutcome::IdleWillSeedWhenSpecWritten => gate::ControlOutcome::Idle,
+                store::ControlOutcome::ControllerError => gate::ControlOutcome::Malformed,
+                store::ControlOutcome::Unknown => gate::ControlOutcome::Unknown,
+            },
+            meaning: c.meaning.clone(),
+            problems: c.problems.clone(),
+        }),
+    }
+}
+
+/// Collect live etcd facts, or "not checked" when no endpoint was given. `Err` only for
+/// configuration errors (unreadable TLS files, bad endpoints).
+pub async fn gather_etcd(args: &EtcdArgs) -> Result<(Fact<gate::Etcd>, Option<crate::live::LiveFacts>), String> {
+    if !args.is_set() {
+        return Ok((Fact::not_checked("pass --etcd-endpoints to check the live cluster"), None));
+    }
+    let opts = args.to_options();
+    let live = crate::live::collect(&opts).await.map_err(|e| e.to_string())?;
+    Ok((etcd_fact(&live), Some(live)))
+}
+
+/// Convert live facts into the gate's summary. The cluster is "unknown" when neither quorum nor
+/// revision could be read.
+pub fn etcd_fact(l: &crate::live::LiveFacts) -> Fact<gate::Etcd> {
+    use crate::live::Fact as L;
+    let quorum = match &l.quorum {
+        L::Known { value } => value.clone(),
+        L::Unknown { reason } => return Fact::unknown(format!("quorum unknown: {reason}")),
+    };
+    let mut problems: Vec<String> = l
+        .endpoints
+        .iter()
+        .filter(|e| !e.healthy)
+        .map(|e| e.reason.clone().unwrap_or_else(|| format!("{} unhealthy", e.endpoint)))
+        .collect();
+    if let L::Unknown { reason } = &l.revision {
+        problems.push(format!("revision unknown: {reason}"));
+    }
+    if let L::Unknown { reason } = &l.alarms {
+        problems.push(format!("alarms unknown: {reason}"));
+    }
+    let (db_size, quota_bytes) = match &l.db {
+        L::Known { value } => (u64::try_from(value.db_size_bytes).ok(), Some(value.quota_bytes)),
+        L::Unknown { .. } => (None, None),
+    };
+    Fact::known(gate::Etcd {
+        healthy_members: quorum.healthy_members,
+        total_members: quorum.cluster_size,
+        has_leader: l.leader.known().is_some(),
+        alarms: l
+            .alarms
+            .known()
+            .map(|a| a.iter().map(|a| format!("{} on member {}", a.alarm, a.member_id)).collect())
+            .unwrap_or_default(),
+        revision: l.revision.known().copied(),
+        db_size,
+        quota_bytes,
+        problems,
+    })
+}
+
+/// Where lifecycle rules come from.
+pub enum RulesSource<'a> {
+    /// `--lifecycle FILE|-`: the proposed rules, already read.
+    File { name: &'a str, bytes: &'a [u8] },
+    /// The live bucket's rules (S3 stores only).
+    Live,
+}
+
+/// Lifecycle analysis for every S3 store. Directory stores have no lifecycle rules: "not
+/// checked" unless a file was given (then it is evaluated against the store's prefix anyway).
+pub async fn gather_lifecycle(
+    source: Option<RulesSource<'_>>,
+    stores: &[StoreResult],
+    args: &FactArgs,
+    max_age: Duration,
+    now: DateTime<Utc>,
+) -> Result<Fact<Vec<gate::LifecycleIssue>>, String> {
+    let s3_stores: Vec<(String, String, &StoreResult)> = stores
+        .iter()
+        .filter_map(|s| {
+            super::lifecycle::parse_store_url(&s.url)
+                .ok()
+                .map(|(b, p)| (b, p, s))
+        })
+        .collect();
+    let source = match source {
+        Some(s) => s,
+        None if s3_stores.is_empty() => {
+            return Ok(Fact::not_checked(
+                "no S3 store and no --lifecycle FILE: lifecycle rules not checked",
+            ))
+        }
+        None => RulesSource::Live,
+    };
+    if s3_stores.is_empty() {
+        return Ok(Fact::not_checked(
+            "--lifecycle needs an s3:// --store to know the bucket and prefix",
+        ));
+    }
+    let mut issues = Vec::new();
+    for (bucket, prefix, st) in &s3_stores {
+        let ctx = context(bucket, prefix, st, args, max_age);
+        let config = match &source {
+            RulesSource::File { name, bytes } => {
+                let parsed = lifecycle::parse(bytes, name, Some(bucket)).map_err(|e| e.to_string())?;
+                let (config, origins) = lifecycle::select_for_bucket(&parsed, bucket);
+                if origins.is_empty() {
+                    return Err(format!("{name}: no lifecycle configuration for bucket {bucket:?}"));
+                }
+                config
+            }
+            RulesSource::Live => match live_rules(bucket, &args.store).await {
+                Ok(c) => c.unwrap_or_default(),
+                Err(e) => return Ok(Fact::unknown(format!("s3://{bucket}: {e}"))),
+            },
+        };
+        for f in lifecycle::evaluate(&config, &ctx, now) {
+            issues.push(issue(&f, bucket));
+        }
+    }
+    Ok(Fact::known(issues))
+}
+
+fn context(
+    bucket: &str,
+    prefix: &str,
+    st: &StoreResult,
+    args: &FactArgs,
+    max_age: Duration,
+) -> lifecycle::StoreContext {
+    let mut ctx = lifecycle::StoreContext::new(bucket, prefix);
+    ctx.layout = match st.full.as_ref().and_then(|f| f.layout) {
+        Some(store::Layout::EtcdManager) | None => lifecycle::Layout::EtcdManager,
+        Some(_) => lifecycle::Layout::Generic,
+    };
+    ctx.retention_days = args.retention_days;
+    ctx.backup_interval = args.backup_interval;
+    ctx.max_age = Some(max_age);
+    if let Some(full) = &st.full {
+        ctx.objects = known_objects(full, &ctx.prefix);
+    }
+    ctx
+}
+
+/// Lifecycle rules carried by a Kubernetes object (ACK Bucket, Upbound
+/// BucketLifecycleConfiguration), judged against the S3 stores: with an old object, only what
+/// the change makes worse (pure; used by the webhook on the request path).
+pub fn lifecycle_from_object(
+    new: &[u8],
+    old: Option<&[u8]>,
+    stores: &[StoreResult],
+    args: &FactArgs,
+    max_age: Duration,
+    now: DateTime<Utc>,
+) -> Fact<Vec<gate::LifecycleIssue>> {
+    let mut issues = Vec::new();
+    let mut any = false;
+    for st in stores {
+        let Ok((bucket, prefix)) = super::lifecycle::parse_store_url(&st.url) else {
+            continue;
+        };
+        let proposed = match lifecycle::parse(new, "object", Some(&bucket)) {
+            Ok(p) => p,
+            Err(e) => {
+                return Fact::unknown(format!("the object's lifecycle rules cannot be read: {e}"))
+            }
+        };
+        let (config, origins) = lifecycle::select_for_bucket(&proposed, &bucket);
+        if origins.is_empty() {
+            continue;
+        }
+        any = true;
+        let ctx = context(&bucket, &prefix, st, args, max_age);
+        let current = old
+            .and_then(|o| lifecycle::parse(o, "oldObject", Some(&bucket)).ok())
+            .map(|p| lifecycle::select_for_bucket(&p, &bucket).0);
+        let found = match &current {
+            Some(cur) => lifecycle::diff(cur, &config, &ctx, now),
+            None => lifecycle::evaluate(&config, &ctx, now),
+        };
+        issues.extend(found.iter().map(|f| issue(f, &bucket)));
+    }
+    if !any {
+        return Fact::not_checked(
+            "the object configures no bucket that holds a watched backup store",
+        );
+    }
+    Fact::known(issues)
+}
+
+/// Add a change set's gated changes to the gate's change summary.
+pub fn summarize(set: &crate::change::ChangeSet, source: &str, out: &mut gate::Change) {
+    out.sources.push(source.to_string());
+    for c in &set.changes {
+        if matches!(c.kind, crate::change::ChangeKind::SeedsNewCluster { .. }) {
+            out.seeds_new_cluster
+                .push(format!("{}: {}", c.resource, c.evidence));
+        } else if c.kind.is_gated() {
+            out.gated
+                .push(format!("{} ({}): {}", c.resource, c.kind.id(), c.evidence));
+        }
+    }
+}
+
+/// What the store inspection already knows about objects: control files are not listed there,
+/// so only the backups seen; the evaluator treats unknown control-file ages conservatively.
+fn known_objects(full: &store::StoreFacts, prefix: &str) -> Vec<lifecycle::KnownObject> {
+    full.checked
+        .iter()
+        .map(|b| lifecycle::KnownObject {
+            key: format!("{prefix}{}", b.data_key),
+            size: b.size,
+            last_modified: Some(b.time),
+            tags: None,
+        })
+        .collect()
+}
+
+async fn live_rules(
+    bucket: &str,
+    opts: &StoreOpts,
+) -> Result<Option<lifecycle::Configuration>, String> {
+    let client = store::s3_client(&opts.s3_options()).await.map_err(|e| e.to_string())?;
+    let deadline = opts.s3_timeout;
+    match tokio::time::timeout(deadline, store::s3_lifecycle::fetch_rules(&client, bucket)).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err(format!(
+            "GetBucketLifecycleConfiguration timed out after {}",
+            humantime::format_duration(deadline)
+        )),
+    }
+}
+
+fn issue(f: &lifecycle::LifecycleFinding, bucket: &str) -> gate::LifecycleIssue {
+    gate::LifecycleIssue {
+        check: f.check.to_string(),
+        severity: match f.severity {
+            lifecycle::Severity::Deny => gate::Severity::Deny,
+            lifecycle::Severity::Warn => gate::Severity::Warn,
+            lifecycle::Severity::Info => gate::Severity::Info,
+        },
+        message: format!("s3://{bucket}: {}", f.message),
+        fix: Some(f.fix.clone()).filter(|s| !s.is_empty()),
+        details: serde_json::to_value(f).unwrap_or(serde_json::Value::Null),
+    }
+}

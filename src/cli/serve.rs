@@ -1,0 +1,496 @@
+//! `etcdguard serve`: the validating admission webhook (issue #7).
+//!
+//! Wires the protocol adapter (`etcdguard-webhook`, which knows no etcd) to the gate: a
+//! background task refreshes facts (backup stores, live etcd, live lifecycle rules) every
+//! `--refresh-interval`; each admission review reads the cache and never waits on S3 or etcd.
+//! Facts older than the staleness bound are treated as unknown, so the policy mode decides
+//! (enforce refuses).
+
+use super::facts::{self, FactArgs};
+use crate::gate::{self, request::Overrides, Fact, Facts, Severity, Verdict};
+use crate::policy::{Operation, PolicySet, Request};
+use chrono::{DateTime, Utc};
+use etcdguard_webhook as wh;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Endpoints: POST /validate (AdmissionReview v1), GET /healthz, GET /readyz \
+(200 only after the first complete fact refresh), GET /metrics (OpenMetrics).")]
+pub struct Args {
+    /// HTTPS listen address.
+    #[arg(long, default_value = "0.0.0.0:8443", value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// Serving certificate (PEM); reloaded without restart when the file (or the Secret's
+    /// `..data` symlink) changes.
+    #[arg(long, value_name = "FILE", requires = "tls_key", conflicts_with = "self_signed")]
+    pub tls_cert: Option<PathBuf>,
+    /// Serving key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Generate a CA and serving certificate at start (local use); prints the CA on stderr.
+    #[arg(long)]
+    pub self_signed: bool,
+    /// DNS names for --self-signed (repeatable).
+    #[arg(long = "self-signed-dns", value_name = "NAME", default_value = "localhost")]
+    pub self_signed_dns: Vec<String>,
+    /// Write the --self-signed CA (PEM) to this file as well.
+    #[arg(long, value_name = "FILE")]
+    pub ca_out: Option<PathBuf>,
+    /// Also serve /metrics, /healthz and /readyz over plain HTTP on this address.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub facts: FactArgs,
+    /// How often facts are refreshed in the background.
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub refresh_interval: Duration,
+    /// Facts older than this are treated as unknown (default: 3 × refresh interval + 1m).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub stale_after: Option<Duration>,
+    /// Override every policy's mode.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub mode: Option<super::check::ModeArg>,
+}
+
+/// The facts cache shared by the refresher and the reviews.
+struct Snapshot {
+    facts: Facts,
+    refreshed_at: DateTime<Utc>,
+    /// Stores as (url, bucket/prefix when S3) for lifecycle-object reviews.
+    stores: Vec<facts::StoreResult>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StoreLabel {
+    store: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabel {
+    source: String,
+}
+
+#[derive(Default)]
+struct FactMetrics {
+    last_snapshot_ts: Family<StoreLabel, Gauge>,
+    snapshot_age: Family<StoreLabel, Gauge>,
+    snapshot_revision: Family<StoreLabel, Gauge>,
+    snapshot_valid: Family<StoreLabel, Gauge>,
+    control_files_present: Family<StoreLabel, Gauge>,
+    refresh_errors: Family<SourceLabel, Counter>,
+    last_refresh_ts: Gauge,
+    exceptions: Family<SourceLabel, Counter>,
+}
+
+/// The gate behind the webhook.
+pub struct EtcdGate {
+    policies: PolicySet,
+    cache: RwLock<Option<Arc<Snapshot>>>,
+    ready: AtomicBool,
+    stale_after: Duration,
+    overrides: Overrides,
+    args: FactArgs,
+    metrics: FactMetrics,
+    /// Unix seconds of the newest valid backup per store, for the age gauge at scrape time.
+    newest_ts: RwLock<Vec<(String, i64)>>,
+    refreshes: AtomicU64,
+}
+
+fn operation(op: wh::Operation) -> Operation {
+    match op {
+        wh::Operation::Create => Operation::Create,
+        wh::Operation::Update => Operation::Update,
+        wh::Operation::Delete => Operation::Delete,
+        wh::Operation::Connect => Operation::Connect,
+    }
+}
+
+impl EtcdGate {
+    pub fn new(policies: PolicySet, args: FactArgs, stale_after: Duration, overrides: Overrides) -> Self {
+        EtcdGate {
+            policies,
+            cache: RwLock::new(None),
+            ready: AtomicBool::new(false),
+            stale_after,
+            overrides,
+            args,
+            metrics: FactMetrics::default(),
+            newest_ts: RwLock::new(Vec::new()),
+            refreshes: AtomicU64::new(0),
+        }
+    }
+
+    fn current(&self) -> Option<Arc<Snapshot>> {
+        self.cache.read().ok().and_then(|c| c.clone())
+    }
+
+    /// Facts as a review may use them at `now`: stale or missing facts become unknown.
+    fn facts_at(&self, now: DateTime<Utc>) -> (Facts, Vec<facts::StoreResult>) {
+        let unknown = |reason: String| Facts {
+            stores: if self.args.stores.is_empty() {
+                vec![]
+            } else {
+                self.args.stores.iter().map(|_| Fact::unknown(reason.clone())).collect()
+            },
+            etcd: if self.args.etcd.is_set() {
+                Fact::unknown(reason.clone())
+            } else {
+                Fact::not_checked("pass --etcd-endpoints to check the live cluster")
+            },
+            lifecycle: Fact::unknown(reason.clone()),
+        };
+        match self.current() {
+            None => (unknown("facts not gathered yet: the first refresh has not completed".into()), vec![]),
+            Some(s) => {
+                let age = now.signed_duration_since(s.refreshed_at);
+                let bound = chrono::Duration::from_std(self.stale_after).unwrap_or(chrono::Duration::MAX);
+                if age > bound {
+                    (
+                        unknown(format!(
+                            "facts are stale: last refresh {} ago (bound {})",
+                            gate::human_age(age),
+                            humantime::format_duration(self.stale_after)
+                        )),
+                        vec![],
+                    )
+                } else {
+                    (s.facts.clone(), s.stores.clone())
+                }
+            }
+        }
+    }
+
+    /// One refresh of every fact source. Sets the cache, the metrics and readiness.
+    pub async fn refresh(&self) {
+        let now = Utc::now();
+        let a = &self.args;
+        let (stores, etcd) = tokio::join!(facts::gather_stores(&a.stores, &a.store, now), facts::gather_etcd(&a.etcd));
+        let stores = match stores {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "store configuration error");
+                self.metrics.refresh_errors.get_or_create(&SourceLabel { source: "store".into() }).inc();
+                return;
+            }
+        };
+        let etcd = match etcd {
+            Ok((f, _)) => f,
+            Err(e) => Fact::unknown(e),
+        };
+        let max_age = self.overrides.max_age.unwrap_or(gate::Requirements::default().max_age);
+        let lifecycle = match facts::gather_lifecycle(None, &stores, a, max_age, now).await {
+            Ok(f) => f,
+            Err(e) => Fact::unknown(e),
+        };
+        let mut complete = true;
+        for s in &stores {
+            if let Fact::Unknown { reason } = &s.fact {
+                complete = false;
+                tracing::warn!(store = %s.url, %reason, "store fact refresh failed");
+                self.metrics.refresh_errors.get_or_create(&SourceLabel { source: "store".into() }).inc();
+            }
+        }
+        if let Fact::Unknown { reason } = &etcd {
+            tracing::warn!(%reason, "etcd fact refresh failed");
+            self.metrics.refresh_errors.get_or_create(&SourceLabel { source: "etcd".into() }).inc();
+        }
+        if let Fact::Unknown { reason } = &lifecycle {
+            tracing::warn!(%reason, "lifecycle fact refresh failed");
+            self.metrics.refresh_errors.get_or_create(&SourceLabel { source: "lifecycle".into() }).inc();
+        }
+        self.update_metrics(&stores, now);
+        let snap = Snapshot {
+            facts: Facts {
+                stores: stores.iter().map(|s| s.fact.clone()).collect(),
+                etcd,
+                lifecycle,
+            },
+            refreshed_at: now,
+            stores,
+        };
+        if let Ok(mut c) = self.cache.write() {
+            *c = Some(Arc::new(snap));
+        }
+        self.metrics.last_refresh_ts.set(now.timestamp());
+        self.refreshes.fetch_add(1, Ordering::Relaxed);
+        if complete {
+            self.ready.store(true, Ordering::Release);
+        }
+    }
+
+    fn update_metrics(&self, stores: &[facts::StoreResult], now: DateTime<Utc>) {
+        let mut newest = Vec::new();
+        for s in stores {
+            let l = StoreLabel { store: s.url.clone() };
+            let Fact::Known { value } = &s.fact else { continue };
+            match &value.newest_valid {
+                Some(b) => {
+                    self.metrics.last_snapshot_ts.get_or_create(&l).set(b.time.timestamp());
+                    self.metrics.snapshot_age.get_or_create(&l).set(now.signed_duration_since(b.time).num_seconds());
+                    self.metrics.snapshot_revision.get_or_create(&l).set(b.revision.unwrap_or(0));
+                    newest.push((s.url.clone(), b.time.timestamp()));
+                }
+                None => {
+                    self.metrics.last_snapshot_ts.get_or_create(&l).set(0);
+                    // No valid snapshot: age is "infinite"; export a huge number so alerts fire.
+                    self.metrics.snapshot_age.get_or_create(&l).set(i64::from(i32::MAX));
+                }
+            }
+            let valid = value.newest.as_ref().is_some_and(|b| b.valid);
+            self.metrics.snapshot_valid.get_or_create(&l).set(i64::from(valid));
+            if let Some(c) = &value.control_files {
+                let present = c.spec_present && c.created_present;
+                self.metrics.control_files_present.get_or_create(&l).set(i64::from(present));
+            }
+        }
+        if let Ok(mut n) = self.newest_ts.write() {
+            *n = newest;
+        }
+    }
+
+    /// Recompute ages from the cached backup times (called between refreshes so the age gauge
+    /// keeps growing when backups stop).
+    pub fn tick_ages(&self, now: DateTime<Utc>) {
+        if let Ok(n) = self.newest_ts.read() {
+            for (url, ts) in n.iter() {
+                self.metrics
+                    .snapshot_age
+                    .get_or_create(&StoreLabel { store: url.clone() })
+                    .set(now.timestamp() - ts);
+            }
+        }
+    }
+
+    fn decide(&self, r: &wh::ReviewRequest, now: DateTime<Utc>) -> wh::Decision {
+        let op = operation(r.operation);
+        let mut req = Request::from_objects(op, r.old_object.clone(), r.object.clone()).by(r.username.clone(), r.groups.clone());
+        if req.api_group.is_empty() && req.kind.is_empty() {
+            req.api_group = r.kind.group.clone();
+            req.kind = r.kind.kind.clone();
+        }
+        req.subresource = r.sub_resource.clone();
+        req.resource = Some(r.resource.resource.clone());
+
+        // Cheap pre-check: an ungated request needs no facts.
+        let empty = Facts {
+            stores: vec![],
+            etcd: Fact::not_checked(""),
+            lifecycle: Fact::not_checked(""),
+        };
+        let change = object_change(r);
+        let pre = gate::request::decide(&self.policies, Some(&req), &empty, &change, self.overrides, now);
+        if !pre.gated {
+            return wh::Decision::allow().with_annotation("decision", "not-gated");
+        }
+        let (mut facts, stores) = self.facts_at(now);
+        if let Some(issues) = self.lifecycle_object(r, &stores, pre.requirements.max_age, now) {
+            facts.lifecycle = issues;
+        }
+        let d = gate::request::decide(&self.policies, Some(&req), &facts, &change, self.overrides, now);
+        if let Some(u) = &d.exception {
+            u.log();
+            self.metrics
+                .exceptions
+                .get_or_create(&SourceLabel { source: u.policy.clone() })
+                .inc();
+        }
+        to_webhook(&d, &self.policies, &req)
+    }
+
+    /// For S3 lifecycle objects (ACK Bucket, Upbound BucketLifecycleConfiguration): the proposed
+    /// rules in the object, judged against the stores (what the change makes worse).
+    fn lifecycle_object(
+        &self,
+        r: &wh::ReviewRequest,
+        stores: &[facts::StoreResult],
+        max_age: Duration,
+        now: DateTime<Utc>,
+    ) -> Option<Fact<Vec<gate::LifecycleIssue>>> {
+        let g = r.kind.group.as_str();
+        let is_lifecycle = (g == "s3.services.k8s.aws" && r.kind.kind == "Bucket")
+            || (g.ends_with("aws.upbound.io") && r.kind.kind == "BucketLifecycleConfiguration");
+        if !is_lifecycle {
+            return None;
+        }
+        let new = r.object.as_ref()?;
+        let bytes = serde_json::to_vec(new).ok()?;
+        let old = r.old_object.as_ref().and_then(|o| serde_json::to_vec(o).ok());
+        Some(facts::lifecycle_from_object(&bytes, old.as_deref(), stores, &self.args, max_age, now))
+    }
+}
+
+fn object_change(r: &wh::ReviewRequest) -> gate::Change {
+    let mut change = gate::Change::default();
+    match crate::change::from_objects(r.old_object.as_ref(), r.object.as_ref()) {
+        Ok(set) => facts::summarize(&set, "admission", &mut change),
+        Err(e) => change.gated.push(format!("object not classified: {e}")),
+    }
+    change
+}
+
+/// apiserver limits: a warning is one line; all warnings together stay under 4096 characters
+/// (the webhook crate enforces the budget; here we only keep them short and single-line).
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn to_webhook(d: &gate::request::Decision, policies: &PolicySet, req: &Request) -> wh::Decision {
+    let o = &d.outcome;
+    let denies: Vec<_> = o.findings.iter().filter(|f| f.severity == Severity::Deny).collect();
+    let warns: Vec<_> = o.findings.iter().filter(|f| f.severity == Severity::Warn).collect();
+    let mut out = if o.verdict == Verdict::Refuse {
+        let mut msg = String::from("etcdguard refused this change: ");
+        msg.push_str(&denies.iter().map(|f| format!("[{}] {}", f.check, f.message)).collect::<Vec<_>>().join("; "));
+        if let Some(next) = denies.iter().find_map(|f| f.next_step.as_ref()) {
+            msg.push_str(&format!(". To proceed: {next}"));
+        }
+        let annotations: Vec<String> = d
+            .policies
+            .iter()
+            .filter_map(|p| policies.get(p))
+            .map(|p| p.break_glass_annotation().to_string())
+            .collect();
+        if let Some(a) = annotations.first() {
+            msg.push_str(&format!(
+                ". Break glass (if your policy allows you): annotate the object with {a}=\"<reason>\""
+            ));
+        }
+        for why in &d.exception_refusals {
+            msg.push_str(&format!(". Break-glass refused: {why}"));
+        }
+        wh::Decision::deny(msg)
+    } else {
+        wh::Decision::allow()
+    };
+    for f in &warns {
+        out = out.with_warning(one_line(&format!("etcdguard [{}] {}", f.check, f.message)));
+    }
+    out = out
+        .with_annotation("decision", match o.verdict {
+            Verdict::Proceed => "proceed",
+            Verdict::Warn => "warn",
+            Verdict::Refuse => "refuse",
+        })
+        .with_annotation("mode", format!("{:?}", o.mode).to_lowercase())
+        .with_annotation("policies", d.policies.join(","));
+    let ids: Vec<&str> = denies.iter().chain(warns.iter()).map(|f| f.check.as_str()).collect();
+    if !ids.is_empty() {
+        out = out.with_annotation("findings", ids.join(","));
+    }
+    if let Some(u) = &d.exception {
+        let (_k, v) = u.audit_annotation();
+        out = out.with_annotation("break-glass", v);
+    }
+    let _ = req;
+    out
+}
+
+impl wh::Gate for EtcdGate {
+    fn review(&self, request: &wh::ReviewRequest) -> wh::Decision {
+        self.decide(request, Utc::now())
+    }
+
+    fn ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    fn register_metrics(&self, registry: &mut Registry) {
+        let m = &self.metrics;
+        registry.register("etcdguard_last_snapshot_timestamp_seconds", "Unix time of the newest restorable backup per store", m.last_snapshot_ts.clone());
+        registry.register("etcdguard_snapshot_age_seconds", "Age of the newest restorable backup per store", m.snapshot_age.clone());
+        registry.register("etcdguard_snapshot_revision", "etcd revision of the newest restorable backup per store", m.snapshot_revision.clone());
+        registry.register("etcdguard_snapshot_valid", "1 when the newest backup of the store is restorable", m.snapshot_valid.clone());
+        registry.register("etcdguard_control_files_present", "1 when both etcd-manager control files are present", m.control_files_present.clone());
+        registry.register("etcdguard_fact_refresh_errors", "Fact refresh failures by source", m.refresh_errors.clone());
+        registry.register("etcdguard_last_fact_refresh_timestamp_seconds", "Unix time of the last completed fact refresh", m.last_refresh_ts.clone());
+        registry.register("etcdguard_break_glass", "Break-glass exceptions honoured, by policy", m.exceptions.clone());
+    }
+}
+
+pub fn run(args: Args) -> u8 {
+    match run_inner(args) {
+        Ok(code) => code,
+        Err(msg) => {
+            eprintln!("etcdguard serve: {msg}");
+            super::EXIT_USAGE
+        }
+    }
+}
+
+fn run_inner(args: Args) -> Result<u8, String> {
+    let tls = match (&args.tls_cert, &args.tls_key, args.self_signed) {
+        (Some(cert), Some(key), false) => wh::TlsSource::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+            poll_interval: Duration::from_secs(2),
+        },
+        (None, None, true) => {
+            let ips: Vec<IpAddr> = vec![IpAddr::from([127, 0, 0, 1])];
+            wh::TlsSource::SelfSigned {
+                dns_names: args.self_signed_dns.clone(),
+                ips,
+            }
+        }
+        _ => return Err("give --tls-cert FILE --tls-key FILE, or --self-signed".to_string()),
+    };
+    if args.refresh_interval < Duration::from_secs(1) {
+        return Err("--refresh-interval must be at least 1s".to_string());
+    }
+    let policies = PolicySet::load_or_embedded(args.facts.policy.as_deref()).map_err(|e| e.to_string())?;
+    let stale_after = args
+        .stale_after
+        .unwrap_or(args.refresh_interval * 3 + Duration::from_secs(60));
+    let overrides = Overrides {
+        max_age: args.facts.max_age,
+        mode: args.mode.map(Into::into),
+    };
+    let gate = Arc::new(EtcdGate::new(policies, args.facts.clone(), stale_after, overrides));
+    let mut config = wh::ServerConfig::new(tls);
+    config.listen = args.listen;
+    config.metrics_listen = args.metrics_listen;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    rt.block_on(async move {
+        let server = wh::bind(config, gate.clone() as Arc<dyn wh::Gate>)
+            .await
+            .map_err(|e| e.to_string())?;
+        let addr = server.local_addr().map_err(|e| e.to_string())?;
+        if let Some(ca) = server.ca_pem() {
+            eprintln!("etcdguard serve: self-signed CA (add it to the webhook's caBundle or your client's roots):\n{ca}");
+            if let Some(path) = &args.ca_out {
+                std::fs::write(path, ca).map_err(|e| format!("--ca-out {}: {e}", path.display()))?;
+            }
+        }
+        eprintln!("etcdguard serve: listening on https://{addr}");
+        let refresher = {
+            let gate = gate.clone();
+            let interval = args.refresh_interval;
+            tokio::spawn(async move {
+                loop {
+                    gate.refresh().await;
+                    let until = tokio::time::Instant::now() + interval;
+                    while tokio::time::Instant::now() < until {
+                        gate.tick_ages(Utc::now());
+                        tokio::time::sleep(Duration::from_secs(5).min(interval)).await;
+                    }
+                }
+            })
+        };
+        let res = server.run(wh::shutdown_signal()).await;
+        refresher.abort();
+        res.map_err(|e| e.to_string())
+    })?;
+    Ok(super::EXIT_OK)
+}

@@ -1,0 +1,180 @@
+//! Policies + facts + change → decision, the one path shared by `check` and `serve` (pure).
+//!
+//! [`decide`] finds the policies matching a request, merges their requirements (strictest wins,
+//! see [`crate::policy::EffectiveRequire`]), applies command-line overrides, evaluates the facts
+//! with [`super::evaluate`], and finally applies a break-glass exception when every enforcing
+//! policy honours it.
+
+use super::{findings, Change, Facts, Finding, Mode, Outcome, Requirements, Severity, Verdict};
+use crate::policy::{ExceptionDecision, ExceptionUse, PolicySet, Request};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::time::Duration;
+
+/// Command-line overrides of what policies say (`--max-age`, `--mode`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Overrides {
+    pub max_age: Option<Duration>,
+    pub mode: Option<Mode>,
+}
+
+/// Why the gate ran the way it did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Decision {
+    pub outcome: Outcome,
+    /// `false` when no policy matched a Kubernetes object change: nothing was evaluated.
+    pub gated: bool,
+    /// Names of the matching policies.
+    pub policies: Vec<String>,
+    /// The requirements used.
+    pub requirements: Requirements,
+    /// A break-glass exception that turned a refusal into a warning.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exception: Option<ExceptionUse>,
+    /// Break-glass requests that were refused, with the reason.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exception_refusals: Vec<String>,
+}
+
+fn mode_from_policy(m: crate::policy::Mode) -> Mode {
+    match m {
+        crate::policy::Mode::Enforce => Mode::Enforce,
+        crate::policy::Mode::Warn => Mode::Warn,
+        crate::policy::Mode::Audit => Mode::Audit,
+    }
+}
+
+/// Decide one request.
+///
+/// - `request`: `None` for a plain pre-flight check with no change input (defaults apply:
+///   enforce, 3 h); `Some` for a CLI change source or a Kubernetes object change.
+/// - A Kubernetes object change that no policy matches is not gated: verdict `proceed` with one
+///   `info` finding saying so, and the facts are not consulted.
+/// - A CLI change source that no policy matches is still checked with the defaults: the user
+///   asked for a check.
+pub fn decide(
+    policies: &PolicySet,
+    request: Option<&Request>,
+    facts: &Facts,
+    change: &Change,
+    overrides: Overrides,
+    now: DateTime<Utc>,
+) -> Decision {
+    let matches = request.map(|r| policies.matching(r)).unwrap_or_default();
+    let effective = policies.effective(&matches);
+    let mut req = Requirements::default();
+    if let Some(m) = effective.mode {
+        req.mode = mode_from_policy(m);
+    }
+    if let Some(a) = effective.snapshot_max_age {
+        req.max_age = a.0;
+    }
+    req.control_files = effective.control_files || matches.is_empty();
+    if let Some(a) = overrides.max_age {
+        req.max_age = a;
+    }
+    if let Some(m) = overrides.mode {
+        req.mode = m;
+    }
+    let policy_names: Vec<String> = matches.iter().map(|m| m.policy.clone()).collect();
+
+    let object_request = request.is_some_and(|r| r.source.is_none());
+    if object_request && matches.is_empty() {
+        let r = request.expect("object_request implies a request");
+        let what = if r.kind.is_empty() {
+            "this object".to_string()
+        } else if r.api_group.is_empty() {
+            r.kind.clone()
+        } else {
+            format!("{}.{}", r.kind, r.api_group)
+        };
+        return Decision {
+            outcome: Outcome {
+                verdict: Verdict::Proceed,
+                mode: req.mode,
+                findings: vec![Finding {
+                    check: "policy.match".to_string(),
+                    severity: Severity::Info,
+                    message: format!("not gated: no policy matches this change of {what}"),
+                    next_step: None,
+                    details: serde_json::Value::Null,
+                }],
+            },
+            gated: false,
+            policies: policy_names,
+            requirements: req,
+            exception: None,
+            exception_refusals: Vec::new(),
+        };
+    }
+
+    let mut raw = findings(facts, change, &req, now);
+    raw.extend(effective_requirements_notes(&effective, facts));
+    let mut outcome = super::decide(raw, req.mode);
+    let mut exception = None;
+    let mut refusals = Vec::new();
+    if outcome.verdict == Verdict::Refuse {
+        if let Some(r) = request {
+            let enforcing: Vec<_> = matches
+                .iter()
+                .filter(|m| m.mode == crate::policy::Mode::Enforce || overrides.mode == Some(Mode::Enforce))
+                .filter_map(|m| policies.get(&m.policy))
+                .collect();
+            let mut honoured = Vec::new();
+            for p in &enforcing {
+                match p.exception(r, now) {
+                    ExceptionDecision::NotRequested => {}
+                    ExceptionDecision::Refused { why } => refusals.push(why),
+                    d @ ExceptionDecision::Honoured { .. } => honoured.push((p, d)),
+                }
+            }
+            if !enforcing.is_empty() && honoured.len() == enforcing.len() {
+                if let Some((p, d)) = honoured.first() {
+                    exception = d.use_record(p, r, now);
+                }
+                for f in outcome.findings.iter_mut().filter(|f| f.severity == Severity::Deny) {
+                    f.severity = Severity::Warn;
+                    f.message = format!("{} (allowed by break-glass exception)", f.message);
+                }
+                outcome.verdict = Verdict::Warn;
+            }
+        }
+    }
+    Decision {
+        outcome,
+        gated: true,
+        policies: policy_names,
+        requirements: req,
+        exception,
+        exception_refusals: refusals,
+    }
+}
+
+/// Warnings for requirements whose source was not given (never refusals: see issue #5).
+fn effective_requirements_notes(
+    effective: &crate::policy::EffectiveRequire,
+    facts: &Facts,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let policies = effective.policies.join(", ");
+    if effective.live_etcd && matches!(facts.etcd, super::Fact::NotChecked { .. }) {
+        out.push(Finding {
+            check: super::checks::ETCD_HEALTHY.to_string(),
+            severity: Severity::Warn,
+            message: format!("policy {policies} requires live etcd facts, but none were gathered"),
+            next_step: Some("pass --etcd-endpoints (and TLS flags) so the live cluster is checked".to_string()),
+            details: serde_json::Value::Null,
+        });
+    }
+    if effective.lifecycle && matches!(facts.lifecycle, super::Fact::NotChecked { .. }) {
+        out.push(Finding {
+            check: super::checks::LIFECYCLE_DELETES_CONTROL_FILES.to_string(),
+            severity: Severity::Warn,
+            message: format!("policy {policies} requires lifecycle-rule analysis, but no rules were read"),
+            next_step: Some("use an s3:// store (its rules are read live) or pass --lifecycle FILE".to_string()),
+            details: serde_json::Value::Null,
+        });
+    }
+    out
+}
