@@ -357,7 +357,15 @@ async fn live_rules(
     bucket: &str,
     opts: &StoreOpts,
 ) -> Result<Option<lifecycle::Configuration>, String> {
-    let client = store::s3_client(&opts.s3_options()).await.map_err(|e| e.to_string())?;
+    let url = StoreUrl::S3 {
+        bucket: bucket.to_string(),
+        prefix: String::new(),
+    };
+    let client = match store::Backend::open(&url, &opts.s3_options()).await {
+        Ok(store::Backend::S3 { client, .. }) => client,
+        Ok(store::Backend::Local { .. }) => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
     let deadline = opts.s3_timeout;
     match tokio::time::timeout(deadline, store::s3_lifecycle::fetch_rules(&client, bucket)).await {
         Ok(r) => r.map_err(|e| e.to_string()),
