@@ -148,6 +148,11 @@ pub fn flag_name(flags: u16) -> String {
     }
 }
 
+/// A `(key, value)` pair kept from a leaf.
+pub type Pair = (Box<[u8]>, Box<[u8]>);
+/// Branch elements: `(child pgid, key)`.
+pub type BranchElems = Vec<(u64, Box<[u8]>)>;
+
 /// A nested bucket found as a leaf entry.
 #[derive(Debug, Clone)]
 pub struct BucketEntry {
@@ -198,7 +203,7 @@ pub struct Leaf {
     /// `Ok` when every key is a revision key; `Err(reason)` naming the first one that is not.
     pub revs: Result<RevStats, String>,
     /// Small values of well-known `meta`/`cluster` keys and `members`-like entries.
-    pub small: Vec<(Box<[u8]>, Box<[u8]>)>,
+    pub small: Vec<Pair>,
 }
 
 /// What a page would hold if it were reachable.
@@ -207,7 +212,7 @@ pub enum Body {
     /// Header only (id mismatch, unknown type, or extent not available).
     None,
     /// Branch: `(child pgid, key)` per element.
-    Branch(Vec<(u64, Box<[u8]>)>),
+    Branch(BranchElems),
     Leaf(Leaf),
     /// Freelist page ids.
     Freelist(Vec<u64>),
@@ -304,12 +309,12 @@ fn data_at<'a>(
         })
 }
 
-fn parse_branch(extent: &[u8], count: usize) -> Result<Vec<(u64, Box<[u8]>)>, String> {
+fn parse_branch(extent: &[u8], count: usize) -> Result<BranchElems, String> {
     if count == 0 {
         return Err("branch page with no elements".into());
     }
     elements_fit(extent, count)?;
-    let mut out: Vec<(u64, Box<[u8]>)> = Vec::with_capacity(count);
+    let mut out: BranchElems = Vec::with_capacity(count);
     for i in 0..count {
         let off = HEADER + ELEM * i;
         let pos = get_u32(extent, off).unwrap_or(0);

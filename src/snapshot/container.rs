@@ -45,8 +45,11 @@ impl<R: Read> Read for Tracked<R> {
     }
 }
 
+/// The peeked head and a reader that yields it again followed by the rest.
+pub type Peeked<R> = (Vec<u8>, Chain<Cursor<Vec<u8>>, R>);
+
 /// Read up to `n` bytes (fewer only at end of input) and give them back in front of the rest.
-pub fn peek<R: Read>(mut r: R, n: usize) -> io::Result<(Vec<u8>, Chain<Cursor<Vec<u8>>, R>)> {
+pub fn peek<R: Read>(mut r: R, n: usize) -> io::Result<Peeked<R>> {
     let mut head = Vec::with_capacity(n);
     (&mut r).take(n as u64).read_to_end(&mut head)?;
     let copy = head.clone();
