@@ -167,13 +167,24 @@ pub struct BucketEntry {
     pub problem: Option<String>,
 }
 
-/// One revision entry of the `key` bucket, reduced to what the counters need.
+/// One revision entry of the `key` bucket, reduced to what the counters need: a 63-bit hash of
+/// the user key (`mvccpb.KeyValue.key`) with the tombstone mark in the lowest bit (8 bytes).
 #[derive(Debug, Clone, Copy)]
-pub struct RevEntry {
-    /// 64-bit hash of the user key (`mvccpb.KeyValue.key`).
-    pub key_hash: u64,
+pub struct RevEntry(u64);
+
+impl RevEntry {
+    /// Pack a user-key hash and the tombstone mark.
+    pub fn new(key_hash: u64, tombstone: bool) -> Self {
+        RevEntry((key_hash & !1) | u64::from(tombstone))
+    }
+    /// The user-key hash (lowest bit cleared).
+    pub fn key_hash(self) -> u64 {
+        self.0 & !1
+    }
     /// `true` when the revision key ends with `'t'` (a delete).
-    pub tombstone: bool,
+    pub fn tombstone(self) -> bool {
+        self.0 & 1 == 1
+    }
 }
 
 /// Revision-key statistics of a leaf whose keys all look like `key`-bucket revision keys.
@@ -213,7 +224,7 @@ pub enum Body {
     None,
     /// Branch: `(child pgid, key)` per element.
     Branch(BranchElems),
-    Leaf(Leaf),
+    Leaf(Box<Leaf>),
     /// Freelist page ids.
     Freelist(Vec<u64>),
 }
@@ -264,7 +275,7 @@ pub fn parse_page(extent: &[u8], pgid: u64) -> PageSummary {
             Err(e) => s.problem = Some(format!("page {pgid}: {e}")),
         },
         LEAF => match parse_leaf(extent, usize::from(count), true) {
-            Ok(leaf) => s.body = Body::Leaf(leaf),
+            Ok(leaf) => s.body = Body::Leaf(Box::new(leaf)),
             Err(e) => s.problem = Some(format!("page {pgid}: {e}")),
         },
         FREELIST => match parse_freelist(extent, count) {
@@ -346,7 +357,10 @@ pub fn parse_leaf(extent: &[u8], count: usize, allow_buckets: bool) -> Result<Le
         crc: 0,
         crc_len: 0,
         buckets: Vec::new(),
-        revs: Ok(RevStats::default()),
+        revs: Ok(RevStats {
+            entries: Vec::with_capacity(count),
+            ..RevStats::default()
+        }),
         small: Vec::new(),
     };
     let mut prev: &[u8] = &[];
@@ -389,10 +403,9 @@ pub fn parse_leaf(extent: &[u8], count: usize, allow_buckets: bool) -> Result<Le
                     stats.last_main = rk.main;
                     match schema::decode_key_value(value) {
                         Ok(kv) => {
-                            stats.entries.push(RevEntry {
-                                key_hash: schema::key_hash(kv.key),
-                                tombstone: rk.tombstone,
-                            });
+                            stats
+                                .entries
+                                .push(RevEntry::new(schema::key_hash(kv.key), rk.tombstone));
                             stats.max_mod = stats.max_mod.max(kv.mod_revision);
                             if kv.lease != 0 {
                                 stats.with_lease += 1;

@@ -87,23 +87,7 @@ pub fn with_payload<R: Read, T>(
         return Ok(f(&mut d, Container::Zstd, None));
     }
     if head.starts_with(ZIP) {
-        loop {
-            match zip::read::read_zipfile_from_stream(&mut r) {
-                Ok(Some(entry)) if entry.is_dir() => continue,
-                Ok(Some(mut entry)) => {
-                    let name = entry.name().to_string();
-                    return Ok(f(&mut entry, Container::Zip, Some(name)));
-                }
-                Ok(None) => {
-                    return Err(OpenError::Corrupt(
-                        Container::Zip,
-                        "zip: the archive holds no file".into(),
-                    ))
-                }
-                Err(zip::result::ZipError::Io(e)) => return Err(OpenError::Io(e)),
-                Err(e) => return Err(corrupt(Container::Zip, e)),
-            }
-        }
+        return open_zip(&mut r, 64, f);
     }
     if head.starts_with(GZIP) {
         let gz = flate2::read::MultiGzDecoder::new(r);
@@ -128,4 +112,81 @@ pub fn with_payload<R: Read, T>(
         return Ok(f(&mut gz, Container::Gzip, None));
     }
     Ok(f(&mut r, Container::Plain, None))
+}
+
+/// Fixed part of a zip local file header.
+const ZIP_LOCAL_HEADER: usize = 30;
+/// General-purpose flag: sizes follow the data in a data descriptor.
+const ZIP_DATA_DESCRIPTOR: u16 = 0x08;
+const ZIP_DEFLATE: u16 = 8;
+
+fn le16(b: &[u8], off: usize) -> u16 {
+    b.get(off..off + 2)
+        .map_or(0, |s| u16::from_le_bytes([s[0], s[1]]))
+}
+
+/// The first file of a zip stream. Archives written by a seekable writer go through
+/// `zip::read::read_zipfile_from_stream`. Go's `archive/zip` (k3s, RKE2) sets the
+/// data-descriptor flag on file entries, which that function refuses; a deflated entry is
+/// self-delimiting, so it is inflated straight from the stream after its local header.
+fn open_zip<T>(
+    r: &mut dyn Read,
+    dirs_left: u32,
+    f: impl FnOnce(&mut dyn Read, Container, Option<String>) -> T,
+) -> Result<T, OpenError> {
+    let (head, mut rest) = peek(r, ZIP_LOCAL_HEADER).map_err(OpenError::Io)?;
+    if !head.starts_with(ZIP) {
+        if head.starts_with(b"PK\x01\x02") || head.starts_with(b"PK\x05\x06") {
+            return Err(corrupt(Container::Zip, "the archive holds no file"));
+        }
+        return Err(corrupt(
+            Container::Zip,
+            "no local file header where one was expected",
+        ));
+    }
+    let flags = le16(&head, 6);
+    let method = le16(&head, 8);
+    if flags & ZIP_DATA_DESCRIPTOR != 0 {
+        let name_len = usize::from(le16(&head, 26));
+        let extra_len = usize::from(le16(&head, 28));
+        let mut header = vec![0u8; ZIP_LOCAL_HEADER + name_len + extra_len];
+        rest.read_exact(&mut header)
+            .map_err(|e| corrupt(Container::Zip, e))?;
+        let name_bytes = header
+            .get(ZIP_LOCAL_HEADER..ZIP_LOCAL_HEADER + name_len)
+            .unwrap_or(&[]);
+        let name = String::from_utf8_lossy(name_bytes).into_owned();
+        if method != ZIP_DEFLATE || name.ends_with('/') {
+            return Err(corrupt(
+                Container::Zip,
+                format!(
+                    "entry {name:?} (method {method}) has a data descriptor and cannot be streamed"
+                ),
+            ));
+        }
+        let mut inflate = flate2::read::DeflateDecoder::new(rest);
+        return Ok(f(&mut inflate, Container::Zip, Some(name)));
+    }
+    let entry = zip::read::read_zipfile_from_stream(&mut rest);
+    if matches!(&entry, Ok(Some(e)) if e.is_dir()) {
+        // Dropping the entry leaves `rest` at the next local header.
+        drop(entry);
+        if dirs_left == 0 {
+            return Err(corrupt(
+                Container::Zip,
+                "more than 64 directory entries before the first file",
+            ));
+        }
+        return open_zip(&mut rest, dirs_left - 1, f);
+    }
+    let result = match entry {
+        Ok(Some(mut entry)) => {
+            let name = entry.name().to_string();
+            Ok(f(&mut entry, Container::Zip, Some(name)))
+        }
+        Ok(None) => Err(corrupt(Container::Zip, "the archive holds no file")),
+        Err(zip::result::ZipError::Io(e)) => Err(OpenError::Io(e)),
+        Err(e) => Err(corrupt(Container::Zip, e)),
+    };
+    result
 }

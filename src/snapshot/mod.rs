@@ -7,6 +7,7 @@
 
 mod bbolt;
 mod container;
+mod crc;
 mod scan;
 mod schema;
 pub mod stream;
@@ -161,7 +162,9 @@ pub fn verify_reader<R: Read + Send>(
     let outcome = container::with_payload(tracked, |payload, kind, entry| {
         let mut sha = stream::Sha256Sink::default();
         let mut scanner = scan::PageScanner::default();
-        let end = stream::run(payload, &mut sha, &mut [&mut scanner]);
+        let started = std::time::Instant::now();
+        let end = stream::run(payload, &mut [&mut sha, &mut scanner]);
+        tracing::debug!(bytes = end.total, elapsed = ?started.elapsed(), "streaming pass done");
         (kind, entry, sha, scanner, end)
     });
     let (kind, entry, sha, scanner, end) = match outcome {
@@ -251,7 +254,9 @@ fn assemble(
                 data - db_len
             ));
         }
+        let started = std::time::Instant::now();
         let w = walk::walk(&meta, &scan.pages);
+        tracing::debug!(pages = scan.pages.len(), elapsed = ?started.elapsed(), "tree walk done");
         if w.problems.is_empty() {
             r.hash = Some(w.hash);
             r.total_key = Some(w.total_key);

@@ -8,6 +8,27 @@
 use super::bbolt::{self, Body, Leaf, Meta, PageSummary};
 use super::schema;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// The live-key map is keyed by user-key hashes already: hashing them again is wasted work.
+#[derive(Default)]
+struct PreHashed(u64);
+
+impl Hasher for PreHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type LiveMap = HashMap<u64, bool, BuildHasherDefault<PreHashed>>;
 
 /// What the walk found.
 #[derive(Debug, Default)]
@@ -86,28 +107,30 @@ impl<'a> Walker<'a> {
         let avail = self.pages.len() as u64 + 2;
         while let Some(f) = stack.pop() {
             let pgid = f.pgid;
-            let at = match f.from {
+            let at = || match f.from {
                 Some((p, i)) => format!("page {p}: branch element {i} points to page {pgid}"),
                 None => format!("bucket {bucket}: root page {pgid}"),
             };
             if pgid < 2 {
-                self.problems.push(format!("{at}, a meta page"));
+                self.problems.push(format!("{}, a meta page", at()));
                 continue;
             }
             if pgid >= self.hwm {
                 self.problems
-                    .push(format!("{at} beyond the high-water mark {}", self.hwm));
+                    .push(format!("{} beyond the high-water mark {}", at(), self.hwm));
                 continue;
             }
             if pgid >= avail {
                 self.problems.push(format!(
-                    "{at}, which is missing: the input ends before it (truncated)"
+                    "{}, which is missing: the input ends before it (truncated)",
+                    at()
                 ));
                 continue;
             }
             if self.is_visited(pgid) {
                 self.problems.push(format!(
-                    "{at}, which is already referenced (a cycle or a shared page)"
+                    "{}, which is already referenced (a cycle or a shared page)",
+                    at()
                 ));
                 continue;
             }
@@ -115,14 +138,16 @@ impl<'a> Walker<'a> {
             let Some(s) = self.page(pgid) else { continue };
             if s.header_id != pgid {
                 self.problems.push(format!(
-                    "{at}, but that page's header says it is page {}",
+                    "{}, but that page's header says it is page {}",
+                    at(),
                     s.header_id
                 ));
                 continue;
             }
             if s.flags != bbolt::BRANCH && s.flags != bbolt::LEAF {
                 self.problems.push(format!(
-                    "{at}, a {} page where a branch or leaf page was expected",
+                    "{}, a {} page where a branch or leaf page was expected",
+                    at(),
                     bbolt::flag_name(s.flags)
                 ));
                 continue;
@@ -164,7 +189,7 @@ impl<'a> Walker<'a> {
                     if leaf.count > 0 {
                         self.bounds(pgid, Some(&leaf.first_key), Some(&leaf.last_key), &f);
                     }
-                    leaves.push((pgid, leaf));
+                    leaves.push((pgid, &**leaf));
                 }
                 _ => self
                     .problems
@@ -195,14 +220,15 @@ impl<'a> Walker<'a> {
 /// Accumulates the per-leaf numbers of one top-level bucket.
 struct Totals<'a> {
     crc: u32,
+    combiner: &'a mut super::crc::Combiner,
     total_key: u64,
-    live: HashMap<u64, bool>,
+    live: LiveMap,
     out: &'a mut Walk,
 }
 
 impl Totals<'_> {
     fn leaf(&mut self, bucket: &[u8], pgid: Option<u64>, leaf: &Leaf) {
-        self.crc = crc32c::crc32c_combine(self.crc, leaf.crc, leaf.crc_len as usize);
+        self.crc = self.combiner.combine(self.crc, leaf.crc, leaf.crc_len);
         self.total_key += leaf.count as u64;
         let at = match pgid {
             Some(p) => format!("page {p}"),
@@ -211,6 +237,8 @@ impl Totals<'_> {
         match bucket {
             b"key" => match &leaf.revs {
                 Ok(stats) => {
+                    // An empty key bucket reads as revision 0, as in etcdctl.
+                    self.out.revision.get_or_insert(0);
                     if leaf.count > 0 {
                         self.out.revision = Some(stats.last_main);
                     }
@@ -218,7 +246,7 @@ impl Totals<'_> {
                     self.out.max_mod_revision = self.out.max_mod_revision.max(stats.max_mod);
                     self.out.keys_with_lease += stats.with_lease;
                     for e in &stats.entries {
-                        self.live.insert(e.key_hash, !e.tombstone);
+                        self.live.insert(e.key_hash(), !e.tombstone());
                     }
                 }
                 Err(e) => self.out.problems.push(format!("bucket \"key\", {at}: {e}")),
@@ -276,7 +304,8 @@ pub fn walk(meta: &Meta, pages: &[PageSummary]) -> Walk {
     let mut crc = 0u32;
     let mut total_key = 0u64;
     let mut nested: Vec<(String, &bbolt::BucketEntry)> = Vec::new();
-    let mut live: HashMap<u64, bool> = HashMap::new();
+    let mut live = LiveMap::default();
+    let mut combiner = super::crc::Combiner::default();
     for (pgid, leaf) in &root_leaves {
         let plain = leaf.count - leaf.buckets.len();
         if plain > 0 {
@@ -288,7 +317,7 @@ pub fn walk(meta: &Meta, pages: &[PageSummary]) -> Walk {
             let name = label(&b.name);
             out.buckets
                 .push(String::from_utf8_lossy(&b.name).into_owned());
-            crc = crc32c::crc32c_combine(crc, crc32c::crc32c(&b.name), b.name.len());
+            crc = combiner.combine(crc, crc32c::crc32c(&b.name), b.name.len() as u64);
             if let Some(p) = &b.problem {
                 w.problems
                     .push(format!("page {pgid}: element {}: {p}", b.index));
@@ -296,6 +325,7 @@ pub fn walk(meta: &Meta, pages: &[PageSummary]) -> Walk {
             }
             let mut t = Totals {
                 crc,
+                combiner: &mut combiner,
                 total_key,
                 live: std::mem::take(&mut live),
                 out: &mut out,
@@ -384,17 +414,33 @@ fn check_freelist(w: &mut Walker<'_>, meta: &Meta) {
             return;
         }
     };
-    let mut free = std::collections::HashSet::new();
+    let avail = (w.pages.len() as u64 + 2).min(meta.hwm);
+    // A bitmap over the pages present, so a huge freelist cannot blow up memory.
+    let mut free = vec![0u64; (avail as usize).div_ceil(64)];
+    let bit = |id: u64| (id as usize / 64, 1u64 << (id % 64));
     for &id in ids {
-        if !free.insert(id) {
+        if id < 2 || id >= meta.hwm {
+            w.problems.push(format!(
+                "freelist page {fl}: lists page {id}, outside [2, high-water mark {})",
+                meta.hwm
+            ));
+            continue;
+        }
+        let (word, mask) = bit(id);
+        let Some(slot) = free.get_mut(word) else {
+            continue;
+        };
+        if *slot & mask != 0 {
             w.problems.push(format!("page {id}: already freed"));
         } else if w.is_visited(id) {
             w.problems.push(format!("page {id}: reachable freed"));
         }
+        *slot |= mask;
     }
-    let avail = (w.pages.len() as u64 + 2).min(meta.hwm);
     for id in 2..avail {
-        if !w.is_visited(id) && !free.contains(&id) {
+        let (word, mask) = bit(id);
+        let is_free = free.get(word).is_some_and(|x| x & mask != 0);
+        if !w.is_visited(id) && !is_free {
             w.problems.push(format!("page {id}: unreachable unfreed"));
         }
     }
