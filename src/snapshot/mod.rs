@@ -5,9 +5,21 @@
 //! it is a report with `valid == false` and precise `problems`. `Err` means the bytes could not
 //! be read at all (I/O error from the underlying reader).
 
+mod bbolt;
+mod container;
+mod crc;
+mod scan;
+mod schema;
+pub mod stream;
+mod walk;
+
 use serde::Serialize;
 use std::io::Read;
 use std::path::Path;
+use std::sync::atomic::Ordering;
+
+/// At most this many problems are listed; the rest are counted in a final line.
+const MAX_PROBLEMS: usize = 50;
 
 /// Result of checking the 32-byte sha256 trailer that `etcdctl snapshot save` appends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -59,8 +71,64 @@ pub struct SnapshotReport {
     /// Distinct user keys whose newest revision is not a tombstone (etcd 3.6 `totalKey`).
     pub live_keys: Option<u64>,
     pub container: Container,
+    /// Name of the archive entry that held the snapshot (zip, tar.gz).
+    pub entry: Option<String>,
+    /// Bytes of the (decompressed) snapshot file, trailer included.
+    pub file_size: u64,
+    /// bbolt page size.
+    pub page_size: Option<u32>,
+    /// Revision entries in the `key` bucket (puts and tombstones of every kept revision).
+    pub revisions: Option<u64>,
+    /// Largest `mod_revision` of any value in the `key` bucket.
+    pub newest_mod_revision: Option<i64>,
+    /// Revision entries whose key has a lease.
+    pub keys_with_lease: Option<u64>,
+    /// `meta/scheduledCompactRev`: the newest compaction requested.
+    pub scheduled_compact_revision: Option<i64>,
+    /// `meta/finishedCompactRev`: the newest compaction finished.
+    pub finished_compact_revision: Option<i64>,
+    /// `meta/consistent_index`: raft index of the last applied entry.
+    pub consistent_index: Option<u64>,
+    /// `meta/term` (etcd ≥ 3.5).
+    pub term: Option<u64>,
+    /// `cluster/clusterVersion`, e.g. `3.4.0`.
+    pub cluster_version: Option<String>,
+    /// Member names from the `members` bucket.
+    pub members: Vec<String>,
+    /// Top-level bucket names in order.
+    pub buckets: Vec<String>,
     /// Human-readable problems; empty when valid.
     pub problems: Vec<String>,
+}
+
+impl SnapshotReport {
+    fn empty(container: Container, entry: Option<String>) -> Self {
+        SnapshotReport {
+            valid: false,
+            sha256: Sha256Status::Missing,
+            hash: None,
+            revision: None,
+            total_key: None,
+            total_size: None,
+            version: None,
+            live_keys: None,
+            container,
+            entry,
+            file_size: 0,
+            page_size: None,
+            revisions: None,
+            newest_mod_revision: None,
+            keys_with_lease: None,
+            scheduled_compact_revision: None,
+            finished_compact_revision: None,
+            consistent_index: None,
+            term: None,
+            cluster_version: None,
+            members: Vec::new(),
+            buckets: Vec::new(),
+            problems: Vec::new(),
+        }
+    }
 }
 
 /// Errors that prevent reading the bytes at all. Corruption is not an error: see the module doc.
@@ -75,15 +143,151 @@ pub enum VerifyError {
 }
 
 /// Verify a snapshot from any reader (file, S3 body, decompressor) in one streaming pass.
+///
+/// The container is detected from the first bytes; the decompressed snapshot is read once,
+/// sequentially, with sha256 on this thread and the page scanner on a second one. Memory stays
+/// bounded (page summaries plus one page extent of at most 32 MiB). `name` only labels errors.
+/// Corrupt content (including a corrupt or cut-off compressed stream) gives `Ok` with
+/// `valid == false`; `Err` only when `reader` itself fails.
 pub fn verify_reader<R: Read + Send>(
-    _reader: R,
-    _name: &str,
-    _opts: &VerifyOptions,
+    reader: R,
+    name: &str,
+    opts: &VerifyOptions,
 ) -> Result<SnapshotReport, VerifyError> {
-    Err(VerifyError::Io {
-        what: _name.to_string(),
-        source: std::io::Error::other("snapshot verification is not implemented yet (issue #2)"),
-    })
+    let (tracked, failed) = container::Tracked::new(reader);
+    let io_err = |source: std::io::Error| VerifyError::Io {
+        what: name.to_string(),
+        source,
+    };
+    let outcome = container::with_payload(tracked, |payload, kind, entry| {
+        let mut sha = stream::Sha256Sink::default();
+        let mut scanner = scan::PageScanner::default();
+        let started = std::time::Instant::now();
+        let end = stream::run(payload, &mut [&mut sha, &mut scanner]);
+        tracing::debug!(bytes = end.total, elapsed = ?started.elapsed(), "streaming pass done");
+        (kind, entry, sha, scanner, end)
+    });
+    let (kind, entry, sha, scanner, end) = match outcome {
+        Ok(parts) => parts,
+        Err(container::OpenError::Io(e)) => return Err(io_err(e)),
+        Err(container::OpenError::Corrupt(kind, msg)) => {
+            if failed.load(Ordering::Relaxed) {
+                return Err(io_err(std::io::Error::other(msg)));
+            }
+            let mut report = SnapshotReport::empty(kind, None);
+            report.problems.push(msg);
+            return Ok(report);
+        }
+    };
+    if let Some(e) = end.error {
+        if failed.load(Ordering::Relaxed) {
+            return Err(io_err(e));
+        }
+        let mut report = assemble(kind, entry, &sha, scanner.scan, opts);
+        report.problems.insert(
+            0,
+            format!(
+                "{kind:?} stream is corrupt or cut off after {} bytes of snapshot: {e}",
+                end.total
+            )
+            .to_lowercase()
+            .replacen("targz", "tar.gz", 1),
+        );
+        report.valid = false;
+        return Ok(report);
+    }
+    Ok(assemble(kind, entry, &sha, scanner.scan, opts))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Combine the results of the sinks and the tree walk into the report.
+fn assemble(
+    kind: Container,
+    entry: Option<String>,
+    sha: &stream::Sha256Sink,
+    scan: scan::Scan,
+    opts: &VerifyOptions,
+) -> SnapshotReport {
+    let mut r = SnapshotReport::empty(kind, entry);
+    r.file_size = scan.total;
+    let total = scan.total;
+    let has_trailer = total >= 32 && total % 512 == 32;
+    if let Some((digest, tail, _)) = sha.result() {
+        r.sha256 = if !has_trailer {
+            Sha256Status::Missing
+        } else if &digest[..] == tail {
+            Sha256Status::Verified
+        } else {
+            r.problems.push(format!(
+                "sha256 trailer mismatch: the last 32 bytes say {} but sha256 of the first {} bytes is {}",
+                hex(tail),
+                total - 32,
+                hex(digest)
+            ));
+            Sha256Status::Mismatch
+        };
+    }
+    if total == 0 {
+        r.problems
+            .push("empty input (0 bytes): not a snapshot".into());
+        return r;
+    }
+    r.problems.extend(scan.meta_problems);
+    if let Some(meta) = scan.meta {
+        let ps = u64::from(meta.page_size);
+        let db_len = meta.hwm * ps;
+        r.total_size = Some(db_len);
+        r.page_size = Some(meta.page_size);
+        let data = if has_trailer { total - 32 } else { total };
+        if data < db_len {
+            r.problems.push(format!(
+                "truncated: the db needs {db_len} bytes (high-water mark {} x page size {ps}) but the input holds {data}{}",
+                meta.hwm,
+                if has_trailer { " before its trailer" } else { "" }
+            ));
+        } else if has_trailer && data > db_len {
+            r.problems.push(format!(
+                "{} unexpected bytes between the end of the db ({db_len} bytes) and the sha256 trailer",
+                data - db_len
+            ));
+        }
+        let started = std::time::Instant::now();
+        let w = walk::walk(&meta, &scan.pages);
+        tracing::debug!(pages = scan.pages.len(), elapsed = ?started.elapsed(), "tree walk done");
+        if w.problems.is_empty() {
+            r.hash = Some(w.hash);
+            r.total_key = Some(w.total_key);
+            r.live_keys = Some(w.live_keys);
+            r.revision = w.revision;
+            r.revisions = Some(w.revisions);
+            r.newest_mod_revision = Some(w.max_mod_revision);
+            r.keys_with_lease = Some(w.keys_with_lease);
+        }
+        r.version = w.storage_version;
+        r.scheduled_compact_revision = w.scheduled_compact_revision;
+        r.finished_compact_revision = w.finished_compact_revision;
+        r.consistent_index = w.consistent_index;
+        r.term = w.term;
+        r.cluster_version = w.cluster_version;
+        r.members = w.members;
+        r.buckets = w.buckets;
+        r.problems.extend(w.problems);
+    }
+    if r.sha256 == Sha256Status::Missing && !opts.skip_hash_check {
+        r.problems.push(format!(
+            "no sha256 trailer (size {total} is not 32 mod 512): a raw copy of member/snap/db, restorable only with --skip-hash-check"
+        ));
+    }
+    if r.problems.len() > MAX_PROBLEMS {
+        let more = r.problems.len() - MAX_PROBLEMS;
+        r.problems.truncate(MAX_PROBLEMS);
+        r.problems.push(format!("... and {more} more problems"));
+    }
+    r.valid = r.problems.is_empty();
+    r
 }
 
 /// Verify a snapshot file on disk.
