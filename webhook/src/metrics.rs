@@ -80,13 +80,10 @@ impl WebhookMetrics {
     pub fn register(registry: &mut Registry) -> Self {
         let requests = Family::<RequestLabels, Counter>::default();
         // 100 µs … ~3.3 s.
-        let duration = Histogram::new(
-            [
-                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                1.0, 2.5, 5.0,
-            ]
-            .into_iter(),
-        );
+        let duration = Histogram::new([
+            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+            2.5, 5.0,
+        ]);
         let tls_reloads = Family::<ReloadLabels, Counter>::default();
         registry.register(
             counter_base_name(ADMISSION_REQUESTS_TOTAL),
