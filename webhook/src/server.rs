@@ -95,7 +95,10 @@ pub struct ServerConfig {
     pub max_review_time: Duration,
     /// Safety margin kept below the apiserver's `?timeout=` (but at least half of it is used).
     pub timeout_margin: Duration,
-    /// How long in-flight requests may finish after shutdown starts.
+    /// After shutdown is requested, keep serving this long with `/readyz` answering 503, so
+    /// Kubernetes removes the pod from the Service endpoints before connections are refused.
+    pub shutdown_delay: Duration,
+    /// How long in-flight requests may finish after the listener closes.
     pub shutdown_grace: Duration,
 }
 
@@ -112,6 +115,7 @@ impl ServerConfig {
             body_read_timeout: Duration::from_secs(10),
             max_review_time: Duration::from_secs(3),
             timeout_margin: Duration::from_secs(1),
+            shutdown_delay: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(20),
         }
     }
@@ -306,8 +310,9 @@ impl Server {
         self.resolver.leaf_der()
     }
 
-    /// Serve until `shutdown` completes; then stop accepting, report not-ready, and give
-    /// in-flight requests up to `shutdown_grace` to finish.
+    /// Serve until `shutdown` completes; then report not-ready (`/readyz` 503) for
+    /// `shutdown_delay` while still serving, stop accepting, and give in-flight requests up to
+    /// `shutdown_grace` to finish.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServeError> {
         let Server {
             listener,
@@ -359,7 +364,6 @@ impl Server {
         });
 
         let app = router(state.clone());
-        let mut stop = stop_rx.clone();
         let main = tokio::spawn(accept_loop(
             listener,
             Some(acceptor),
@@ -369,10 +373,11 @@ impl Server {
         ));
         tracing::info!("etcdguard webhook serving");
         shutdown.await;
-        tracing::info!("shutdown requested; draining connections");
+        tracing::info!(delay = ?state.config.shutdown_delay, "shutdown requested; reporting not ready");
         state.shutting_down.store(true, Ordering::SeqCst);
+        tokio::time::sleep(state.config.shutdown_delay).await;
+        tracing::info!("closing listeners; draining connections");
         let _ = stop_tx.send(true);
-        let _ = stop.changed().await;
         let result = main
             .await
             .map_err(|e| ServeError::Io(std::io::Error::other(e.to_string())))?;

@@ -23,6 +23,7 @@ fn self_signed_config() -> ServerConfig {
     });
     cfg.listen = SocketAddr::new(LOOPBACK, 0);
     cfg.metrics_listen = Some(SocketAddr::new(LOOPBACK, 0));
+    cfg.shutdown_delay = Duration::ZERO;
     cfg
 }
 
@@ -516,6 +517,36 @@ async fn shutdown_lets_in_flight_reviews_finish() {
     assert_eq!(response(&reply)["uid"], "late-1");
     // The listener is closed now.
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test]
+async fn readyz_reports_503_while_draining_before_the_listener_closes() {
+    let mut cfg = self_signed_config();
+    cfg.shutdown_delay = Duration::from_millis(1500);
+    let mut run = Running::start(
+        bind(cfg, TestGate::new(|_| Decision::allow()))
+            .await
+            .expect("bind"),
+    );
+    let c = connector(&[run.ca_pem.as_deref().unwrap()], &[b"http/1.1"]);
+    assert_eq!(
+        request(run.addr, &c, false, "GET", "/readyz", None, Vec::new())
+            .await
+            .status,
+        200
+    );
+    run.trigger_stop();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Still serving, but no longer ready: Kubernetes takes the pod out of the Service first.
+    assert_eq!(
+        request(run.addr, &c, false, "GET", "/readyz", None, Vec::new())
+            .await
+            .status,
+        503
+    );
+    let r = response(&post_review(run.addr, &c, "", kcp_update_with_uid("drain-1")).await);
+    assert_eq!(r["uid"], "drain-1");
+    run.stop().await.unwrap();
 }
 
 // ---- certificate reload from a directory laid out like a mounted Secret ----

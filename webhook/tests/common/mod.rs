@@ -101,6 +101,13 @@ impl Running {
         }
     }
 
+    /// Trigger shutdown without waiting.
+    pub fn trigger_stop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+
     /// Trigger shutdown and wait for `run` to return.
     pub async fn stop(mut self) -> Result<(), etcdguard_webhook::ServeError> {
         if let Some(tx) = self.stop.take() {
