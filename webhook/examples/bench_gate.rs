@@ -1,0 +1,64 @@
+//! Benchmark subject: the etcdguard webhook server (this crate's `serve`) with a gate shaped like
+//! the real one — it compares `spec.version` of object and oldObject and decides from a cached
+//! fact (snapshot age), adding an audit annotation. Used by `scripts/bench-webhook`.
+//!
+//! Usage: `bench_gate 127.0.0.1:9443`
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use etcdguard_webhook::{
+    serve, shutdown_signal, Decision, Gate, ReviewRequest, ServerConfig, TlsSource,
+};
+
+struct CachedFactsGate {
+    snapshot_age_seconds: AtomicU64,
+}
+
+impl Gate for CachedFactsGate {
+    fn review(&self, r: &ReviewRequest) -> Decision {
+        let age = self.snapshot_age_seconds.load(Ordering::Relaxed);
+        let version = |o: &Option<serde_json::Value>| {
+            o.as_ref()
+                .and_then(|o| o.pointer("/spec/version"))
+                .and_then(|v| v.as_str())
+                .map(str::to_string)
+        };
+        let (new, old) = (version(&r.object), version(&r.old_object));
+        let d = if new != old && age > 6 * 3600 {
+            Decision::deny(format!(
+                "{} {}/{}: upgrade refused: newest valid etcd snapshot is {}h old (max 6h)",
+                r.kind.kind,
+                r.namespace.as_deref().unwrap_or(""),
+                r.name,
+                age / 3600
+            ))
+        } else {
+            Decision::allow()
+        };
+        d.with_annotation("snapshot-age-seconds", age.to_string())
+    }
+    fn ready(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let addr: SocketAddr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:9443".to_string())
+        .parse()?;
+    let mut config = ServerConfig::new(TlsSource::SelfSigned {
+        dns_names: vec!["localhost".to_string()],
+        ips: vec![addr.ip()],
+    });
+    config.listen = addr;
+    let gate = Arc::new(CachedFactsGate {
+        snapshot_age_seconds: AtomicU64::new(93_600),
+    });
+    eprintln!("etcdguard webhook listening on https://{addr}/validate");
+    serve(config, gate, shutdown_signal()).await?;
+    Ok(())
+}

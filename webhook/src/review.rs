@@ -1,0 +1,325 @@
+//! AdmissionReview v1 parsing and response building, plus the sanitizers that keep a response
+//! within what the apiserver accepts. Pure functions: no I/O.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
+use kube::core::DynamicObject;
+
+use crate::gate::Decision;
+
+/// `apiVersion` of the only AdmissionReview version served.
+pub const ADMISSION_API_VERSION: &str = "admission.k8s.io/v1";
+/// `kind` of an AdmissionReview.
+pub const ADMISSION_KIND: &str = "AdmissionReview";
+/// Total rune budget for warnings in one response (apiserver `pkg/endpoints/filters/warning.go`).
+pub const MAX_WARNINGS_TOTAL_CHARS: usize = 4096;
+/// Per-warning rune limit the apiserver applies once the total budget is exceeded.
+pub const MAX_WARNING_CHARS_WHEN_OVER: usize = 256;
+/// Maximum length of the name part of an audit-annotation key (a qualified name).
+pub const MAX_ANNOTATION_KEY_CHARS: usize = 63;
+
+/// Why a request body is not a usable AdmissionReview. Answered with HTTP 400.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ReviewError {
+    /// Empty body.
+    #[error("request body is empty; expected an admission.k8s.io/v1 AdmissionReview JSON object")]
+    Empty,
+    /// Body is not JSON or not the AdmissionReview shape.
+    #[error("request body is not a valid admission.k8s.io/v1 AdmissionReview: {0}")]
+    Json(String),
+    /// Wrong `apiVersion`.
+    #[error("AdmissionReview apiVersion is {found:?}; expected \"admission.k8s.io/v1\"")]
+    ApiVersion {
+        /// What the body said.
+        found: String,
+    },
+    /// Wrong `kind`.
+    #[error("body kind is {found:?}; expected \"AdmissionReview\"")]
+    Kind {
+        /// What the body said.
+        found: String,
+    },
+    /// No `request` field.
+    #[error("AdmissionReview has no request")]
+    MissingRequest,
+    /// Empty `request.uid`.
+    #[error("AdmissionReview request has an empty uid")]
+    MissingUid,
+    /// Objects not representable as JSON values.
+    #[error("{0}")]
+    Object(String),
+}
+
+/// Parse a request body into kube's typed request.
+pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, ReviewError> {
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(ReviewError::Empty);
+    }
+    let review: AdmissionReview<DynamicObject> =
+        serde_json::from_slice(body).map_err(|e| ReviewError::Json(e.to_string()))?;
+    if review.types.api_version != ADMISSION_API_VERSION {
+        return Err(ReviewError::ApiVersion {
+            found: review.types.api_version,
+        });
+    }
+    if review.types.kind != ADMISSION_KIND {
+        return Err(ReviewError::Kind {
+            found: review.types.kind,
+        });
+    }
+    let req: AdmissionRequest<DynamicObject> =
+        review.try_into().map_err(|_| ReviewError::MissingRequest)?;
+    if req.uid.is_empty() {
+        return Err(ReviewError::MissingUid);
+    }
+    Ok(req)
+}
+
+/// Build the response review for `req` from a gate decision, sanitizing it on the way.
+/// `base_annotations` are added first (the gate's own keys win on a clash).
+pub fn build_response(
+    req: &AdmissionRequest<DynamicObject>,
+    decision: &Decision,
+    base_annotations: &[(&str, &str)],
+) -> AdmissionReview<DynamicObject> {
+    let mut res = AdmissionResponse::from(req);
+    if !decision.allowed {
+        let message = if decision.message.trim().is_empty() {
+            "denied by etcdguard (no message given)".to_string()
+        } else {
+            decision.message.clone()
+        };
+        res = res.deny(message);
+        res.result.code = if decision.code < 400 {
+            403
+        } else {
+            decision.code
+        };
+        res.result.reason = if decision.reason.is_empty() {
+            "Forbidden".to_string()
+        } else {
+            decision.reason.clone()
+        };
+    }
+    let warnings = sanitize_warnings(&decision.warnings);
+    if !warnings.is_empty() {
+        res.warnings = Some(warnings);
+    }
+    let mut annotations: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in base_annotations {
+        if let Some(key) = sanitize_annotation_key(k) {
+            annotations.insert(key, (*v).to_string());
+        }
+    }
+    for (k, v) in &decision.audit_annotations {
+        if let Some(key) = sanitize_annotation_key(k) {
+            annotations.insert(key, v.clone());
+        }
+    }
+    res.audit_annotations = annotations.into_iter().collect::<HashMap<_, _>>();
+    res.into_review()
+}
+
+/// Make warnings acceptable to the apiserver, which silently drops any warning containing a
+/// control character and enforces a 4096-rune total:
+/// - control characters (newlines, tabs, ...) become single spaces, runs of whitespace collapse,
+///   empty and duplicate warnings are dropped;
+/// - if the total exceeds [`MAX_WARNINGS_TOTAL_CHARS`], each warning is cut to
+///   [`MAX_WARNING_CHARS_WHEN_OVER`] runes (ending in `…`), and warnings that still do not fit
+///   are replaced by one final "N more warnings omitted" note (which always fits).
+pub fn sanitize_warnings(warnings: &[String]) -> Vec<String> {
+    let mut clean: Vec<String> = Vec::with_capacity(warnings.len());
+    for w in warnings {
+        let one = w
+            .split(|c: char| c.is_control() || c.is_whitespace())
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        if !one.is_empty() && !clean.contains(&one) {
+            clean.push(one);
+        }
+    }
+    let total: usize = clean.iter().map(|w| w.chars().count()).sum();
+    if total <= MAX_WARNINGS_TOTAL_CHARS {
+        return clean;
+    }
+    // Reserve room for the omission note.
+    let budget = MAX_WARNINGS_TOTAL_CHARS - 64;
+    let mut out = Vec::new();
+    let mut used = 0;
+    let mut omitted = 0usize;
+    for w in clean {
+        let cut = truncate_chars(&w, MAX_WARNING_CHARS_WHEN_OVER);
+        let n = cut.chars().count();
+        if omitted == 0 && used + n <= budget {
+            used += n;
+            out.push(cut);
+        } else {
+            omitted += 1;
+        }
+    }
+    if omitted > 0 {
+        out.push(format!(
+            "{omitted} more etcdguard warning(s) omitted (apiserver warning size limit)"
+        ));
+    }
+    out
+}
+
+/// Cut `s` to at most `max` chars, ending in `…` when cut.
+pub fn truncate_chars(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// Turn a key into a valid audit-annotation name part: `[A-Za-z0-9][-A-Za-z0-9_.]*[A-Za-z0-9]`,
+/// at most 63 chars, no `/` (the apiserver adds `<webhook name>/`). Invalid characters become
+/// `-`; a key with no alphanumeric character gives `None`.
+pub fn sanitize_annotation_key(key: &str) -> Option<String> {
+    let mapped: String = key
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(MAX_ANNOTATION_KEY_CHARS)
+        .collect();
+    let trimmed = mapped.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+    if trimmed.is_empty() {
+        None
+    } else {
+        Some(trimmed.to_string())
+    }
+}
+
+/// Parse a Go duration string as sent by the apiserver in `?timeout=` (`10s`, `1m30s`, `500ms`,
+/// `2.5s`). Returns `None` for anything else (the caller then uses its default budget).
+pub fn parse_go_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    let mut rest = s;
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if num_len == 0 {
+            return None;
+        }
+        let (num, tail) = rest.split_at(num_len);
+        let value: f64 = num.parse().ok()?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, next) = tail.split_at(unit_len);
+        let scale = match unit {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "ns" => 1e-9,
+            _ => return None,
+        };
+        total += value * scale;
+        rest = next;
+    }
+    if total.is_finite() && total > 0.0 && total < 86_400.0 {
+        Some(Duration::from_secs_f64(total))
+    } else {
+        None
+    }
+}
+
+/// Find `timeout` in a raw query string and parse it.
+pub fn timeout_from_query(query: Option<&str>) -> Option<Duration> {
+    query?
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == "timeout")
+        .and_then(|(_, v)| parse_go_duration(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_go_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_go_duration("2.5s"), Some(Duration::from_millis(2500)));
+        assert_eq!(parse_go_duration("10"), None);
+        assert_eq!(parse_go_duration("s"), None);
+        assert_eq!(parse_go_duration("-1s"), None);
+        assert_eq!(parse_go_duration("0s"), None);
+        assert_eq!(
+            timeout_from_query(Some("a=b&timeout=5s")),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(timeout_from_query(None), None);
+    }
+
+    #[test]
+    fn warnings_single_line_and_bounded() {
+        let w = sanitize_warnings(&["a\nb\r\n\tc".into(), "a b c".into(), "".into()]);
+        assert_eq!(w, vec!["a b c".to_string()]);
+        let long: Vec<String> = (0..40)
+            .map(|i| format!("{i}:{}", "x".repeat(300)))
+            .collect();
+        let w = sanitize_warnings(&long);
+        let total: usize = w.iter().map(|s| s.chars().count()).sum();
+        assert!(total <= MAX_WARNINGS_TOTAL_CHARS, "{total}");
+        assert!(w
+            .iter()
+            .all(|s| s.chars().count() <= MAX_WARNING_CHARS_WHEN_OVER));
+        assert!(w[0].ends_with('…'));
+        assert!(w.last().is_some_and(|s| s.contains("omitted")));
+    }
+
+    #[test]
+    fn annotation_keys() {
+        assert_eq!(
+            sanitize_annotation_key("snapshot-age"),
+            Some("snapshot-age".into())
+        );
+        assert_eq!(sanitize_annotation_key("a/b c"), Some("a-b-c".into()));
+        assert_eq!(sanitize_annotation_key("--x--"), Some("x".into()));
+        assert_eq!(sanitize_annotation_key("//"), None);
+        assert_eq!(
+            sanitize_annotation_key(&"k".repeat(100)).map(|k| k.len()),
+            Some(63)
+        );
+    }
+
+    #[test]
+    fn malformed_bodies() {
+        assert_eq!(parse_review(b" ").unwrap_err(), ReviewError::Empty);
+        assert!(matches!(parse_review(b"{"), Err(ReviewError::Json(_))));
+        assert!(matches!(
+            parse_review(br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview"}"#),
+            Err(ReviewError::ApiVersion { .. })
+        ));
+        assert!(matches!(
+            parse_review(br#"{"apiVersion":"admission.k8s.io/v1","kind":"Pod"}"#),
+            Err(ReviewError::Kind { .. })
+        ));
+        assert_eq!(
+            parse_review(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#)
+                .unwrap_err(),
+            ReviewError::MissingRequest
+        );
+    }
+}
