@@ -281,5 +281,6 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
+pub mod gate;
 pub mod live;
 pub mod snapshot;
