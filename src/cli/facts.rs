@@ -224,7 +224,7 @@ pub async fn gather_lifecycle(
         Some(s) => s,
         None if s3_stores.is_empty() => {
             return Ok(Fact::not_checked(
-                "no S3 store and no --lifecycle FILE: lifecycle rules not checked",
+                "no s3:// store and no --lifecycle FILE",
             ))
         }
         None => RulesSource::Live,

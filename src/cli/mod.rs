@@ -9,7 +9,10 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+pub mod check;
 pub mod common;
+pub mod facts;
+pub mod serve;
 pub mod completions;
 pub mod etcd_args;
 pub mod lifecycle;
@@ -43,6 +46,10 @@ pub struct Cli {
 pub enum Command {
     /// Prove that an etcd v3 snapshot file is restorable (sha256 trailer, bbolt structure, revision).
     Verify(verify::Args),
+    /// Gate a change: refuse without a recent restorable backup, sound control files and a consistent live etcd.
+    Check(check::Args),
+    /// Run the validating admission webhook.
+    Serve(serve::Args),
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
     Completions(completions::Args),
     /// Print the man page (roff) on stdout.
@@ -67,6 +74,8 @@ pub fn main() -> ExitCode {
     common::init_tracing(&cli.log);
     let code = match cli.command {
         Command::Verify(args) => verify::run(args),
+        Command::Check(args) => check::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => completions::run_man(args),
         Command::Lifecycle(args) => lifecycle::run(args),
