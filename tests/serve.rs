@@ -1,0 +1,235 @@
+//! `etcdguard serve` end to end: the real binary with `--self-signed`, real backup stores made
+//! from real etcd snapshots, and real HTTPS requests (curl) carrying AdmissionReview v1 JSON.
+
+mod common;
+
+use common::gate::{etcd_manager_store, real_snapshot, BOTH};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Server {
+    child: Child,
+    port: u16,
+    ca: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        let port = common::free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let child = Command::new(common::etcdguard_bin())
+            .args(["serve", "--self-signed", "--listen", &listen, "--ca-out"])
+            .arg(&ca)
+            .args(["--refresh-interval", "1s"])
+            .args(extra)
+            .env("ETCDGUARD_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn etcdguard serve");
+        let s = Server { child, port, ca, _dir: dir };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !s.ca.exists() || s.get("/healthz").0 != 200 {
+            assert!(Instant::now() < deadline, "serve did not come up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        s
+    }
+
+    fn curl(&self, args: &[&str]) -> (u16, String) {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "10", "--cacert"])
+            .arg(&self.ca)
+            .args(["-w", "\n%{http_code}"])
+            .args(args)
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        self.curl(&[&format!("https://localhost:{}{path}", self.port)])
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.get("/readyz").0 != 200 {
+            assert!(Instant::now() < deadline, "serve never became ready");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn review(&self, body: &Value) -> (u16, Value) {
+        let (code, text) = self.curl(&[
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            &body.to_string(),
+            &format!("https://localhost:{}/validate?timeout=10s", self.port),
+        ]);
+        (code, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+}
+
+fn kcp(version: &str, annotations: Value) -> Value {
+    json!({
+        "apiVersion": "controlplane.cluster.x-k8s.io/v1beta1",
+        "kind": "KubeadmControlPlane",
+        "metadata": {"name": "prod-cp", "namespace": "default", "annotations": annotations},
+        "spec": {"replicas": 3, "version": version}
+    })
+}
+
+fn review(old: Value, new: Value, groups: &[&str]) -> Value {
+    let (group, kind) = {
+        let av = new["apiVersion"].as_str().unwrap_or("v1");
+        let g = av.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
+        (g.to_string(), new["kind"].as_str().unwrap_or("").to_string())
+    };
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+            "kind": {"group": group, "version": "v1beta1", "kind": kind},
+            "resource": {"group": group, "version": "v1beta1", "resource": format!("{}s", kind.to_lowercase())},
+            "requestKind": {"group": group, "version": "v1beta1", "kind": kind},
+            "requestResource": {"group": group, "version": "v1beta1", "resource": format!("{}s", kind.to_lowercase())},
+            "name": "prod-cp",
+            "namespace": "default",
+            "operation": "UPDATE",
+            "userInfo": {"username": "alice", "groups": groups},
+            "object": new,
+            "oldObject": old,
+            "dryRun": false,
+            "options": {"apiVersion": "meta.k8s.io/v1", "kind": "UpdateOptions"}
+        }
+    })
+}
+
+fn store_with_age(hours_ago: i64) -> tempfile::TempDir {
+    let snap_dir = tempfile::tempdir().unwrap();
+    let (snap, _) = real_snapshot(snap_dir.path(), 50);
+    let t = (chrono::Utc::now() - chrono::Duration::hours(hours_ago))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    etcd_manager_store(dir.path(), &snap, &[&t], BOTH);
+    dir
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[test]
+fn fresh_backups_allow_stale_deny_with_age_and_metrics() {
+    let fresh = store_with_age(1);
+    let s = Server::start(&["--store", p(fresh.path())]);
+    s.wait_ready();
+    let (code, v) = s.review(&review(kcp("v1.30.4", json!({})), kcp("v1.31.1", json!({})), &[]));
+    assert_eq!(code, 200);
+    assert_eq!(v["response"]["uid"], "705ab4f5-6393-11e8-b7cc-42010a800002");
+    assert_eq!(v["response"]["allowed"], true, "{v:#}");
+    assert_eq!(v["response"]["auditAnnotations"]["decision"], "proceed", "{v:#}");
+
+    let (code, metrics) = s.get("/metrics");
+    assert_eq!(code, 200);
+    let age_line = metrics
+        .lines()
+        .find(|l| l.starts_with("etcdguard_snapshot_age_seconds{"))
+        .unwrap_or_else(|| panic!("no age gauge in:\n{metrics}"));
+    let age: f64 = age_line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!((3600.0..3700.0).contains(&age), "{age_line}");
+    assert!(metrics.lines().any(|l| l.starts_with("etcdguard_snapshot_valid{") && l.ends_with(" 1")), "{metrics}");
+    assert!(metrics.lines().any(|l| l.starts_with("etcdguard_control_files_present{") && l.ends_with(" 1")), "{metrics}");
+    assert!(metrics.contains("etcdguard_admission_requests_total"), "{metrics}");
+
+    let stale = store_with_age(10);
+    let s = Server::start(&["--store", p(stale.path())]);
+    s.wait_ready();
+    let (code, v) = s.review(&review(kcp("v1.30.4", json!({})), kcp("v1.31.1", json!({})), &[]));
+    assert_eq!(code, 200);
+    assert_eq!(v["response"]["allowed"], false, "{v:#}");
+    let msg = v["response"]["status"]["message"].as_str().unwrap();
+    assert!(msg.contains("10h 0m old"), "{msg}");
+    assert!(msg.contains("etcdguard.dev/break-glass"), "{msg}");
+    assert!(v["response"]["status"]["code"].as_u64().unwrap() >= 400);
+    assert_eq!(v["response"]["auditAnnotations"]["decision"], "refuse");
+}
+
+#[test]
+fn warn_mode_allows_with_warnings_and_unrelated_kinds_pass() {
+    let stale = store_with_age(10);
+    let s = Server::start(&["--store", p(stale.path()), "--mode", "warn"]);
+    s.wait_ready();
+    let (_, v) = s.review(&review(kcp("v1.30.4", json!({})), kcp("v1.31.1", json!({})), &[]));
+    assert_eq!(v["response"]["allowed"], true, "{v:#}");
+    let warnings = v["response"]["warnings"].as_array().expect("warnings");
+    assert!(warnings.iter().any(|w| w.as_str().unwrap().contains("snapshot.recent")), "{v:#}");
+    for w in warnings {
+        assert!(!w.as_str().unwrap().contains('\n'));
+    }
+    let cm = |d: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"a": d}});
+    let (_, v) = s.review(&review(cm("1"), cm("2"), &[]));
+    assert_eq!(v["response"]["allowed"], true);
+    assert!(v["response"].get("warnings").is_none_or(|w| w.is_null() || w.as_array().is_some_and(|a| a.is_empty())), "{v:#}");
+}
+
+#[test]
+fn break_glass_honoured_for_allowed_group_only() {
+    let stale = store_with_age(10);
+    let s = Server::start(&["--store", p(stale.path())]);
+    s.wait_ready();
+    let ann = json!({"etcdguard.dev/break-glass": "INC-1234 restore drill"});
+    let (_, v) = s.review(&review(kcp("v1.30.4", ann.clone()), kcp("v1.31.1", ann.clone()), &["system:masters"]));
+    assert_eq!(v["response"]["allowed"], true, "{v:#}");
+    let audit = &v["response"]["auditAnnotations"];
+    assert!(audit["break-glass"].as_str().unwrap_or("").contains("INC-1234"), "{v:#}");
+    let (_, v) = s.review(&review(kcp("v1.30.4", ann.clone()), kcp("v1.31.1", ann), &["developers"]));
+    assert_eq!(v["response"]["allowed"], false, "{v:#}");
+    assert!(v["response"]["status"]["message"].as_str().unwrap().contains("Break-glass refused"), "{v:#}");
+}
+
+#[test]
+fn malformed_reviews_get_400_and_unready_until_facts() {
+    // A store on an S3 endpoint where nothing listens: facts never complete, never ready.
+    let port = common::free_port();
+    let s = Server::start(&[
+        "--store",
+        "s3://bucket/prefix",
+        "--s3-endpoint",
+        &format!("http://127.0.0.1:{port}"),
+        "--s3-path-style",
+        "--s3-timeout",
+        "1s",
+    ]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(s.get("/readyz").0, 503);
+    // a review while facts are unknown is denied in enforce mode, never allowed
+    let (code, v) = s.review(&review(kcp("v1.30.4", json!({})), kcp("v1.31.1", json!({})), &[]));
+    assert_eq!(code, 200);
+    assert_eq!(v["response"]["allowed"], false, "{v:#}");
+    let (code, _) = s.curl(&[
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        "{not json",
+        &format!("https://localhost:{}/validate", s.port),
+    ]);
+    assert_eq!(code, 400);
+}
