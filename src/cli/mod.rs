@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 pub mod common;
+pub mod status;
 pub mod verify;
 
 pub const EXIT_OK: u8 = 0;
@@ -39,6 +40,8 @@ pub struct Cli {
 pub enum Command {
     /// Prove that an etcd v3 snapshot file is restorable (sha256 trailer, bbolt structure, revision).
     Verify(verify::Args),
+    /// Show the newest backup in a store, whether it is restorable, and the etcd-manager control files.
+    Status(status::Args),
 }
 
 /// Entry point used by `src/main.rs`.
@@ -55,6 +58,7 @@ pub fn main() -> ExitCode {
     common::init_tracing(&cli.log);
     let code = match cli.command {
         Command::Verify(args) => verify::run(args),
+        Command::Status(args) => status::run(args),
     };
     ExitCode::from(code)
 }
