@@ -8,6 +8,35 @@ use super::stream::ByteSink;
 /// Bytes needed to probe meta page 1 at every supported page size (up to 64 KiB) plus its body.
 const META_PROBE: usize = 65536 + 4096;
 
+/// Page summaries in fixed-size blocks: appending never copies or doubles a large buffer.
+#[derive(Debug, Default)]
+pub struct Pages {
+    blocks: Vec<Vec<PageSummary>>,
+    len: usize,
+}
+
+const BLOCK: usize = 4096;
+
+impl Pages {
+    /// Number of summaries.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    /// Summary `i` (of page `2 + i`).
+    pub fn get(&self, i: usize) -> Option<&PageSummary> {
+        self.blocks.get(i / BLOCK).and_then(|b| b.get(i % BLOCK))
+    }
+    fn push(&mut self, s: PageSummary) {
+        if self.blocks.last().is_none_or(|b| b.len() == BLOCK) {
+            self.blocks.push(Vec::with_capacity(BLOCK));
+        }
+        if let Some(b) = self.blocks.last_mut() {
+            b.push(s);
+            self.len += 1;
+        }
+    }
+}
+
 #[derive(Debug, PartialEq, Eq)]
 enum Phase {
     Metas,
@@ -23,7 +52,7 @@ pub struct Scan {
     /// Problems with the meta pages (one invalid meta page, or both).
     pub meta_problems: Vec<String>,
     /// Summary of page `2 + i` at index `i`, for every page whose first page-size bytes arrived.
-    pub pages: Vec<PageSummary>,
+    pub pages: Pages,
     /// Total bytes seen.
     pub total: u64,
 }
@@ -48,7 +77,7 @@ impl Default for PageScanner {
             scan: Scan {
                 meta: None,
                 meta_problems: Vec::new(),
-                pages: Vec::new(),
+                pages: Pages::default(),
                 total: 0,
             },
         }
@@ -175,7 +204,7 @@ impl PageScanner {
                         flags,
                         overflow,
                         body: Body::None,
-                        problem: Some(problem),
+                        problem: Some(problem.into()),
                     };
                     let ext = (u64::from(overflow) + 1) * ps;
                     if pgid + u64::from(overflow) >= meta.hwm {
