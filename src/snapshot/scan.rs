@@ -90,6 +90,16 @@ impl ByteSink for PageScanner {
         if self.phase == Phase::Done {
             return;
         }
+        if self.phase == Phase::Pages && self.buf.is_empty() {
+            // Parse straight from the chunk; keep only an unfinished page for the next one.
+            let consumed = self.scan_pages(chunk, false);
+            self.buf_off += consumed as u64;
+            if self.phase != Phase::Done {
+                self.buf
+                    .extend_from_slice(chunk.get(consumed..).unwrap_or(&[]));
+            }
+            return;
+        }
         self.buf.extend_from_slice(chunk);
         self.process(false);
     }
@@ -178,20 +188,24 @@ impl PageScanner {
         true
     }
 
-    fn pages(&mut self, eof: bool) {
-        let Some(meta) = self.scan.meta else { return };
+    /// Parse every page whose bytes are complete in `data` (which starts at file offset
+    /// `self.buf_off`); returns how many leading bytes of `data` are no longer needed.
+    fn scan_pages(&mut self, data: &[u8], eof: bool) -> usize {
+        let Some(meta) = self.scan.meta else {
+            return data.len();
+        };
         let ps = u64::from(meta.page_size);
         while self.next < meta.hwm {
             let pgid = self.next;
             let start = pgid * ps - self.buf_off;
             let Some(local) = usize::try_from(start).ok() else {
-                return;
+                return 0;
             };
-            let Some(page) = self.buf.get(local..local + ps as usize) else {
+            let Some(page) = data.get(local..local + ps as usize) else {
                 if eof {
                     break;
                 }
-                return;
+                return local.min(data.len());
             };
             let header = bbolt::parse_header(page);
             let summary = match header {
@@ -218,13 +232,13 @@ impl PageScanner {
                             bbolt::MAX_EXTENT
                         ))
                     } else {
-                        match self.buf.get(local..local + ext as usize) {
+                        match data.get(local..local + ext as usize) {
                             Some(extent) => bbolt::parse_page(extent, pgid),
                             None if eof => header_only(format!(
                                 "page {pgid}: its {overflow} overflow pages are cut off: the input ends at byte {}",
                                 self.scan.total
                             )),
-                            None => return,
+                            None => return local.min(data.len()),
                         }
                     }
                 }
@@ -235,20 +249,27 @@ impl PageScanner {
                     body: Body::None,
                     problem: None,
                 },
-                None => return,
+                None => return local.min(data.len()),
             };
             self.scan.pages.push(summary);
             self.next += 1;
-            let consumed = (self.next * ps - self.buf_off) as usize;
-            if consumed >= self.buf.len() || consumed >= self.buf.len() / 2 {
-                let n = consumed.min(self.buf.len());
-                self.buf.drain(..n);
-                self.buf_off += n as u64;
-            }
         }
         if self.next >= meta.hwm {
             self.phase = Phase::Done;
-            self.buf = Vec::new();
+            return data.len();
         }
+        usize::try_from(self.next * ps - self.buf_off).map_or(data.len(), |c| c.min(data.len()))
+    }
+
+    fn pages(&mut self, eof: bool) {
+        let mut buf = std::mem::take(&mut self.buf);
+        let consumed = self.scan_pages(&buf, eof);
+        buf.drain(..consumed);
+        self.buf_off += consumed as u64;
+        self.buf = if self.phase == Phase::Done {
+            Vec::new()
+        } else {
+            buf
+        };
     }
 }
