@@ -236,13 +236,15 @@ fn assemble(
         return r;
     }
     r.problems.extend(scan.meta_problems);
+    let mut truncated = false;
     if let Some(meta) = scan.meta {
         let ps = u64::from(meta.page_size);
         let db_len = meta.hwm * ps;
         r.total_size = Some(db_len);
         r.page_size = Some(meta.page_size);
         let data = if has_trailer { total - 32 } else { total };
-        if data < db_len {
+        truncated = data < db_len;
+        if truncated {
             r.problems.push(format!(
                 "truncated: the db needs {db_len} bytes (high-water mark {} x page size {ps}) but the input holds {data}{}",
                 meta.hwm,
@@ -276,7 +278,11 @@ fn assemble(
         r.buckets = w.buckets;
         r.problems.extend(w.problems);
     }
-    if r.sha256 == Sha256Status::Missing && !opts.skip_hash_check {
+    if r.sha256 == Sha256Status::Missing && truncated {
+        r.problems.push(format!(
+            "no sha256 trailer (size {total} is not 32 mod 512): the input ends early"
+        ));
+    } else if r.sha256 == Sha256Status::Missing && !opts.skip_hash_check {
         r.problems.push(format!(
             "no sha256 trailer (size {total} is not 32 mod 512): a raw copy of member/snap/db, restorable only with --skip-hash-check"
         ));

@@ -46,6 +46,9 @@ struct Walker<'a> {
     hwm: u64,
     visited: Vec<u64>,
     problems: Vec<String>,
+    /// Reachable pages beyond the end of the input, and the first reference to one.
+    missing: u64,
+    first_missing: Option<String>,
 }
 
 fn label(name: &[u8]) -> String {
@@ -100,10 +103,11 @@ impl<'a> Walker<'a> {
                 continue;
             }
             if pgid >= avail {
-                self.problems.push(format!(
-                    "{}, which is missing: the input ends before it (truncated)",
-                    at()
-                ));
+                // Reported once, in `walk`: a truncated file misses many pages.
+                self.missing += 1;
+                if self.first_missing.is_none() {
+                    self.first_missing = Some(at());
+                }
                 continue;
             }
             if self.is_visited(pgid) {
@@ -275,6 +279,8 @@ pub fn walk(meta: &Meta, pages: &Pages) -> Walk {
         hwm: meta.hwm,
         visited: vec![0; words],
         problems: Vec::new(),
+        missing: 0,
+        first_missing: None,
     };
     w.mark(0);
     w.mark(1);
@@ -340,6 +346,12 @@ pub fn walk(meta: &Meta, pages: &Pages) -> Walk {
                 }
             }
         }
+    }
+    if let Some(first) = w.first_missing.take() {
+        w.problems.push(format!(
+            "{} reachable pages are missing because the input ends early (truncated); the first: {first}",
+            w.missing
+        ));
     }
     if meta.freelist != bbolt::PGID_NO_FREELIST {
         check_freelist(&mut w, meta);
