@@ -378,12 +378,7 @@ fn check_freelist(w: &mut Walker<'_>, meta: &Meta) {
     let ids: &[u64] = match w.page(fl) {
         Some(s) if s.header_id == fl && s.flags == bbolt::FREELIST && s.problem.is_none() => {
             match &s.body {
-                Body::Freelist(ids) => {
-                    for q in fl..=fl + u64::from(s.overflow) {
-                        w.mark(q);
-                    }
-                    &ids[..]
-                }
+                Body::Freelist(ids) => &ids[..],
                 _ => &[],
             }
         }
@@ -426,6 +421,13 @@ fn check_freelist(w: &mut Walker<'_>, meta: &Meta) {
             w.problems.push(format!("page {id}: reachable freed"));
         }
         *slot |= mask;
+    }
+    // As in bbolt's tx.Check: "reachable freed" concerns bucket pages only; the freelist page
+    // itself is reachable.
+    if let Some(s) = w.page(fl) {
+        for q in fl..=fl + u64::from(s.overflow) {
+            w.mark(q);
+        }
     }
     for id in 2..avail {
         let (word, mask) = bit(id);
