@@ -1,6 +1,11 @@
 //! `etcdguard verify <PATH> [--output text|json] [--skip-hash-check]` (issue #2).
 
+use crate::snapshot::{self, SnapshotReport, VerifyOptions};
+use std::io::IsTerminal;
 use std::path::PathBuf;
+
+/// Inputs at least this large get a progress bar (when stderr is a terminal).
+const PROGRESS_MIN_BYTES: u64 = 64 << 20;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -14,7 +19,131 @@ pub struct Args {
     pub skip_hash_check: bool,
 }
 
-pub fn run(_args: Args) -> u8 {
-    eprintln!("etcdguard verify: not implemented yet");
-    super::EXIT_USAGE
+/// Verify one snapshot file and print the report. Exit 0 valid, 1 invalid, 2 usage or I/O error.
+pub fn run(args: Args) -> u8 {
+    use super::common::Output;
+    if !matches!(args.output, Output::Text | Output::Json) {
+        eprintln!("etcdguard verify: --output supports text and json");
+        return super::EXIT_USAGE;
+    }
+    let name = args.path.display().to_string();
+    let file = match std::fs::File::open(&args.path) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("etcdguard verify: cannot open {name}: {e}");
+            return super::EXIT_USAGE;
+        }
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let opts = VerifyOptions {
+        skip_hash_check: args.skip_hash_check,
+    };
+    let result = if len >= PROGRESS_MIN_BYTES && std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(len).with_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.set_message("verifying");
+        let r = snapshot::verify_reader(bar.wrap_read(file), &name, &opts);
+        bar.finish_and_clear();
+        r
+    } else {
+        snapshot::verify_reader(
+            std::io::BufReader::with_capacity(1 << 20, file),
+            &name,
+            &opts,
+        )
+    };
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("etcdguard verify: {e}");
+            return super::EXIT_USAGE;
+        }
+    };
+    match args.output {
+        Output::Json => match serde_json::to_string_pretty(&report) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("etcdguard verify: cannot render JSON: {e}");
+                return super::EXIT_USAGE;
+            }
+        },
+        _ => print!("{}", render_text(&name, &report)),
+    }
+    if report.valid {
+        super::EXIT_OK
+    } else {
+        super::EXIT_FAIL
+    }
+}
+
+fn opt<T: ToString>(v: &Option<T>) -> String {
+    v.as_ref()
+        .map_or_else(|| "-".to_string(), ToString::to_string)
+}
+
+/// A short table readable at a glance, then the problems.
+pub fn render_text(name: &str, r: &SnapshotReport) -> String {
+    let sha = match r.sha256 {
+        snapshot::Sha256Status::Verified => "verified",
+        snapshot::Sha256Status::Missing => "missing",
+        snapshot::Sha256Status::Mismatch => "MISMATCH",
+    };
+    let rows: Vec<(&str, String)> = vec![
+        ("snapshot", name.to_string()),
+        (
+            "result",
+            if r.valid {
+                "VALID".into()
+            } else {
+                "INVALID".into()
+            },
+        ),
+        (
+            "container",
+            format!("{:?}", r.container)
+                .to_lowercase()
+                .replace("targz", "tar.gz"),
+        ),
+        ("sha256", sha.into()),
+        (
+            "hash",
+            r.hash
+                .map_or_else(|| "-".into(), |h| format!("{h:x} ({h})")),
+        ),
+        ("revision", opt(&r.revision)),
+        ("total keys", opt(&r.total_key)),
+        ("live keys", opt(&r.live_keys)),
+        ("total size", opt(&r.total_size)),
+        ("version", opt(&r.version)),
+        ("cluster version", opt(&r.cluster_version)),
+        (
+            "compacted",
+            format!(
+                "{} (scheduled {})",
+                opt(&r.finished_compact_revision),
+                opt(&r.scheduled_compact_revision)
+            ),
+        ),
+        ("consistent index", opt(&r.consistent_index)),
+        (
+            "members",
+            if r.members.is_empty() {
+                "-".into()
+            } else {
+                r.members.join(", ")
+            },
+        ),
+    ];
+    let mut out = String::new();
+    for (k, v) in rows {
+        out.push_str(&format!("{k:<17} {v}\n"));
+    }
+    for p in &r.problems {
+        out.push_str(&format!("problem: {p}\n"));
+    }
+    out
 }

@@ -281,3 +281,4 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
+pub mod snapshot;
