@@ -194,6 +194,10 @@ pub fn parse_etcd_manager_folder(name: &str) -> Option<DateTime<Utc>> {
     if seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
+    // Go's time.RFC3339 requires the `T` separator (chrono would also accept a space).
+    if stamp.as_bytes().get(10) != Some(&b'T') {
+        return None;
+    }
     DateTime::parse_from_rfc3339(stamp)
         .ok()
         .map(|t| t.with_timezone(&Utc))

@@ -282,3 +282,4 @@ impl Drop for Moto {
     }
 }
 pub mod snapshot;
+pub mod store;
