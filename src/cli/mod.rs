@@ -17,6 +17,7 @@ pub mod completions;
 pub mod etcd_args;
 pub mod lifecycle;
 pub mod policy;
+pub mod status;
 pub mod verify;
 
 pub const EXIT_OK: u8 = 0;
@@ -58,6 +59,8 @@ pub enum Command {
     Lifecycle(lifecycle::Args),
     /// Lint gate policies and explain which policies match a change.
     Policy(policy::Args),
+    /// Show the newest backup in a store, whether it is restorable, and the etcd-manager control files.
+    Status(status::Args),
 }
 
 /// Entry point used by `src/main.rs`.
@@ -80,6 +83,7 @@ pub fn main() -> ExitCode {
         Command::Man(args) => completions::run_man(args),
         Command::Lifecycle(args) => lifecycle::run(args),
         Command::Policy(args) => policy::run(args),
+        Command::Status(args) => status::run(args),
     };
     ExitCode::from(code)
 }

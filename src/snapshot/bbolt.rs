@@ -190,31 +190,65 @@ impl RevEntry {
 /// Revision-key statistics of a leaf whose keys all look like `key`-bucket revision keys.
 #[derive(Debug, Clone, Default)]
 pub struct RevStats {
-    pub entries: Vec<RevEntry>,
+    pub entries: Box<[RevEntry]>,
     /// Main revision of the last (largest) key.
     pub last_main: i64,
     /// Largest `mod_revision` among the values.
     pub max_mod: i64,
     /// Entries with a lease.
-    pub with_lease: u64,
+    pub with_lease: u32,
 }
 
-/// Summary of a leaf page (or inline bucket page).
-#[derive(Debug, Clone)]
+/// Leaf contents that few leaves have, kept out of line so the common leaf stays small.
+#[derive(Debug, Clone, Default)]
+pub struct Rare {
+    pub buckets: Vec<BucketEntry>,
+    pub small: Vec<Pair>,
+    /// Why the keys are not all revision keys.
+    pub not_revisions: Option<String>,
+}
+
+/// Summary of a leaf page (or inline bucket page). About 80 bytes plus its first and last key:
+/// one of these is kept per page until the walk.
+#[derive(Debug, Clone, Default)]
 pub struct Leaf {
-    pub count: usize,
-    pub first_key: Box<[u8]>,
-    pub last_key: Box<[u8]>,
+    pub count: u32,
     /// CRC-32C of `k || v` for each entry in order (`k` only for bucket entries), as
     /// `bucket.ForEach` feeds them to `etcdctl snapshot status`.
     pub crc: u32,
     /// Number of bytes covered by `crc`.
     pub crc_len: u64,
-    pub buckets: Vec<BucketEntry>,
-    /// `Ok` when every key is a revision key; `Err(reason)` naming the first one that is not.
-    pub revs: Result<RevStats, String>,
+    /// First key followed by last key.
+    keys: Box<[u8]>,
+    first_len: u32,
+    revs: RevStats,
+    rare: Option<Box<Rare>>,
+}
+
+impl Leaf {
+    /// Smallest key (empty for an empty leaf).
+    pub fn first_key(&self) -> &[u8] {
+        self.keys.get(..self.first_len as usize).unwrap_or(&[])
+    }
+    /// Largest key (empty for an empty leaf).
+    pub fn last_key(&self) -> &[u8] {
+        self.keys.get(self.first_len as usize..).unwrap_or(&[])
+    }
+    /// Nested-bucket entries, in key order.
+    pub fn buckets(&self) -> &[BucketEntry] {
+        self.rare.as_ref().map_or(&[], |r| &r.buckets[..])
+    }
     /// Small values of well-known `meta`/`cluster` keys and `members`-like entries.
-    pub small: Vec<Pair>,
+    pub fn small(&self) -> &[Pair] {
+        self.rare.as_ref().map_or(&[], |r| &r.small[..])
+    }
+    /// `Ok` when every key is a revision key; `Err(reason)` naming the first one that is not.
+    pub fn revs(&self) -> Result<&RevStats, &str> {
+        match self.rare.as_ref().and_then(|r| r.not_revisions.as_deref()) {
+            Some(e) => Err(e),
+            None => Ok(&self.revs),
+        }
+    }
 }
 
 /// What a page would hold if it were reachable.
@@ -224,7 +258,7 @@ pub enum Body {
     None,
     /// Branch: `(child pgid, key)` per element.
     Branch(BranchElems),
-    Leaf(Box<Leaf>),
+    Leaf(Leaf),
     /// Freelist page ids.
     Freelist(Vec<u64>),
 }
@@ -237,7 +271,7 @@ pub struct PageSummary {
     pub overflow: u32,
     pub body: Body,
     /// First problem found while parsing; reported only if the page is reachable.
-    pub problem: Option<String>,
+    pub problem: Option<Box<str>>,
 }
 
 /// Parse the 16-byte header at `page[0..16]`.
@@ -259,7 +293,7 @@ pub fn parse_page(extent: &[u8], pgid: u64) -> PageSummary {
             flags: 0,
             overflow: 0,
             body: Body::None,
-            problem: Some(format!("page {pgid}: shorter than a page header")),
+            problem: Some(format!("page {pgid}: shorter than a page header").into()),
         };
     };
     let mut s = PageSummary {
@@ -272,15 +306,15 @@ pub fn parse_page(extent: &[u8], pgid: u64) -> PageSummary {
     match flags {
         BRANCH => match parse_branch(extent, usize::from(count)) {
             Ok(elems) => s.body = Body::Branch(elems),
-            Err(e) => s.problem = Some(format!("page {pgid}: {e}")),
+            Err(e) => s.problem = Some(format!("page {pgid}: {e}").into()),
         },
         LEAF => match parse_leaf(extent, usize::from(count), true) {
-            Ok(leaf) => s.body = Body::Leaf(Box::new(leaf)),
-            Err(e) => s.problem = Some(format!("page {pgid}: {e}")),
+            Ok(leaf) => s.body = Body::Leaf(leaf),
+            Err(e) => s.problem = Some(format!("page {pgid}: {e}").into()),
         },
         FREELIST => match parse_freelist(extent, count) {
             Ok(ids) => s.body = Body::Freelist(ids),
-            Err(e) => s.problem = Some(format!("page {pgid}: {e}")),
+            Err(e) => s.problem = Some(format!("page {pgid}: {e}").into()),
         },
         _ => {}
     }
@@ -350,19 +384,9 @@ fn parse_branch(extent: &[u8], count: usize) -> Result<BranchElems, String> {
 /// Parse a leaf page image; `allow_buckets` is false for inline bucket pages.
 pub fn parse_leaf(extent: &[u8], count: usize, allow_buckets: bool) -> Result<Leaf, String> {
     elements_fit(extent, count)?;
-    let mut leaf = Leaf {
-        count,
-        first_key: Box::default(),
-        last_key: Box::default(),
-        crc: 0,
-        crc_len: 0,
-        buckets: Vec::new(),
-        revs: Ok(RevStats {
-            entries: Vec::with_capacity(count),
-            ..RevStats::default()
-        }),
-        small: Vec::new(),
-    };
+    let mut rare = Rare::default();
+    let mut entries: Vec<RevEntry> = Vec::with_capacity(count);
+    let mut stats = RevStats::default();
     let mut prev: &[u8] = &[];
     let mut crc = 0u32;
     let mut crc_len = 0u64;
@@ -391,49 +415,63 @@ pub fn parse_leaf(extent: &[u8], count: usize, allow_buckets: bool) -> Result<Le
                     "leaf element {i}: a bucket inside an inline bucket"
                 ));
             }
-            leaf.buckets.push(parse_bucket_value(i, key, value));
-            leaf.revs = Err(format!("element {i} is a nested bucket"));
+            rare.buckets.push(parse_bucket_value(i, key, value));
+            rare.not_revisions
+                .get_or_insert_with(|| format!("element {i} is a nested bucket"));
             continue;
         }
         crc = crc32c::crc32c_append(crc, value);
         crc_len += u64::from(vsize);
-        if let Ok(stats) = &mut leaf.revs {
+        if rare.not_revisions.is_none() {
             match schema::RevisionKey::parse(key) {
                 Ok(rk) => {
                     stats.last_main = rk.main;
                     match schema::decode_key_value(value) {
                         Ok(kv) => {
-                            stats
-                                .entries
-                                .push(RevEntry::new(schema::key_hash(kv.key), rk.tombstone));
+                            entries.push(RevEntry::new(schema::key_hash(kv.key), rk.tombstone));
                             stats.max_mod = stats.max_mod.max(kv.mod_revision);
                             if kv.lease != 0 {
                                 stats.with_lease += 1;
                             }
                         }
                         Err(e) => {
-                            leaf.revs =
-                                Err(format!("element {i}: value is not an mvccpb.KeyValue: {e}"))
+                            rare.not_revisions =
+                                Some(format!("element {i}: value is not an mvccpb.KeyValue: {e}"))
                         }
                     }
                 }
-                Err(e) => leaf.revs = Err(format!("element {i}: {e}")),
+                Err(e) => rare.not_revisions = Some(format!("element {i}: {e}")),
             }
         }
         if value.len() <= 4096
             && (SMALL_KEYS.contains(&key) || value.starts_with(b"{\"id\":"))
-            && leaf.small.len() < 256
+            && rare.small.len() < 256
         {
-            leaf.small.push((key.into(), value.into()));
+            rare.small.push((key.into(), value.into()));
         }
     }
-    if let (Some(first), Some(last)) = (first_key(extent, count), (count > 0).then_some(prev)) {
-        leaf.first_key = first.into();
-        leaf.last_key = last.into();
+    let mut keys = Vec::new();
+    let mut first_len = 0;
+    if let Some(first) = first_key(extent, count) {
+        keys.reserve_exact(first.len() + prev.len());
+        keys.extend_from_slice(first);
+        keys.extend_from_slice(prev);
+        first_len = first.len() as u32;
     }
-    leaf.crc = crc;
-    leaf.crc_len = crc_len;
-    Ok(leaf)
+    if rare.not_revisions.is_none() {
+        stats.entries = entries.into_boxed_slice();
+    }
+    let has_rare =
+        !rare.buckets.is_empty() || !rare.small.is_empty() || rare.not_revisions.is_some();
+    Ok(Leaf {
+        count: count as u32,
+        crc,
+        crc_len,
+        keys: keys.into_boxed_slice(),
+        first_len,
+        revs: stats,
+        rare: has_rare.then(|| Box::new(rare)),
+    })
 }
 
 fn first_key(extent: &[u8], count: usize) -> Option<&[u8]> {

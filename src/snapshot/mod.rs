@@ -236,13 +236,15 @@ fn assemble(
         return r;
     }
     r.problems.extend(scan.meta_problems);
+    let mut truncated = false;
     if let Some(meta) = scan.meta {
         let ps = u64::from(meta.page_size);
         let db_len = meta.hwm * ps;
         r.total_size = Some(db_len);
         r.page_size = Some(meta.page_size);
         let data = if has_trailer { total - 32 } else { total };
-        if data < db_len {
+        truncated = data < db_len;
+        if truncated {
             r.problems.push(format!(
                 "truncated: the db needs {db_len} bytes (high-water mark {} x page size {ps}) but the input holds {data}{}",
                 meta.hwm,
@@ -276,7 +278,11 @@ fn assemble(
         r.buckets = w.buckets;
         r.problems.extend(w.problems);
     }
-    if r.sha256 == Sha256Status::Missing && !opts.skip_hash_check {
+    if r.sha256 == Sha256Status::Missing && truncated {
+        r.problems.push(format!(
+            "no sha256 trailer (size {total} is not 32 mod 512): the input ends early"
+        ));
+    } else if r.sha256 == Sha256Status::Missing && !opts.skip_hash_check {
         r.problems.push(format!(
             "no sha256 trailer (size {total} is not 32 mod 512): a raw copy of member/snap/db, restorable only with --skip-hash-check"
         ));
@@ -298,4 +304,164 @@ pub fn verify_path(path: &Path, opts: &VerifyOptions) -> Result<SnapshotReport, 
         source,
     })?;
     verify_reader(file, &name, opts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PS: usize = 4096;
+
+    /// A leaf page image: header, elements, then key/value data (reference §1.6).
+    fn leaf_image(id: u64, entries: &[(u32, &[u8], &[u8])]) -> Vec<u8> {
+        let mut p = vec![0u8; 16 + 16 * entries.len()];
+        p[0..8].copy_from_slice(&id.to_le_bytes());
+        p[8..10].copy_from_slice(&bbolt::LEAF.to_le_bytes());
+        p[10..12].copy_from_slice(&(entries.len() as u16).to_le_bytes());
+        for (i, (flags, k, v)) in entries.iter().enumerate() {
+            let elem = 16 + 16 * i;
+            let pos = (p.len() - elem) as u32;
+            p[elem..elem + 4].copy_from_slice(&flags.to_le_bytes());
+            p[elem + 4..elem + 8].copy_from_slice(&pos.to_le_bytes());
+            p[elem + 8..elem + 12].copy_from_slice(&(k.len() as u32).to_le_bytes());
+            p[elem + 12..elem + 16].copy_from_slice(&(v.len() as u32).to_le_bytes());
+            p.extend_from_slice(k);
+            p.extend_from_slice(v);
+        }
+        p
+    }
+
+    fn inline_bucket(entries: &[(u32, &[u8], &[u8])]) -> Vec<u8> {
+        let mut v = vec![0u8; 16];
+        v.extend_from_slice(&leaf_image(0, entries));
+        v
+    }
+
+    fn meta(id: u64, root: u64, freelist: u64, hwm: u64, txid: u64) -> Vec<u8> {
+        let mut p = vec![0u8; PS];
+        p[0..8].copy_from_slice(&id.to_le_bytes());
+        p[8..10].copy_from_slice(&bbolt::META.to_le_bytes());
+        p[16..20].copy_from_slice(&bbolt::MAGIC.to_le_bytes());
+        p[20..24].copy_from_slice(&bbolt::VERSION.to_le_bytes());
+        p[24..28].copy_from_slice(&(PS as u32).to_le_bytes());
+        p[32..40].copy_from_slice(&root.to_le_bytes());
+        p[48..56].copy_from_slice(&freelist.to_le_bytes());
+        p[56..64].copy_from_slice(&hwm.to_le_bytes());
+        p[64..72].copy_from_slice(&txid.to_le_bytes());
+        let sum = bbolt::fnv1a64(&p[16..72]);
+        p[72..80].copy_from_slice(&sum.to_le_bytes());
+        p
+    }
+
+    fn pad(mut p: Vec<u8>) -> Vec<u8> {
+        p.resize(PS, 0);
+        p
+    }
+
+    const REV_KEY: &[u8] = b"\0\0\0\0\0\0\0\x02_\0\0\0\0\0\0\0\0";
+    const KV: &[u8] = b"\x0a\x03foo\x10\x02\x18\x02\x20\x01\x2a\x03bar";
+
+    /// The shape of etcd's `corrupted_backup.db` (reference §1.12), built by hand.
+    fn file(freelist: Option<&[u64]>) -> Vec<u8> {
+        let key = inline_bucket(&[(0, REV_KEY, KV)]);
+        let metab = inline_bucket(&[(0, b"consistent_index", &9u64.to_be_bytes())]);
+        let root = leaf_image(2, &[(1, b"key", &key), (1, b"meta", &metab)]);
+        let (fl, hwm) = if freelist.is_some() {
+            (3, 5)
+        } else {
+            (bbolt::PGID_NO_FREELIST, 3)
+        };
+        let mut f = meta(0, 2, fl, hwm, 10);
+        f.extend(meta(1, 2, fl, hwm, 11));
+        f.extend(pad(root));
+        if let Some(ids) = freelist {
+            let mut p = vec![0u8; 16];
+            p[0..8].copy_from_slice(&3u64.to_le_bytes());
+            p[8..10].copy_from_slice(&bbolt::FREELIST.to_le_bytes());
+            p[10..12].copy_from_slice(&(ids.len() as u16).to_le_bytes());
+            for id in ids {
+                p.extend_from_slice(&id.to_le_bytes());
+            }
+            f.extend(pad(p));
+            f.extend(pad(leaf_image(4, &[])));
+        }
+        f
+    }
+
+    fn skip() -> VerifyOptions {
+        VerifyOptions {
+            skip_hash_check: true,
+        }
+    }
+
+    #[test]
+    fn hand_built_file_gives_status_numbers() {
+        let f = file(None);
+        let r = verify_reader(&f[..], "t", &skip()).unwrap();
+        assert!(r.valid, "{:?}", r.problems);
+        assert_eq!(r.sha256, Sha256Status::Missing);
+        let want = crc32c::crc32c(
+            &[
+                &b"key"[..],
+                REV_KEY,
+                KV,
+                b"meta",
+                b"consistent_index",
+                &9u64.to_be_bytes(),
+            ]
+            .concat(),
+        );
+        assert_eq!(r.hash, Some(want));
+        assert_eq!(
+            (r.revision, r.total_key, r.live_keys),
+            (Some(2), Some(2), Some(1))
+        );
+        assert_eq!(
+            (r.total_size, r.consistent_index),
+            (Some(3 * PS as u64), Some(9))
+        );
+        // Without --skip-hash-check a raw file is not valid.
+        let r = verify_reader(&f[..], "t", &VerifyOptions::default()).unwrap();
+        assert!(!r.valid);
+    }
+
+    #[test]
+    fn persisted_freelist_rules_match_bbolt_check() {
+        let r = verify_reader(&file(Some(&[3, 3]))[..], "t", &skip()).unwrap();
+        assert!(!r.valid);
+        assert!(
+            r.problems.iter().any(|p| p == "page 3: already freed"),
+            "{:?}",
+            r.problems
+        );
+        assert!(
+            r.problems
+                .iter()
+                .any(|p| p == "page 4: unreachable unfreed"),
+            "{:?}",
+            r.problems
+        );
+        assert!(
+            !r.problems.iter().any(|p| p.contains("reachable freed")),
+            "{:?}",
+            r.problems
+        );
+        let r = verify_reader(&file(Some(&[4]))[..], "t", &skip()).unwrap();
+        assert!(r.valid, "{:?}", r.problems);
+    }
+
+    #[test]
+    fn one_bad_meta_page_is_reported_and_the_other_is_used() {
+        let mut f = file(None);
+        f[PS + 40] ^= 1; // meta 1 (the newer txid) body
+        let r = verify_reader(&f[..], "t", &skip()).unwrap();
+        assert_eq!(r.revision, Some(2));
+        assert!(
+            r.problems
+                .iter()
+                .any(|p| p.starts_with("meta page 1 is invalid: checksum")),
+            "{:?}",
+            r.problems
+        );
+    }
 }

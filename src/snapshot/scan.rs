@@ -8,6 +8,35 @@ use super::stream::ByteSink;
 /// Bytes needed to probe meta page 1 at every supported page size (up to 64 KiB) plus its body.
 const META_PROBE: usize = 65536 + 4096;
 
+/// Page summaries in fixed-size blocks: appending never copies or doubles a large buffer.
+#[derive(Debug, Default)]
+pub struct Pages {
+    blocks: Vec<Vec<PageSummary>>,
+    len: usize,
+}
+
+const BLOCK: usize = 4096;
+
+impl Pages {
+    /// Number of summaries.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    /// Summary `i` (of page `2 + i`).
+    pub fn get(&self, i: usize) -> Option<&PageSummary> {
+        self.blocks.get(i / BLOCK).and_then(|b| b.get(i % BLOCK))
+    }
+    fn push(&mut self, s: PageSummary) {
+        if self.blocks.last().is_none_or(|b| b.len() == BLOCK) {
+            self.blocks.push(Vec::with_capacity(BLOCK));
+        }
+        if let Some(b) = self.blocks.last_mut() {
+            b.push(s);
+            self.len += 1;
+        }
+    }
+}
+
 #[derive(Debug, PartialEq, Eq)]
 enum Phase {
     Metas,
@@ -23,7 +52,7 @@ pub struct Scan {
     /// Problems with the meta pages (one invalid meta page, or both).
     pub meta_problems: Vec<String>,
     /// Summary of page `2 + i` at index `i`, for every page whose first page-size bytes arrived.
-    pub pages: Vec<PageSummary>,
+    pub pages: Pages,
     /// Total bytes seen.
     pub total: u64,
 }
@@ -48,7 +77,7 @@ impl Default for PageScanner {
             scan: Scan {
                 meta: None,
                 meta_problems: Vec::new(),
-                pages: Vec::new(),
+                pages: Pages::default(),
                 total: 0,
             },
         }
@@ -59,6 +88,16 @@ impl ByteSink for PageScanner {
     fn bytes(&mut self, chunk: &[u8]) {
         self.scan.total += chunk.len() as u64;
         if self.phase == Phase::Done {
+            return;
+        }
+        if self.phase == Phase::Pages && self.buf.is_empty() {
+            // Parse straight from the chunk; keep only an unfinished page for the next one.
+            let consumed = self.scan_pages(chunk, false);
+            self.buf_off += consumed as u64;
+            if self.phase != Phase::Done {
+                self.buf
+                    .extend_from_slice(chunk.get(consumed..).unwrap_or(&[]));
+            }
             return;
         }
         self.buf.extend_from_slice(chunk);
@@ -149,20 +188,24 @@ impl PageScanner {
         true
     }
 
-    fn pages(&mut self, eof: bool) {
-        let Some(meta) = self.scan.meta else { return };
+    /// Parse every page whose bytes are complete in `data` (which starts at file offset
+    /// `self.buf_off`); returns how many leading bytes of `data` are no longer needed.
+    fn scan_pages(&mut self, data: &[u8], eof: bool) -> usize {
+        let Some(meta) = self.scan.meta else {
+            return data.len();
+        };
         let ps = u64::from(meta.page_size);
         while self.next < meta.hwm {
             let pgid = self.next;
             let start = pgid * ps - self.buf_off;
             let Some(local) = usize::try_from(start).ok() else {
-                return;
+                return 0;
             };
-            let Some(page) = self.buf.get(local..local + ps as usize) else {
+            let Some(page) = data.get(local..local + ps as usize) else {
                 if eof {
                     break;
                 }
-                return;
+                return local.min(data.len());
             };
             let header = bbolt::parse_header(page);
             let summary = match header {
@@ -175,7 +218,7 @@ impl PageScanner {
                         flags,
                         overflow,
                         body: Body::None,
-                        problem: Some(problem),
+                        problem: Some(problem.into()),
                     };
                     let ext = (u64::from(overflow) + 1) * ps;
                     if pgid + u64::from(overflow) >= meta.hwm {
@@ -189,13 +232,13 @@ impl PageScanner {
                             bbolt::MAX_EXTENT
                         ))
                     } else {
-                        match self.buf.get(local..local + ext as usize) {
+                        match data.get(local..local + ext as usize) {
                             Some(extent) => bbolt::parse_page(extent, pgid),
                             None if eof => header_only(format!(
                                 "page {pgid}: its {overflow} overflow pages are cut off: the input ends at byte {}",
                                 self.scan.total
                             )),
-                            None => return,
+                            None => return local.min(data.len()),
                         }
                     }
                 }
@@ -206,20 +249,27 @@ impl PageScanner {
                     body: Body::None,
                     problem: None,
                 },
-                None => return,
+                None => return local.min(data.len()),
             };
             self.scan.pages.push(summary);
             self.next += 1;
-            let consumed = (self.next * ps - self.buf_off) as usize;
-            if consumed >= self.buf.len() || consumed >= self.buf.len() / 2 {
-                let n = consumed.min(self.buf.len());
-                self.buf.drain(..n);
-                self.buf_off += n as u64;
-            }
         }
         if self.next >= meta.hwm {
             self.phase = Phase::Done;
-            self.buf = Vec::new();
+            return data.len();
         }
+        usize::try_from(self.next * ps - self.buf_off).map_or(data.len(), |c| c.min(data.len()))
+    }
+
+    fn pages(&mut self, eof: bool) {
+        let mut buf = std::mem::take(&mut self.buf);
+        let consumed = self.scan_pages(&buf, eof);
+        buf.drain(..consumed);
+        self.buf_off += consumed as u64;
+        self.buf = if self.phase == Phase::Done {
+            Vec::new()
+        } else {
+            buf
+        };
     }
 }

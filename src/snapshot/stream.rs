@@ -13,7 +13,7 @@ use std::sync::Arc;
 /// Read size of the driver.
 pub const CHUNK: usize = 1 << 20;
 /// Chunks that may wait in each sink's channel.
-const QUEUE: usize = 4;
+const QUEUE: usize = 3;
 
 /// An observer of every byte of the input, in order.
 pub trait ByteSink: Send {
@@ -91,7 +91,7 @@ pub fn run<R: Read>(mut reader: R, sinks: &mut [&mut dyn ByteSink]) -> PassEnd {
                     let _ = tx.send(Arc::clone(&chunk));
                 }
                 in_flight.push_back(chunk);
-                if in_flight.len() > 2 * QUEUE + 2 {
+                if in_flight.len() > QUEUE + 3 {
                     in_flight.pop_front();
                 }
             }

@@ -6,29 +6,8 @@
 //! `etcdctl snapshot status` numbers by combining per-leaf CRC-32Cs in tree order.
 
 use super::bbolt::{self, Body, Leaf, Meta, PageSummary};
+use super::scan::Pages;
 use super::schema;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
-/// The live-key map is keyed by user-key hashes already: hashing them again is wasted work.
-#[derive(Default)]
-struct PreHashed(u64);
-
-impl Hasher for PreHashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-type LiveMap = HashMap<u64, bool, BuildHasherDefault<PreHashed>>;
 
 /// What the walk found.
 #[derive(Debug, Default)]
@@ -63,10 +42,13 @@ struct Frame<'a> {
 }
 
 struct Walker<'a> {
-    pages: &'a [PageSummary],
+    pages: &'a Pages,
     hwm: u64,
     visited: Vec<u64>,
     problems: Vec<String>,
+    /// Reachable pages beyond the end of the input, and the first reference to one.
+    missing: u64,
+    first_missing: Option<String>,
 }
 
 fn label(name: &[u8]) -> String {
@@ -75,7 +57,7 @@ fn label(name: &[u8]) -> String {
 
 impl<'a> Walker<'a> {
     fn page(&self, pgid: u64) -> Option<&'a PageSummary> {
-        let pages: &'a [PageSummary] = self.pages;
+        let pages: &'a Pages = self.pages;
         pgid.checked_sub(2)
             .and_then(|i| usize::try_from(i).ok())
             .and_then(|i| pages.get(i))
@@ -121,10 +103,11 @@ impl<'a> Walker<'a> {
                 continue;
             }
             if pgid >= avail {
-                self.problems.push(format!(
-                    "{}, which is missing: the input ends before it (truncated)",
-                    at()
-                ));
+                // Reported once, in `walk`: a truncated file misses many pages.
+                self.missing += 1;
+                if self.first_missing.is_none() {
+                    self.first_missing = Some(at());
+                }
                 continue;
             }
             if self.is_visited(pgid) {
@@ -153,7 +136,7 @@ impl<'a> Walker<'a> {
                 continue;
             }
             if let Some(p) = &s.problem {
-                self.problems.push(p.clone());
+                self.problems.push(p.to_string());
                 continue;
             }
             let end = pgid + u64::from(s.overflow);
@@ -187,9 +170,9 @@ impl<'a> Walker<'a> {
                 }
                 Body::Leaf(leaf) => {
                     if leaf.count > 0 {
-                        self.bounds(pgid, Some(&leaf.first_key), Some(&leaf.last_key), &f);
+                        self.bounds(pgid, Some(leaf.first_key()), Some(leaf.last_key()), &f);
                     }
-                    leaves.push((pgid, &**leaf));
+                    leaves.push((pgid, leaf));
                 }
                 _ => self
                     .problems
@@ -222,7 +205,8 @@ struct Totals<'a> {
     crc: u32,
     combiner: &'a mut super::crc::Combiner,
     total_key: u64,
-    live: LiveMap,
+    /// Every revision entry of the `key` bucket, in key (= revision) order.
+    live: Vec<bbolt::RevEntry>,
     out: &'a mut Walk,
 }
 
@@ -235,7 +219,7 @@ impl Totals<'_> {
             None => "inline page".to_string(),
         };
         match bucket {
-            b"key" => match &leaf.revs {
+            b"key" => match leaf.revs() {
                 Ok(stats) => {
                     // An empty key bucket reads as revision 0, as in etcdctl.
                     self.out.revision.get_or_insert(0);
@@ -244,15 +228,13 @@ impl Totals<'_> {
                     }
                     self.out.revisions += stats.entries.len() as u64;
                     self.out.max_mod_revision = self.out.max_mod_revision.max(stats.max_mod);
-                    self.out.keys_with_lease += stats.with_lease;
-                    for e in &stats.entries {
-                        self.live.insert(e.key_hash(), !e.tombstone());
-                    }
+                    self.out.keys_with_lease += u64::from(stats.with_lease);
+                    self.live.extend_from_slice(&stats.entries);
                 }
                 Err(e) => self.out.problems.push(format!("bucket \"key\", {at}: {e}")),
             },
             b"meta" => {
-                for (k, v) in &leaf.small {
+                for (k, v) in leaf.small() {
                     match &k[..] {
                         b"consistent_index" => self.out.consistent_index = schema::be_u64(v),
                         b"term" => self.out.term = schema::be_u64(v),
@@ -270,14 +252,14 @@ impl Totals<'_> {
                 }
             }
             b"cluster" => {
-                for (k, v) in &leaf.small {
+                for (k, v) in leaf.small() {
                     if &k[..] == b"clusterVersion" {
                         self.out.cluster_version = Some(String::from_utf8_lossy(v).into_owned());
                     }
                 }
             }
             b"members" => {
-                for (_, v) in &leaf.small {
+                for (_, v) in leaf.small() {
                     if let Some(name) = schema::member_name(v) {
                         self.out.members.push(name);
                     }
@@ -289,7 +271,7 @@ impl Totals<'_> {
 }
 
 /// Walk every bucket reachable from `meta.root` over `pages` (summary of page `2 + i` at `i`).
-pub fn walk(meta: &Meta, pages: &[PageSummary]) -> Walk {
+pub fn walk(meta: &Meta, pages: &Pages) -> Walk {
     let mut out = Walk::default();
     let words = (pages.len() + 2).div_ceil(64);
     let mut w = Walker {
@@ -297,6 +279,8 @@ pub fn walk(meta: &Meta, pages: &[PageSummary]) -> Walk {
         hwm: meta.hwm,
         visited: vec![0; words],
         problems: Vec::new(),
+        missing: 0,
+        first_missing: None,
     };
     w.mark(0);
     w.mark(1);
@@ -304,16 +288,16 @@ pub fn walk(meta: &Meta, pages: &[PageSummary]) -> Walk {
     let mut crc = 0u32;
     let mut total_key = 0u64;
     let mut nested: Vec<(String, &bbolt::BucketEntry)> = Vec::new();
-    let mut live = LiveMap::default();
+    let mut live: Vec<bbolt::RevEntry> = Vec::new();
     let mut combiner = super::crc::Combiner::default();
     for (pgid, leaf) in &root_leaves {
-        let plain = leaf.count - leaf.buckets.len();
+        let plain = (leaf.count as usize).saturating_sub(leaf.buckets().len());
         if plain > 0 {
             w.problems.push(format!(
                 "page {pgid}: {plain} entries of the root bucket are not buckets (etcdctl fails with \"nil bucket\")"
             ));
         }
-        for b in &leaf.buckets {
+        for b in leaf.buckets() {
             let name = label(&b.name);
             out.buckets
                 .push(String::from_utf8_lossy(&b.name).into_owned());
@@ -340,7 +324,7 @@ pub fn walk(meta: &Meta, pages: &[PageSummary]) -> Walk {
             };
             for (p, l) in leaves {
                 t.leaf(&b.name, p, l);
-                for nb in &l.buckets {
+                for nb in l.buckets() {
                     nested.push((format!("{name}/{}", String::from_utf8_lossy(&nb.name)), nb));
                 }
             }
@@ -357,18 +341,24 @@ pub fn walk(meta: &Meta, pages: &[PageSummary]) -> Walk {
         }
         if b.root != 0 {
             for (_, l) in w.tree(b.root, &name) {
-                for nb in &l.buckets {
+                for nb in l.buckets() {
                     nested.push((format!("{name}/{}", String::from_utf8_lossy(&nb.name)), nb));
                 }
             }
         }
+    }
+    if let Some(first) = w.first_missing.take() {
+        w.problems.push(format!(
+            "{} reachable pages are missing because the input ends early (truncated); the first: {first}",
+            w.missing
+        ));
     }
     if meta.freelist != bbolt::PGID_NO_FREELIST {
         check_freelist(&mut w, meta);
     }
     out.hash = crc;
     out.total_key = total_key;
-    out.live_keys = live.values().filter(|&&alive| alive).count() as u64;
+    out.live_keys = count_live(live);
     out.reachable_pages = w.visited.iter().map(|x| u64::from(x.count_ones())).sum();
     if !out.buckets.iter().any(|b| b == "key") {
         w.problems.push(
@@ -388,17 +378,12 @@ fn check_freelist(w: &mut Walker<'_>, meta: &Meta) {
     let ids: &[u64] = match w.page(fl) {
         Some(s) if s.header_id == fl && s.flags == bbolt::FREELIST && s.problem.is_none() => {
             match &s.body {
-                Body::Freelist(ids) => {
-                    for q in fl..=fl + u64::from(s.overflow) {
-                        w.mark(q);
-                    }
-                    ids
-                }
+                Body::Freelist(ids) => &ids[..],
                 _ => &[],
             }
         }
         Some(s) => {
-            let why = s.problem.clone().unwrap_or_else(|| {
+            let why = s.problem.as_deref().map(str::to_string).unwrap_or_else(|| {
                 format!(
                     "a {} page with header id {}",
                     bbolt::flag_name(s.flags),
@@ -437,11 +422,56 @@ fn check_freelist(w: &mut Walker<'_>, meta: &Meta) {
         }
         *slot |= mask;
     }
+    // As in bbolt's tx.Check: "reachable freed" concerns bucket pages only; the freelist page
+    // itself is reachable.
+    if let Some(s) = w.page(fl) {
+        for q in fl..=fl + u64::from(s.overflow) {
+            w.mark(q);
+        }
+    }
     for id in 2..avail {
         let (word, mask) = bit(id);
         let is_free = free.get(word).is_some_and(|x| x & mask != 0);
         if !w.is_visited(id) && !is_free {
             w.problems.push(format!("page {id}: unreachable unfreed"));
         }
+    }
+}
+
+/// Distinct user keys whose newest revision is not a tombstone. `entries` are in revision
+/// order; a stable sort by key hash keeps that order within each key, so the last entry of each
+/// run is the key's newest revision. (A sort of 8-byte entries needs less memory than a map.)
+fn count_live(mut entries: Vec<bbolt::RevEntry>) -> u64 {
+    entries.sort_by_key(|e| e.key_hash());
+    let mut live = 0;
+    for (i, e) in entries.iter().enumerate() {
+        let last_of_run = entries
+            .get(i + 1)
+            .is_none_or(|next| next.key_hash() != e.key_hash());
+        if last_of_run && !e.tombstone() {
+            live += 1;
+        }
+    }
+    live
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bbolt::RevEntry;
+
+    #[test]
+    fn live_keys_follow_the_newest_revision() {
+        // key 10: put, delete, put (live); key 20: put, delete (dead); key 30: put (live)
+        let entries = vec![
+            RevEntry::new(10, false),
+            RevEntry::new(20, false),
+            RevEntry::new(10, true),
+            RevEntry::new(30, false),
+            RevEntry::new(20, true),
+            RevEntry::new(10, false),
+        ];
+        assert_eq!(count_live(entries), 2);
+        assert_eq!(count_live(Vec::new()), 0);
     }
 }

@@ -284,3 +284,4 @@ impl Drop for Moto {
 pub mod gate;
 pub mod live;
 pub mod snapshot;
+pub mod store;

@@ -1,0 +1,315 @@
+//! `etcdguard status --store URL [--layout NAME] [--output text|json] [--s3-endpoint URL]
+//! [--s3-path-style] [--now RFC3339]` (issue #3): the newest backup, the newest valid backup,
+//! backup count and interval, control files and their meaning, ignored objects.
+//!
+//! Exit 0 when the store could be read (whatever it holds), 2 when it could not.
+
+use super::common::{parse_now, Output, StoreArgs};
+use crate::store::{self, BackupFacts, StoreFacts, Validity};
+use std::fmt::Write as _;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Output format (text or json).
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: Output,
+    /// Evaluate ages at this time instead of the clock (RFC 3339, e.g. 2026-11-23T09:00:00Z).
+    #[arg(long, value_name = "RFC3339", value_parser = parse_now)]
+    pub now: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Run `status`; returns the exit code.
+pub fn run(args: Args) -> u8 {
+    if !matches!(args.output, Output::Text | Output::Json) {
+        eprintln!("etcdguard status: --output supports text and json");
+        return super::EXIT_USAGE;
+    }
+    let url = match args.store.url() {
+        Ok(u) => u,
+        Err(e) => return fail(&args, &e.to_string()),
+    };
+    let now = args.now.unwrap_or_else(chrono::Utc::now);
+    let opts = args.store.inspect_options(now);
+    let s3 = args.store.s3_options();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(&args, &format!("cannot start the async runtime: {e}")),
+    };
+    let result = rt.block_on(store::inspect(&url, &s3, &opts));
+    // A verifier thread stuck on a dead connection must not keep the process alive.
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    match result {
+        Ok(facts) => {
+            match args.output {
+                Output::Json => match serde_json::to_string_pretty(&facts) {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => return fail(&args, &format!("cannot render JSON: {e}")),
+                },
+                _ => print!("{}", render_text(&facts)),
+            }
+            super::EXIT_OK
+        }
+        Err(e) => fail(&args, &e.to_string()),
+    }
+}
+
+fn fail(args: &Args, msg: &str) -> u8 {
+    eprintln!(
+        "etcdguard status: cannot read the backup store {}: {msg}",
+        args.store.store
+    );
+    if args.output == Output::Json {
+        let v = serde_json::json!({ "store": args.store.store, "error": msg });
+        println!("{v}");
+    }
+    super::EXIT_USAGE
+}
+
+/// Human duration such as `4h 12m` (seconds dropped above one hour).
+pub fn human_age(secs: i64) -> String {
+    let future = secs < 0;
+    let s = secs.unsigned_abs();
+    let (d, h, m, sec) = (s / 86400, (s % 86400) / 3600, (s % 3600) / 60, s % 60);
+    let body = if d > 0 {
+        format!("{d}d {h}h {m}m")
+    } else if h > 0 {
+        format!("{h}h {m}m")
+    } else if m > 0 {
+        format!("{m}m {sec}s")
+    } else {
+        format!("{sec}s")
+    };
+    if future {
+        format!("{body} in the future")
+    } else {
+        format!("{body} old")
+    }
+}
+
+fn human_size(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS.get(u).copied().unwrap_or("B"))
+    }
+}
+
+fn backup_lines(out: &mut String, b: &BackupFacts) {
+    let size = b
+        .size
+        .map(human_size)
+        .unwrap_or_else(|| "size unknown".into());
+    let _ = writeln!(
+        out,
+        "  {}  {}  {}  {}{}",
+        b.name,
+        b.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        human_age(b.age_seconds),
+        size,
+        if b.possibly_dirty {
+            "  (__POSSIBLY_DIRTY__)"
+        } else {
+            ""
+        }
+    );
+    let verdict = match b.validity {
+        Validity::Valid => "VALID",
+        Validity::Invalid => "INVALID",
+        Validity::Unknown => "UNKNOWN",
+    };
+    let mut line = format!("    {verdict}");
+    if let Some(r) = &b.report {
+        let _ = write!(
+            line,
+            ": revision {}, {} keys, sha256 {:?}, {:?}",
+            r.revision.map_or("?".into(), |v| v.to_string()),
+            r.total_key.map_or("?".into(), |v| v.to_string()),
+            r.sha256,
+            r.container
+        );
+    }
+    if let Some(m) = &b.meta {
+        let _ = write!(
+            line,
+            ", etcd {}",
+            if m.etcd_version.is_empty() {
+                "?"
+            } else {
+                &m.etcd_version
+            }
+        );
+    }
+    let _ = writeln!(out, "{line}");
+    if let Some(reason) = &b.reason {
+        let _ = writeln!(out, "    reason: {reason}");
+    }
+}
+
+/// Render [`StoreFacts`] as text.
+pub fn render_text(f: &StoreFacts) -> String {
+    let mut out = String::new();
+    let layout = f
+        .layout
+        .map_or("none recognised".to_string(), |l| l.to_string());
+    let _ = writeln!(
+        out,
+        "store:   {} (layout {layout}, {})",
+        f.store, f.layout_source
+    );
+    let _ = writeln!(
+        out,
+        "now:     {}",
+        f.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    match &f.newest {
+        None => {
+            let _ = writeln!(out, "newest backup: none found");
+        }
+        Some(b) => {
+            let _ = writeln!(out, "newest backup:");
+            backup_lines(&mut out, b);
+        }
+    }
+    match (&f.newest, &f.newest_valid) {
+        (Some(n), Some(v)) if n.name == v.name => {
+            let _ = writeln!(
+                out,
+                "newest valid backup: the newest ({})",
+                human_age(v.age_seconds)
+            );
+        }
+        (_, Some(v)) => {
+            let _ = writeln!(out, "newest valid backup:");
+            backup_lines(&mut out, v);
+        }
+        (Some(_), None) => {
+            let _ = writeln!(
+                out,
+                "newest valid backup: NONE among the {} newest checked{}",
+                f.walk_back.checked,
+                if f.walk_back.limit_reached {
+                    format!(
+                        " (walk-back limit {} reached; older backups not checked)",
+                        f.walk_back.limit
+                    )
+                } else {
+                    String::new()
+                }
+            );
+        }
+        (None, None) => {}
+    }
+    if f.checked.len() > 2 {
+        let _ = writeln!(out, "also checked:");
+        for b in f
+            .checked
+            .iter()
+            .skip(1)
+            .take(f.checked.len().saturating_sub(2))
+        {
+            backup_lines(&mut out, b);
+        }
+    }
+    let st = &f.backups;
+    let since = st
+        .listed_since
+        .map_or("in the whole store".to_string(), |t| {
+            format!(
+                "since {}",
+                t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )
+        });
+    let _ = write!(out, "backups: {} listed {since}", st.count);
+    if let (Some(med), Some(max)) = (st.median_interval_seconds, st.max_gap_seconds) {
+        let _ = write!(
+            out,
+            "; interval median {}, largest gap {}",
+            human_age(med).trim_end_matches(" old"),
+            human_age(max).trim_end_matches(" old")
+        );
+    }
+    let _ = writeln!(out);
+    if let Some(c) = &f.control {
+        let _ = writeln!(out, "control files:");
+        let _ = writeln!(
+            out,
+            "  etcd-cluster-spec:    {}",
+            describe(&c.spec, |s| format!(
+                "present (memberCount {}, etcdVersion {})",
+                s.member_count,
+                if s.etcd_version.is_empty() {
+                    "unset"
+                } else {
+                    &s.etcd_version
+                }
+            ))
+        );
+        let _ = writeln!(
+            out,
+            "  etcd-cluster-created: {}",
+            describe(&c.created, |v| format!(
+                "present (created {})",
+                v.created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ))
+        );
+        let _ = writeln!(out, "  meaning: {}", c.meaning);
+        for p in &c.problems {
+            let _ = writeln!(out, "  problem: {p}");
+        }
+    }
+    if !f.ignored.is_empty() {
+        let _ = writeln!(out, "ignored objects: {}", f.ignored.len());
+        for i in f.ignored.iter().take(20) {
+            let _ = writeln!(out, "  {}: {}", i.key, i.reason);
+        }
+        if f.ignored.len() > 20 {
+            let _ = writeln!(out, "  … {} more (see --output json)", f.ignored.len() - 20);
+        }
+    }
+    for u in &f.unknowns {
+        let _ = writeln!(out, "unknown: {u}");
+    }
+    if let Some(n) = f.s3_requests {
+        let _ = writeln!(out, "s3 requests: {n}");
+    }
+    out
+}
+
+fn describe<T>(s: &store::control::FileState<T>, present: impl Fn(&T) -> String) -> String {
+    use store::control::FileState;
+    match s {
+        FileState::Missing => "MISSING".to_string(),
+        FileState::Empty => "EMPTY".to_string(),
+        FileState::Unparseable { reason } => format!("UNPARSEABLE ({reason})"),
+        FileState::Present { value } => present(value),
+        FileState::Unknown { reason } => format!("UNKNOWN ({reason})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_read_naturally() {
+        assert_eq!(human_age(4 * 3600 + 12 * 60 + 5), "4h 12m old");
+        assert_eq!(human_age(59), "59s old");
+        assert_eq!(human_age(-90), "1m 30s in the future");
+        assert_eq!(human_age(2 * 86400 + 3600), "2d 1h 0m old");
+        assert_eq!(human_size(2048), "2.0 KiB");
+        assert_eq!(human_size(10), "10 B");
+    }
+}

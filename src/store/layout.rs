@@ -1,0 +1,823 @@
+//! Pure name parsing for every supported backup layout (no I/O).
+//!
+//! A layout turns object keys (relative to the store root, `/`-separated) into backups. Each
+//! backup has a time (from its name where the layout defines one, else the object's
+//! last-modified time), a size and the object to verify. Names a layout cannot parse are
+//! reported as ignored with a reason; they are never guessed. Names written in local time
+//! without a zone (OpenShift, CSM) are read as UTC.
+
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// etcd-manager's data object inside a backup folder.
+pub const EM_DATA: &str = "etcd.backup.gz";
+/// etcd-manager's meta object (commit marker) inside a backup folder.
+pub const EM_META: &str = "_etcd_backup.meta";
+/// etcd-manager's control folder.
+pub const EM_CONTROL_DIR: &str = "control/";
+/// `control/etcd-cluster-spec`, relative to the store root.
+pub const EM_SPEC: &str = "control/etcd-cluster-spec";
+/// `control/etcd-cluster-created`, relative to the store root.
+pub const EM_CREATED: &str = "control/etcd-cluster-created";
+
+/// A backup layout. `--layout NAME` uses the kebab-case names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layout {
+    /// kops etcd-manager: `<RFC3339Z>-<NNNNNN>/{etcd.backup.gz,_etcd_backup.meta}` + `control/`.
+    EtcdManager,
+    /// OpenShift `cluster-backup.sh`: `snapshot_<YYYY-MM-DD_HHMMSS>[__POSSIBLY_DIRTY__].db`.
+    Openshift,
+    /// k3s / RKE2: `<name>-<node>-<unix>[.zip]`, sidecars under `.metadata/`.
+    K3s,
+    /// Cray/HPE CSM: `etcd-backup-YYYY-MM-DD-HH-MM-SS.tar.gz` holding `<dir>/etcd-dump.bin`.
+    Csm,
+    /// CoreOS etcd-operator: `<path>_v<rev>_<YYYY-MM-DD-HH:MM:SS>`.
+    EtcdOperator,
+    /// Gardener etcd-backup-restore: `v2/Full-<start>-<last>-<unix>[.gz|.Z|.zlib][.final]`.
+    Gardener,
+    /// Any `*.db` or `*.snap*` file, timed by its object time.
+    Plain,
+}
+
+impl Layout {
+    /// Every layout, in auto-detection order (most specific first, `plain` last).
+    pub const ALL: [Layout; 7] = [
+        Layout::EtcdManager,
+        Layout::Openshift,
+        Layout::Csm,
+        Layout::EtcdOperator,
+        Layout::Gardener,
+        Layout::K3s,
+        Layout::Plain,
+    ];
+
+    /// The kebab-case name used on the command line and in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::EtcdManager => "etcd-manager",
+            Layout::Openshift => "openshift",
+            Layout::K3s => "k3s",
+            Layout::Csm => "csm",
+            Layout::EtcdOperator => "etcd-operator",
+            Layout::Gardener => "gardener",
+            Layout::Plain => "plain",
+        }
+    }
+}
+
+impl std::fmt::Display for Layout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One listed object, key relative to the store root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObjectInfo {
+    /// Key relative to the store root, `/`-separated, no leading `/`.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last-modified time (S3) or mtime (local), if known.
+    pub last_modified: Option<DateTime<Utc>>,
+}
+
+/// Where a backup's time comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TimeSource {
+    /// Parsed from the backup's name (the layout defines a time in the name).
+    Name,
+    /// The object's last-modified time (the layout has no time in the name).
+    ObjectTime,
+}
+
+/// What a key means in a layout (pure classification of one key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyRole {
+    /// The object to verify of a backup named `backup`; `time` is from the name when known.
+    Data {
+        backup: String,
+        time: Option<DateTime<Utc>>,
+    },
+    /// A commit marker / meta object of `backup` (etcd-manager `_etcd_backup.meta`).
+    Meta { backup: String },
+    /// A file that belongs with backups but is not itself a snapshot (companion tarball,
+    /// k3s `.metadata/`, Gardener deltas, etcd-manager control files).
+    Companion { note: &'static str },
+    /// Not a backup of this layout, with the reason.
+    Ignored { reason: String },
+}
+
+/// A backup found by a layout, before verification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Candidate {
+    /// Backup name (etcd-manager folder name, or the object key).
+    pub name: String,
+    /// Backup time.
+    pub time: DateTime<Utc>,
+    /// Where `time` came from.
+    pub time_source: TimeSource,
+    /// Key of the object to verify (relative to the store root).
+    pub data_key: String,
+    /// Size of the data object, when listed.
+    pub size: Option<u64>,
+    /// Key of the meta object, if the layout has one.
+    pub meta_key: Option<String>,
+    /// `Some(false)` when the layout requires a data object and the listing showed none;
+    /// `None` when the listing did not show objects inside folders (delimiter listing).
+    pub data_listed: Option<bool>,
+    /// OpenShift `__POSSIBLY_DIRTY__`: taken with `--force` while operators were progressing.
+    pub possibly_dirty: bool,
+}
+
+/// An object the layout did not accept as (part of) a backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Ignored {
+    /// Key relative to the store root.
+    pub key: String,
+    /// Why it was not counted.
+    pub reason: String,
+}
+
+/// Result of applying a layout to a listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Assembled {
+    /// Backups, newest first (ties broken by name, descending).
+    pub candidates: Vec<Candidate>,
+    /// Objects that are neither backups nor known companions.
+    pub ignored: Vec<Ignored>,
+    /// Number of known companion objects (meta sidecars, deltas, control files).
+    pub companions: usize,
+}
+
+/// `name` has exactly the shape of `pattern`, where `d` is an ASCII digit and every other
+/// pattern byte must match literally.
+fn shaped(name: &str, pattern: &str) -> bool {
+    name.len() == pattern.len()
+        && name.bytes().zip(pattern.bytes()).all(|(c, p)| {
+            if p == b'd' {
+                c.is_ascii_digit()
+            } else {
+                c == p
+            }
+        })
+}
+
+fn naive_utc(s: &str, fmt: &str) -> Option<DateTime<Utc>> {
+    NaiveDateTime::parse_from_str(s, fmt)
+        .ok()
+        .map(|n| Utc.from_utc_datetime(&n))
+}
+
+fn unix_utc(digits: &str) -> Option<DateTime<Utc>> {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let secs: i64 = digits.parse().ok()?;
+    DateTime::from_timestamp(secs, 0)
+}
+
+fn last_segment(key: &str) -> &str {
+    key.rsplit('/').next().unwrap_or(key)
+}
+
+/// Parse an etcd-manager backup folder name `YYYY-MM-DDTHH:MM:SSZ-NNNNNN` (etcd-manager's own
+/// rule: the time is everything up to the first `Z-`, RFC 3339; the suffix must be digits).
+pub fn parse_etcd_manager_folder(name: &str) -> Option<DateTime<Utc>> {
+    let z = name.find("Z-")?;
+    let (stamp, rest) = name.split_at(z + 1);
+    let seq = rest.strip_prefix('-')?;
+    if seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // Go's time.RFC3339 requires the `T` separator (chrono would also accept a space).
+    if stamp.as_bytes().get(10) != Some(&b'T') {
+        return None;
+    }
+    DateTime::parse_from_rfc3339(stamp)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Format a time the way etcd-manager names folders (without the sequence suffix), so that a
+/// `start-after` key built from it sorts before every folder at or after that time.
+pub fn etcd_manager_time_key(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Parse an OpenShift snapshot name; returns (time, possibly dirty).
+pub fn parse_openshift_snapshot(name: &str) -> Option<(DateTime<Utc>, bool)> {
+    let stem = name.strip_prefix("snapshot_")?.strip_suffix(".db")?;
+    let (stamp, dirty) = match stem.strip_suffix("__POSSIBLY_DIRTY__") {
+        Some(s) => (s, true),
+        None => (stem, false),
+    };
+    if !shaped(stamp, "dddd-dd-dd_dddddd") {
+        return None;
+    }
+    naive_utc(stamp, "%Y-%m-%d_%H%M%S").map(|t| (t, dirty))
+}
+
+/// Parse a k3s/RKE2 snapshot name `<name>-<node>-<unix>[.zip]`: the time is the text after the
+/// last `-` (as k3s does), 9 to 11 digits; the prefix must be non-empty.
+pub fn parse_k3s(name: &str) -> Option<DateTime<Utc>> {
+    let stem = name.strip_suffix(".zip").unwrap_or(name);
+    let dash = stem.rfind('-')?;
+    let (prefix, digits) = (stem.get(..dash)?, stem.get(dash + 1..)?);
+    if prefix.is_empty() || !(9..=11).contains(&digits.len()) {
+        return None;
+    }
+    unix_utc(digits)
+}
+
+/// Parse a CSM bare-metal backup name `etcd-backup-YYYY-MM-DD-HH-MM-SS.tar.gz`.
+pub fn parse_csm(name: &str) -> Option<DateTime<Utc>> {
+    let stamp = name.strip_prefix("etcd-backup-")?.strip_suffix(".tar.gz")?;
+    if !shaped(stamp, "dddd-dd-dd-dd-dd-dd") {
+        return None;
+    }
+    naive_utc(stamp, "%Y-%m-%d-%H-%M-%S")
+}
+
+/// Parse an etcd-operator periodic backup name `<path>_v<rev>_<YYYY-MM-DD-HH:MM:SS>`; returns
+/// (time, revision).
+pub fn parse_etcd_operator(name: &str) -> Option<(DateTime<Utc>, i64)> {
+    let us = name.rfind('_')?;
+    let stamp = name.get(us + 1..)?;
+    let head = name.get(..us)?;
+    let vpos = head.rfind("_v")?;
+    let rev_s = head.get(vpos + 2..)?;
+    if vpos == 0 || rev_s.is_empty() || !rev_s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if !shaped(stamp, "dddd-dd-dd-dd:dd:dd") {
+        return None;
+    }
+    let rev = rev_s.parse().ok()?;
+    naive_utc(stamp, "%Y-%m-%d-%H:%M:%S").map(|t| (t, rev))
+}
+
+/// Kind of a Gardener snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GardenerKind {
+    Full,
+    Incr,
+}
+
+/// Parse a Gardener snapshot name `(Full|Incr)-<start>-<last>-<unix>[.gz|.Z|.zlib][.final]`
+/// (revisions are at least 8 digits: `%08d` only pads). Returns (kind, time, last revision).
+pub fn parse_gardener(name: &str) -> Option<(GardenerKind, DateTime<Utc>, i64)> {
+    let stem = name.strip_suffix(".final").unwrap_or(name);
+    let stem = [".gz", ".Z", ".zlib"]
+        .iter()
+        .find_map(|s| stem.strip_suffix(s))
+        .unwrap_or(stem);
+    let mut parts = stem.split('-');
+    let kind = match parts.next()? {
+        "Full" => GardenerKind::Full,
+        "Incr" => GardenerKind::Incr,
+        _ => return None,
+    };
+    let start = parts.next()?;
+    let last = parts.next()?;
+    let unix = parts.next()?;
+    if parts.next().is_some() {
+        return None;
+    }
+    let revs_ok = [start, last]
+        .iter()
+        .all(|r| r.len() >= 8 && r.bytes().all(|b| b.is_ascii_digit()));
+    if !revs_ok {
+        return None;
+    }
+    Some((kind, unix_utc(unix)?, last.parse().ok()?))
+}
+
+/// `plain` accepts `*.db` and names containing `.snap` (`x.snap`, `x.snapshot`, `x.snap.zst`).
+pub fn is_plain_snapshot(name: &str) -> bool {
+    !name.ends_with(".part") && (name.ends_with(".db") || name.contains(".snap"))
+}
+
+/// Classify one key in one layout (pure).
+pub fn classify(layout: Layout, key: &str) -> KeyRole {
+    let name = last_segment(key);
+    let ignored = |reason: &str| KeyRole::Ignored {
+        reason: reason.to_string(),
+    };
+    if name.ends_with(".part") {
+        return ignored("interrupted snapshot (`.part` temporary file)");
+    }
+    match layout {
+        Layout::EtcdManager => {
+            if key.starts_with(EM_CONTROL_DIR) {
+                return KeyRole::Companion {
+                    note: "etcd-manager control file",
+                };
+            }
+            let Some((folder, file)) = key.split_once('/') else {
+                return ignored("not inside a backup folder (etcd-manager keeps each backup in `<RFC3339Z>-<NNNNNN>/`)");
+            };
+            let Some(time) = parse_etcd_manager_folder(folder) else {
+                return ignored(
+                    "folder name is not `<RFC3339 UTC>Z-<digits>` (etcd-manager ignores it too)",
+                );
+            };
+            match file {
+                EM_DATA => KeyRole::Data {
+                    backup: folder.to_string(),
+                    time: Some(time),
+                },
+                EM_META => KeyRole::Meta {
+                    backup: folder.to_string(),
+                },
+                _ => ignored("unexpected file in a backup folder (expected etcd.backup.gz or _etcd_backup.meta)"),
+            }
+        }
+        Layout::Openshift => {
+            if let Some((time, _)) = parse_openshift_snapshot(name) {
+                KeyRole::Data {
+                    backup: key.to_string(),
+                    time: Some(time),
+                }
+            } else if name.starts_with("static_kuberesources_") && name.ends_with(".tar.gz") {
+                KeyRole::Companion {
+                    note: "OpenShift static pod resources",
+                }
+            } else {
+                ignored("not `snapshot_<YYYY-MM-DD_HHMMSS>[__POSSIBLY_DIRTY__].db`")
+            }
+        }
+        Layout::K3s => {
+            let parent_is_metadata = key.rsplit('/').nth(1).is_some_and(|p| p == ".metadata");
+            if parent_is_metadata {
+                KeyRole::Companion {
+                    note: "k3s snapshot metadata",
+                }
+            } else if let Some(time) = parse_k3s(name) {
+                KeyRole::Data {
+                    backup: key.to_string(),
+                    time: Some(time),
+                }
+            } else {
+                ignored("not `<name>-<node>-<unix seconds>[.zip]`")
+            }
+        }
+        Layout::Csm => {
+            if name.ends_with(".tar.gz.gpg") {
+                ignored("GPG-encrypted backup: cannot be verified without the private key")
+            } else if let Some(time) = parse_csm(name) {
+                KeyRole::Data {
+                    backup: key.to_string(),
+                    time: Some(time),
+                }
+            } else {
+                ignored("not `etcd-backup-<YYYY-MM-DD-HH-MM-SS>.tar.gz`")
+            }
+        }
+        Layout::EtcdOperator => match parse_etcd_operator(name) {
+            Some((time, _)) => KeyRole::Data {
+                backup: key.to_string(),
+                time: Some(time),
+            },
+            None => ignored("not `<path>_v<revision>_<YYYY-MM-DD-HH:MM:SS>`"),
+        },
+        Layout::Gardener => {
+            let in_v2 = key.starts_with("v2/") || key.contains("/v2/");
+            match parse_gardener(name) {
+                Some((GardenerKind::Full, time, _)) if in_v2 => KeyRole::Data {
+                    backup: key.to_string(),
+                    time: Some(time),
+                },
+                Some((GardenerKind::Incr, _, _)) if in_v2 => KeyRole::Companion {
+                    note: "Gardener delta snapshot (watch events, not a snapshot)",
+                },
+                Some(_) => {
+                    ignored("Gardener snapshot outside a `v2/` folder (v1 layout not supported)")
+                }
+                None => ignored("not `v2/(Full|Incr)-<start>-<last>-<unix>[.gz|.Z|.zlib][.final]`"),
+            }
+        }
+        Layout::Plain => {
+            if is_plain_snapshot(name) {
+                KeyRole::Data {
+                    backup: key.to_string(),
+                    time: None,
+                }
+            } else {
+                ignored("not a `*.db` or `*.snap*` file")
+            }
+        }
+    }
+}
+
+/// How many listed keys a layout recognises (data + meta + companions); used for detection.
+pub fn recognised(layout: Layout, objects: &[ObjectInfo]) -> (usize, usize) {
+    let mut data = 0;
+    let mut known = 0;
+    for o in objects {
+        match classify(layout, &o.key) {
+            KeyRole::Data { .. } => {
+                data += 1;
+                known += 1;
+            }
+            KeyRole::Meta { .. } => {
+                data += usize::from(layout == Layout::EtcdManager);
+                known += 1;
+            }
+            KeyRole::Companion { .. } => known += 1,
+            KeyRole::Ignored { .. } => {}
+        }
+    }
+    (data, known)
+}
+
+/// Pick the layout that recognises the most objects with at least one backup; `None` if no
+/// layout recognises any backup. `plain` only wins when nothing more specific matches.
+pub fn detect(objects: &[ObjectInfo]) -> Option<Layout> {
+    let mut best: Option<(Layout, usize)> = None;
+    for layout in Layout::ALL {
+        let (data, known) = recognised(layout, objects);
+        if data == 0 {
+            continue;
+        }
+        if layout == Layout::Plain && best.is_some() {
+            continue;
+        }
+        if best.is_none_or(|(_, k)| known > k) {
+            best = Some((layout, known));
+        }
+    }
+    best.map(|(l, _)| l)
+}
+
+/// Apply `layout` to a listing. `folders` are backup folder names seen through a delimiter
+/// listing (etcd-manager only): they become candidates whose meta presence is unknown.
+pub fn assemble(layout: Layout, objects: &[ObjectInfo], folders: &[String]) -> Assembled {
+    #[derive(Default)]
+    struct Group {
+        time: Option<DateTime<Utc>>,
+        data: Option<ObjectInfo>,
+        meta: bool,
+        from_delimiter: bool,
+    }
+    let mut out = Assembled::default();
+    let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+    for o in objects {
+        match classify(layout, &o.key) {
+            KeyRole::Data { backup, time } => {
+                let g = groups.entry(backup).or_default();
+                g.time = time;
+                g.data = Some(o.clone());
+            }
+            KeyRole::Meta { backup } => {
+                let g = groups.entry(backup.clone()).or_default();
+                g.meta = true;
+                g.time = parse_etcd_manager_folder(&backup);
+            }
+            KeyRole::Companion { .. } => out.companions += 1,
+            KeyRole::Ignored { reason } => out.ignored.push(Ignored {
+                key: o.key.clone(),
+                reason,
+            }),
+        }
+    }
+    for f in folders {
+        let name = f.trim_end_matches('/');
+        if format!("{name}/") == EM_CONTROL_DIR {
+            continue;
+        }
+        match parse_etcd_manager_folder(name) {
+            Some(t) => {
+                let g = groups.entry(name.to_string()).or_default();
+                g.time = Some(t);
+                g.from_delimiter = true;
+            }
+            None => out.ignored.push(Ignored {
+                key: f.clone(),
+                reason:
+                    "folder name is not `<RFC3339 UTC>Z-<digits>` (etcd-manager ignores it too)"
+                        .to_string(),
+            }),
+        }
+    }
+    for (name, g) in groups {
+        let (time, time_source) = match (g.time, g.data.as_ref().and_then(|d| d.last_modified)) {
+            (Some(t), _) => (t, TimeSource::Name),
+            (None, Some(t)) => (t, TimeSource::ObjectTime),
+            (None, None) => {
+                out.ignored.push(Ignored {
+                    key: name,
+                    reason: "no time in the name and no object time".to_string(),
+                });
+                continue;
+            }
+        };
+        if layout == Layout::EtcdManager {
+            let data_key = format!("{name}/{EM_DATA}");
+            let meta_key = format!("{name}/{EM_META}");
+            if !g.meta && !g.from_delimiter {
+                // etcd-manager writes data first and meta last: no meta = not a backup.
+                out.ignored.push(Ignored {
+                    key: data_key,
+                    reason: "backup folder without _etcd_backup.meta (an unfinished upload; etcd-manager does not list it)".to_string(),
+                });
+                continue;
+            }
+            out.candidates.push(Candidate {
+                name,
+                time,
+                time_source,
+                size: g.data.as_ref().map(|d| d.size),
+                meta_key: Some(meta_key),
+                data_listed: if g.from_delimiter {
+                    None
+                } else {
+                    Some(g.data.is_some())
+                },
+                data_key,
+                possibly_dirty: false,
+            });
+        } else if let Some(d) = g.data {
+            let possibly_dirty = layout == Layout::Openshift && name.contains("__POSSIBLY_DIRTY__");
+            out.candidates.push(Candidate {
+                name: name.clone(),
+                time,
+                time_source,
+                size: Some(d.size),
+                meta_key: None,
+                data_listed: Some(true),
+                data_key: d.key,
+                possibly_dirty,
+            });
+        }
+    }
+    out.candidates
+        .sort_by(|a, b| b.time.cmp(&a.time).then_with(|| b.name.cmp(&a.name)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn obj(key: &str, size: u64) -> ObjectInfo {
+        ObjectInfo {
+            key: key.to_string(),
+            size,
+            last_modified: Some(t("2026-01-01T00:00:00Z")),
+        }
+    }
+
+    #[test]
+    fn etcd_manager_names() {
+        assert_eq!(
+            parse_etcd_manager_folder("2024-03-22T10:15:07Z-000123"),
+            Some(t("2024-03-22T10:15:07Z"))
+        );
+        assert_eq!(
+            parse_etcd_manager_folder("2020-07-21T00:01:14Z-003983"),
+            Some(t("2020-07-21T00:01:14Z"))
+        );
+        for bad in [
+            "2024-03-22T10:15:07Z",
+            "2024-03-22T10:15:07Z-",
+            "2024-03-22T10:15:07Z-12a",
+            "2024-13-22T10:15:07Z-000001",
+            "control",
+            "2024-03-22 10:15:07Z-000001",
+            "",
+        ] {
+            assert_eq!(parse_etcd_manager_folder(bad), None, "{bad}");
+        }
+        assert_eq!(
+            etcd_manager_time_key(t("2024-03-22T10:15:07Z")),
+            "2024-03-22T10:15:07Z"
+        );
+        // The start-after key sorts before every folder at the same second.
+        assert!("2024-03-22T10:15:07Z" < "2024-03-22T10:15:07Z-000000");
+    }
+
+    #[test]
+    fn etcd_manager_classify_and_assemble() {
+        let objs = vec![
+            obj("2024-03-22T10:15:07Z-000001/_etcd_backup.meta", 100),
+            obj("2024-03-22T10:15:07Z-000001/etcd.backup.gz", 5000),
+            obj("2024-03-22T10:30:07Z-000002/etcd.backup.gz", 6000), // no meta
+            obj("2024-03-22T10:45:07Z-000003/_etcd_backup.meta", 100), // no data
+            obj("control/etcd-cluster-spec", 40),
+            obj("control/etcd-cluster-created", 30),
+            obj("garbage/etcd.backup.gz", 1),
+            obj("2024-03-22T10:15:07Z-000001/notes.txt", 1),
+            obj("README", 1),
+        ];
+        let a = assemble(Layout::EtcdManager, &objs, &[]);
+        let names: Vec<_> = a.candidates.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["2024-03-22T10:45:07Z-000003", "2024-03-22T10:15:07Z-000001"]
+        );
+        assert_eq!(a.candidates[0].data_listed, Some(false));
+        assert_eq!(a.candidates[1].size, Some(5000));
+        assert_eq!(a.candidates[1].time_source, TimeSource::Name);
+        assert_eq!(a.companions, 2);
+        let ignored: Vec<_> = a.ignored.iter().map(|i| i.key.as_str()).collect();
+        assert!(ignored.contains(&"2024-03-22T10:30:07Z-000002/etcd.backup.gz"));
+        assert!(ignored.contains(&"garbage/etcd.backup.gz"));
+        assert!(ignored.contains(&"README"));
+        assert!(ignored.contains(&"2024-03-22T10:15:07Z-000001/notes.txt"));
+        assert_eq!(detect(&objs), Some(Layout::EtcdManager));
+    }
+
+    #[test]
+    fn etcd_manager_delimiter_folders() {
+        let folders = vec![
+            "2024-03-22T10:15:07Z-000001/".to_string(),
+            "control/".to_string(),
+            "junk/".to_string(),
+        ];
+        let a = assemble(Layout::EtcdManager, &[], &folders);
+        assert_eq!(a.candidates.len(), 1);
+        assert_eq!(a.candidates[0].data_listed, None);
+        assert_eq!(a.ignored.len(), 1);
+        assert_eq!(a.ignored[0].key, "junk/");
+    }
+
+    #[test]
+    fn openshift_names() {
+        assert_eq!(
+            parse_openshift_snapshot("snapshot_2024-03-22_101507.db"),
+            Some((t("2024-03-22T10:15:07Z"), false))
+        );
+        assert_eq!(
+            parse_openshift_snapshot("snapshot_2024-03-22_101507__POSSIBLY_DIRTY__.db"),
+            Some((t("2024-03-22T10:15:07Z"), true))
+        );
+        for bad in [
+            "snapshot_2024-03-22_1015.db",
+            "snapshot_2024-03-22_101507.db.gz",
+            "snapshot_2024-02-30_101507.db",
+            "snap_2024-03-22_101507.db",
+            "snapshot_2024-03-22_101507__DIRTY__.db",
+        ] {
+            assert_eq!(parse_openshift_snapshot(bad), None, "{bad}");
+        }
+        let objs = vec![
+            obj("snapshot_2024-03-22_101507.db", 10),
+            obj("static_kuberesources_2024-03-22_101507.tar.gz", 10),
+            obj("snapshot_2024-03-23_101507__POSSIBLY_DIRTY__.db", 10),
+            obj("other.txt", 1),
+        ];
+        let a = assemble(Layout::Openshift, &objs, &[]);
+        assert_eq!(a.candidates.len(), 2);
+        assert!(a.candidates[0].possibly_dirty);
+        assert_eq!(a.companions, 1);
+        assert_eq!(a.ignored.len(), 1);
+        assert_eq!(detect(&objs), Some(Layout::Openshift));
+    }
+
+    #[test]
+    fn k3s_names() {
+        assert_eq!(
+            parse_k3s("etcd-snapshot-ip-172-31-9-3.us-east-2.compute.internal-1701472281"),
+            DateTime::from_timestamp(1701472281, 0)
+        );
+        assert_eq!(
+            parse_k3s("on-demand-server1-1701472281.zip"),
+            DateTime::from_timestamp(1701472281, 0)
+        );
+        assert_eq!(
+            parse_k3s("etcd-snapshot--1627633080"),
+            DateTime::from_timestamp(1627633080, 0)
+        );
+        for bad in [
+            "etcd-snapshot-node",
+            "-1701472281",
+            "x-17014",
+            "x-1701472281.tar",
+            "x-17014722811234",
+        ] {
+            assert_eq!(parse_k3s(bad), None, "{bad}");
+        }
+        let objs = vec![
+            obj("snaps/etcd-snapshot-n1-1701472281", 10),
+            obj("snaps/.metadata/etcd-snapshot-n1-1701472281", 10),
+            obj("snaps/etcd-snapshot-n1-1701472881.part", 10),
+        ];
+        let a = assemble(Layout::K3s, &objs, &[]);
+        assert_eq!(a.candidates.len(), 1);
+        assert_eq!(a.companions, 1);
+        assert_eq!(a.ignored.len(), 1);
+    }
+
+    #[test]
+    fn csm_names() {
+        assert_eq!(
+            parse_csm("etcd-backup-2022-09-15-20-30-03.tar.gz"),
+            Some(t("2022-09-15T20:30:03Z"))
+        );
+        for bad in [
+            "etcd-backup-2022-09-15-20-30.tar.gz",
+            "etcd-backup-2022-09-15-20-30-03.tgz",
+            "etcd-backup-2022-09-15-25-30-03.tar.gz",
+        ] {
+            assert_eq!(parse_csm(bad), None, "{bad}");
+        }
+        assert!(matches!(
+            classify(
+                Layout::Csm,
+                "bare-metal/etcd-backup-2022-09-15-20-30-03.tar.gz.gpg"
+            ),
+            KeyRole::Ignored { .. }
+        ));
+        let objs = vec![obj("bare-metal/etcd-backup-2022-09-15-20-30-03.tar.gz", 10)];
+        assert_eq!(detect(&objs), Some(Layout::Csm));
+    }
+
+    #[test]
+    fn etcd_operator_names() {
+        assert_eq!(
+            parse_etcd_operator("etcd.backup_v5702_2022-07-30-19:00:02"),
+            Some((t("2022-07-30T19:00:02Z"), 5702))
+        );
+        for bad in [
+            "etcd.backup_v57a2_2022-07-30-19:00:02",
+            "etcd.backup_5702_2022-07-30-19:00:02",
+            "etcd.backup_v5702_2022-07-30T19:00:02",
+            "_v5702_2022-07-30-19:00:02",
+            "etcd.backup",
+        ] {
+            assert_eq!(parse_etcd_operator(bad), None, "{bad}");
+        }
+        let objs = vec![obj("cray-bss/etcd.backup_v5702_2022-07-30-19:00:02", 10)];
+        assert_eq!(detect(&objs), Some(Layout::EtcdOperator));
+    }
+
+    #[test]
+    fn gardener_names() {
+        let (k, time, rev) = parse_gardener("Full-00000000-00012345-1721466723.gz").unwrap();
+        assert_eq!(
+            (k, time, rev),
+            (
+                GardenerKind::Full,
+                DateTime::from_timestamp(1721466723, 0).unwrap(),
+                12345
+            )
+        );
+        assert_eq!(
+            parse_gardener("Incr-55795627-55796278-1721466723").map(|p| p.0),
+            Some(GardenerKind::Incr)
+        );
+        assert!(parse_gardener("Full-00000000-00012345-1721466723.zlib.final").is_some());
+        for bad in [
+            "Full-0000-00012345-1721466723",
+            "Chunk-00000000-00012345-1721466723",
+            "Full-00000000-00012345",
+            "Full-00000000-00012345-1721466723-1",
+            "Full-00000000-00012345-1721466723.bz2",
+        ] {
+            assert_eq!(parse_gardener(bad), None, "{bad}");
+        }
+        let objs = vec![
+            obj(
+                "shoot/etcd-main/v2/Full-00000000-00012345-1721466723.gz",
+                10,
+            ),
+            obj(
+                "shoot/etcd-main/v2/Incr-00012346-00012400-1721466823.gz",
+                10,
+            ),
+            obj(
+                "shoot/etcd-main/v1/Backup-1/Full-00000000-00012345-1721466723",
+                10,
+            ),
+        ];
+        let a = assemble(Layout::Gardener, &objs, &[]);
+        assert_eq!(a.candidates.len(), 1);
+        assert_eq!(a.companions, 1);
+        assert_eq!(a.ignored.len(), 1);
+        assert_eq!(detect(&objs), Some(Layout::Gardener));
+    }
+
+    #[test]
+    fn plain_names() {
+        assert!(is_plain_snapshot("backup.db"));
+        assert!(is_plain_snapshot("prod-2025-08-28T10:20:00Z.snap.zst"));
+        assert!(is_plain_snapshot("db.snapshot"));
+        assert!(!is_plain_snapshot("backup.db.part"));
+        assert!(!is_plain_snapshot("notes.txt"));
+        let objs = vec![obj("a/x.db", 3), obj("readme.md", 1)];
+        let a = assemble(Layout::Plain, &objs, &[]);
+        assert_eq!(a.candidates.len(), 1);
+        assert_eq!(a.candidates[0].time_source, TimeSource::ObjectTime);
+        assert_eq!(detect(&objs), Some(Layout::Plain));
+        assert_eq!(detect(&[obj("readme.md", 1)]), None);
+    }
+}
