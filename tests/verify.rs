@@ -140,7 +140,10 @@ fn text_output_is_a_short_table() {
         "{text}"
     );
     assert!(text.lines().count() < 20);
-    assert!(out.stderr.is_empty(), "no progress bar or log when stderr is not a terminal");
+    assert!(
+        out.stderr.is_empty(),
+        "no progress bar or log when stderr is not a terminal"
+    );
 }
 
 #[test]
