@@ -140,6 +140,10 @@ fn text_output_is_a_short_table() {
         "{text}"
     );
     assert!(text.lines().count() < 20);
+    assert!(
+        out.stderr.is_empty(),
+        "no progress bar or log when stderr is not a terminal"
+    );
 }
 
 #[test]
@@ -305,6 +309,13 @@ fn every_container_gives_the_same_numbers() {
     let mut tar_bytes = Vec::new();
     {
         let mut t = tar::Builder::new(&mut tar_bytes);
+        // A small metadata file first: the snapshot is found by size, not position.
+        let meta = br#"{"etcdVersion":"3.4.23"}"#;
+        let mut h = tar::Header::new_gnu();
+        h.set_size(meta.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        t.append_data(&mut h, "metadata.json", &meta[..]).unwrap();
         let mut h = tar::Header::new_gnu();
         h.set_size(good.len() as u64);
         h.set_mode(0o644);
@@ -332,6 +343,9 @@ fn every_container_gives_the_same_numbers() {
         assert_eq!(code, 0, "{name}: {r:#}");
         assert_eq!(r["container"], kind, "{name}");
         assert_eq!(r["sha256"], "verified", "{name}");
+        if kind == "tar-gz" {
+            assert_eq!(r["entry"], "etcd-dump.bin");
+        }
         for field in ["hash", "revision", "totalKey", "totalSize", "liveKeys"] {
             assert_eq!(r[field], plain[field], "{name}: {field}");
         }

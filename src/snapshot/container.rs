@@ -10,6 +10,8 @@ use std::sync::Arc;
 const GZIP: &[u8] = &[0x1f, 0x8b];
 const ZIP: &[u8] = b"PK\x03\x04";
 const ZSTD: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
+/// Smallest possible bbolt file: two meta pages and one root page of the minimum 1 KiB size.
+const MIN_SNAPSHOT: u64 = 3 * 1024;
 
 /// Wraps the caller's reader and remembers whether *it* failed, so that a read error can be
 /// told apart from a corrupt compressed stream (the first is an I/O error, the second a
@@ -99,7 +101,10 @@ pub fn with_payload<R: Read, T>(
                 .map_err(|e| corrupt(Container::TarGz, e))?;
             for entry in entries {
                 let mut entry = entry.map_err(|e| corrupt(Container::TarGz, e))?;
-                if entry.header().entry_type().is_file() {
+                // The first regular file large enough to be a bbolt file (two meta pages and a
+                // root page of at least 1 KiB each); small files such as metadata are skipped.
+                let size = entry.header().size().unwrap_or(0);
+                if entry.header().entry_type().is_file() && size >= MIN_SNAPSHOT {
                     let name = entry.path().ok().map(|p| p.display().to_string());
                     return Ok(f(&mut entry, Container::TarGz, name));
                 }

@@ -4,6 +4,19 @@
 //! snapshot (any container) producing a [`SnapshotReport`]. Corrupt content is never an `Err`:
 //! it is a report with `valid == false` and precise `problems`. `Err` means the bytes could not
 //! be read at all (I/O error from the underlying reader).
+//!
+//! How the pass works:
+//! - `container` detects the wrapper from its magic bytes and yields the snapshot bytes;
+//! - [`stream::run`] reads them once, in order, and feeds every [`stream::ByteSink`] on its own
+//!   thread: [`stream::Sha256Sink`] (sha256 of all but the last 32 bytes) and the page scanner
+//!   (`scan`), which parses the meta pages and then every page position tentatively into a
+//!   compact summary (`bbolt`, `schema`), buffering at most one page extent;
+//! - after the pass, `walk` visits the tree from the root over the summaries (cycles, bounds,
+//!   types, key order, freelist rules) and combines per-leaf CRC-32Cs in tree order (`crc`) into
+//!   the `etcdctl snapshot status` hash. Problems of pages that are not reachable are ignored.
+//!
+//! Memory: about 300 bytes per page of summaries (51 MiB peak on a 0.6 GiB snapshot) plus a few
+//! 1 MiB chunks; no page extent above 32 MiB is buffered.
 
 mod bbolt;
 mod container;

@@ -5,7 +5,7 @@
 
 use super::Etcd;
 use sha2::{Digest, Sha256};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 /// A snapshot taken from a real etcd after a realistic mix of writes.
@@ -40,8 +40,20 @@ pub fn fixture() -> &'static Fixture {
 }
 
 fn build() -> Fixture {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("verify-fixture");
-    let _ = std::fs::remove_dir_all(&dir);
+    // One directory per test process (concurrent `cargo test` runs must not share files);
+    // directories of processes that are gone are removed.
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    if let Ok(entries) = std::fs::read_dir(&tmp) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix("verify-fixture-") {
+                if !Path::new("/proc").join(pid).exists() {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+    }
+    let dir = tmp.join(format!("verify-fixture-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("fixture dir");
     let mut etcd = Etcd::start_named("snapfix");
     // 3000 keys in 30 transactions, values of 100..400 bytes.
