@@ -610,6 +610,24 @@ fn break_glass_annotation_is_read_from_the_object() {
         policy.exception(&req, Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap()),
         ExceptionDecision::Honoured { ref reason, .. } if reason == "OCPBUGS-1 hotfix"
     ));
+    let now = Utc.with_ymd_and_hms(2026, 11, 23, 10, 0, 0).unwrap();
+    let mut new = object("clusterversion-upgrade.yaml");
+    new["metadata"]["annotations"] =
+        serde_json::json!({"etcdguard.dev/break-glass": "OCPBUGS-1 hotfix"});
+    let req = Request::from_objects(
+        Operation::Update,
+        Some(object("clusterversion-old.yaml")),
+        Some(new),
+    )
+    .by("dev", vec!["system:authenticated".into()]);
+    let both = set.matching_with_exceptions(&req, now);
+    assert_eq!(both.len(), 1);
+    assert_eq!(both[0].0.policy, "openshift-cluster-version");
+    assert!(
+        matches!(both[0].1, ExceptionDecision::Refused { .. }),
+        "{:?}",
+        both[0].1
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
