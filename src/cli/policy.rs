@@ -27,7 +27,7 @@ pub enum PolicyCommand {
     /// Exit 0 when clean, 1 when any error is found, 2 when PATH cannot be read.
     Lint(LintArgs),
     /// Show which policies match a change and why (changed pointers, break-glass decision).
-    Explain(ExplainArgs),
+    Explain(Box<ExplainArgs>),
 }
 
 /// Output format for `policy` subcommands.
@@ -99,7 +99,7 @@ fn parse_operation(s: &str) -> Result<Operation, String> {
 pub fn run(args: Args) -> u8 {
     match args.command {
         PolicyCommand::Lint(a) => lint(a),
-        PolicyCommand::Explain(a) => explain(a),
+        PolicyCommand::Explain(a) => explain(*a),
     }
 }
 

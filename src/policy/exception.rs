@@ -168,7 +168,7 @@ impl Policy {
                 ));
             }
         }
-        let user_ok = !req.user.is_empty() && ex.users.iter().any(|u| *u == req.user);
+        let user_ok = !req.user.is_empty() && ex.users.contains(&req.user);
         let group_ok = req.groups.iter().any(|g| ex.groups.contains(g));
         if !user_ok && !group_ok {
             let who = if req.user.is_empty() {

@@ -115,30 +115,31 @@ fn parse_partial(file: &str, text: &str) -> (Vec<Policy>, Vec<PolicyError>) {
         if is_blank_doc(doc.text) {
             continue;
         }
-        // Replace a leading `---` marker with spaces so the text parses as one document and
-        // columns stay exact.
+        // Pad with the lines of earlier documents, so every line number (serde_yaml_ng's own
+        // locations, including those inside its messages, and ours) is relative to the file;
+        // replace a leading `---` marker with spaces so columns stay exact.
+        let pad = "\n".repeat(doc.first_line);
         let body: String = match doc.text.strip_prefix("---") {
-            Some(rest) => format!("   {rest}"),
-            None => doc.text.to_string(),
+            Some(rest) => format!("{pad}   {rest}"),
+            None => format!("{pad}{}", doc.text),
         };
         match serde_yaml_ng::from_str::<PolicyDocument>(&body) {
             Ok(parsed) => {
                 let before = errors.len();
-                validate(file, &body, doc.first_line, &parsed, &mut errors);
+                validate(file, &body, &parsed, &mut errors);
                 if errors.len() == before {
                     policies.push(Policy {
                         file: file.to_string(),
-                        line: first_content_line(&body) + doc.first_line + 1,
+                        line: first_content_line(&body) + 1,
                         name_line: locate(
                             &body,
                             &[PathPart::Key("metadata"), PathPart::Key("name")],
-                        ) + doc.first_line
-                            + 1,
+                        ) + 1,
                         doc: parsed,
                     });
                 }
             }
-            Err(e) => errors.push(from_yaml_error(file, doc.first_line, &body, &e)),
+            Err(e) => errors.push(from_yaml_error(file, &body, &e)),
         }
     }
     (policies, errors)
@@ -154,12 +155,7 @@ fn first_content_line(body: &str) -> usize {
 }
 
 /// Turn a serde_yaml_ng error into a located [`PolicyError`].
-fn from_yaml_error(
-    file: &str,
-    first_line: usize,
-    body: &str,
-    e: &serde_yaml_ng::Error,
-) -> PolicyError {
+fn from_yaml_error(file: &str, body: &str, e: &serde_yaml_ng::Error) -> PolicyError {
     let mut message = e.to_string();
     let (line, column) = match e.location() {
         Some(loc) => {
@@ -168,9 +164,9 @@ fn from_yaml_error(
             if let Some(stripped) = message.strip_suffix(&suffix) {
                 message = stripped.to_string();
             }
-            (loc.line() + first_line, Some(loc.column()))
+            (loc.line(), Some(loc.column()))
         }
-        None => (first_content_line(body) + first_line + 1, None),
+        None => (first_content_line(body) + 1, None),
     };
     let (field, message) = split_field(&message);
     PolicyError {
@@ -197,18 +193,12 @@ fn split_field(message: &str) -> (String, String) {
 }
 
 /// Semantic checks that need more than one field; every failure is reported.
-fn validate(
-    file: &str,
-    body: &str,
-    first_line: usize,
-    doc: &PolicyDocument,
-    errors: &mut Vec<PolicyError>,
-) {
+fn validate(file: &str, body: &str, doc: &PolicyDocument, errors: &mut Vec<PolicyError>) {
     let mut push = |path: &[PathPart<'_>], message: String| {
         let field = render_path(path);
         errors.push(PolicyError {
             file: file.to_string(),
-            line: locate(body, path) + first_line + 1,
+            line: locate(body, path) + 1,
             column: None,
             field,
             message,
@@ -659,5 +649,21 @@ spec:
         assert_eq!(e.field, "spec.mode");
         assert_eq!(e.line, GOOD.lines().count() + 1 + 6, "{e}");
         assert!(e.message.contains("enforc"), "{e}");
+    }
+
+    #[test]
+    fn syntax_errors_in_later_documents_name_file_lines_in_the_message_too() {
+        let text = format!("{GOOD}---\napiVersion: etcdguard.dev/v1alpha1\nmetadata: {{name: b\n");
+        let errs = parse_str("f.yaml", &text).unwrap_err();
+        assert_eq!(errs.len(), 1);
+        let n = GOOD.lines().count();
+        assert_eq!(errs[0].line, n + 4, "{}", errs[0]);
+        assert!(
+            errs[0]
+                .message
+                .contains(&format!("at line {} column 11", n + 3)),
+            "{}",
+            errs[0]
+        );
     }
 }

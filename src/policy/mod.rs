@@ -154,6 +154,21 @@ impl PolicySet {
             .collect()
     }
 
+    /// [`PolicySet::matching`] plus each matching policy's break-glass decision at `now`.
+    pub fn matching_with_exceptions(
+        &self,
+        req: &Request,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<(MatchExplanation, ExceptionDecision)> {
+        self.matching(req)
+            .into_iter()
+            .filter_map(|m| {
+                let decision = self.get(&m.policy)?.exception(req, now);
+                Some((m, decision))
+            })
+            .collect()
+    }
+
     /// Every policy checked against the request, matching or not, with reasons.
     pub fn explain(&self, req: &Request) -> Vec<PolicyMatch> {
         let changes = if req.source.is_some() {

@@ -16,6 +16,33 @@ pub const KIND: &str = "GatePolicy";
 /// The break-glass annotation used when a policy's `exceptions.annotation` is not set.
 pub const DEFAULT_BREAK_GLASS_ANNOTATION: &str = "etcdguard.dev/break-glass";
 
+/// Deserialize a string through `parse` inside the visitor, so serde_yaml_ng attaches the
+/// scalar's own line, column and field path to a rejection (an error raised after
+/// `String::deserialize` returns would be located at the enclosing mapping instead).
+fn parse_scalar<'de, D, T>(
+    d: D,
+    expecting: &'static str,
+    parse: fn(&str) -> Result<T, String>,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    struct V<T> {
+        expecting: &'static str,
+        parse: fn(&str) -> Result<T, String>,
+    }
+    impl<T> Visitor<'_> for V<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.expecting)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+            (self.parse)(v).map_err(E::custom)
+        }
+    }
+    d.deserialize_str(V { expecting, parse })
+}
+
 /// One YAML document as written by a user.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -359,8 +386,11 @@ impl StoreUrl {
 
 impl<'de> Deserialize<'de> for StoreUrl {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        StoreUrl::parse(&s).map_err(de::Error::custom)
+        parse_scalar(
+            d,
+            "a store url (s3://BUCKET/PREFIX, file:///PATH or /PATH)",
+            StoreUrl::parse,
+        )
     }
 }
 
@@ -485,8 +515,7 @@ impl fmt::Display for PolicyName {
 
 impl<'de> Deserialize<'de> for PolicyName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        PolicyName::parse(&s).map_err(de::Error::custom)
+        parse_scalar(d, "a policy name", PolicyName::parse)
     }
 }
 
@@ -525,8 +554,11 @@ impl KindName {
 
 impl<'de> Deserialize<'de> for KindName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        KindName::parse(&s).map_err(de::Error::custom)
+        parse_scalar(
+            d,
+            "a Kubernetes kind such as `KubeadmControlPlane`",
+            KindName::parse,
+        )
     }
 }
 
@@ -615,8 +647,11 @@ impl Serialize for PathPattern {
 
 impl<'de> Deserialize<'de> for PathPattern {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        PathPattern::parse(&s).map_err(de::Error::custom)
+        parse_scalar(
+            d,
+            "a JSON pointer such as `/spec/version`",
+            PathPattern::parse,
+        )
     }
 }
 
@@ -654,13 +689,14 @@ impl Serialize for Expiry {
 
 impl<'de> Deserialize<'de> for Expiry {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        DateTime::parse_from_rfc3339(s.trim())
-            .map(|t| Expiry(t.with_timezone(&Utc)))
-            .map_err(|e| {
-                de::Error::custom(format!(
-                    "`{s}` is not an RFC 3339 time ({e}): expected e.g. `2026-12-31T23:59:00Z`"
-                ))
-            })
+        parse_scalar(d, "an RFC 3339 time such as `2026-12-31T23:59:00Z`", |s| {
+            DateTime::parse_from_rfc3339(s.trim())
+                .map(|t| Expiry(t.with_timezone(&Utc)))
+                .map_err(|e| {
+                    format!(
+                        "`{s}` is not an RFC 3339 time ({e}): expected e.g. `2026-12-31T23:59:00Z`"
+                    )
+                })
+        })
     }
 }
