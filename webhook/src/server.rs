@@ -26,7 +26,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use crate::gate::{Decision, Gate, ReviewRequest};
+use crate::gate::{Decision, Gate};
 use crate::metrics::WebhookMetrics;
 use crate::review::{build_response, parse_review, timeout_from_query};
 use crate::tls::{
@@ -620,12 +620,8 @@ async fn validate(State(state): State<Arc<AppState>>, request: Request) -> Respo
             )
         }
     };
-    let admission = match parse_review(&bytes) {
-        Ok(r) => r,
-        Err(e) => return bad_request(&state, started, e.to_string()),
-    };
-    let review = match ReviewRequest::from_admission(&admission) {
-        Ok(r) => Arc::new(r),
+    let (admission, review) = match parse_review(&bytes) {
+        Ok(p) => (p.admission, Arc::new(p.view)),
         Err(e) => return bad_request(&state, started, e.to_string()),
     };
 
