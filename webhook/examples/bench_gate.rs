@@ -2,14 +2,14 @@
 //! the real one — it compares `spec.version` of object and oldObject and decides from a cached
 //! fact (snapshot age), adding an audit annotation. Used by `scripts/bench-webhook`.
 //!
-//! Usage: `bench_gate 127.0.0.1:9443`
+//! Usage: `bench_gate 127.0.0.1:9443 [inline]` (`inline`: [`GateExecution::Inline`]).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use etcdguard_webhook::{
-    serve, shutdown_signal, Decision, Gate, ReviewRequest, ServerConfig, TlsSource,
+    serve, shutdown_signal, Decision, Gate, GateExecution, ReviewRequest, ServerConfig, TlsSource,
 };
 
 struct CachedFactsGate {
@@ -55,6 +55,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ips: vec![addr.ip()],
     });
     config.listen = addr;
+    if std::env::args().nth(2).as_deref() == Some("inline") {
+        config.gate_execution = GateExecution::Inline;
+    }
     let gate = Arc::new(CachedFactsGate {
         snapshot_age_seconds: AtomicU64::new(93_600),
     });

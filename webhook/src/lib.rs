@@ -34,8 +34,8 @@ pub mod tls;
 
 pub use gate::{Decision, Gate, Operation, RequestError, ReviewRequest};
 pub use server::{
-    bind, install_crypto_provider, serve, shutdown_signal, ServeError, Server, ServerConfig,
-    TlsSource, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, HEALTHZ_PATH, METRICS_PATH, READYZ_PATH,
-    VALIDATE_PATH,
+    bind, install_crypto_provider, serve, shutdown_signal, GateExecution, ServeError, Server,
+    ServerConfig, TlsSource, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, HEALTHZ_PATH, METRICS_PATH,
+    READYZ_PATH, VALIDATE_PATH,
 };
 pub use tls::{generate_self_signed, SelfSigned, TlsError};

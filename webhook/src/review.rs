@@ -7,7 +7,7 @@ use std::time::Duration;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
 use kube::core::DynamicObject;
 
-use crate::gate::Decision;
+use crate::gate::{Decision, ReviewRequest};
 
 /// `apiVersion` of the only AdmissionReview version served.
 pub const ADMISSION_API_VERSION: &str = "admission.k8s.io/v1";
@@ -52,29 +52,118 @@ pub enum ReviewError {
     Object(String),
 }
 
-/// Parse a request body into kube's typed request.
-pub fn parse_review(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, ReviewError> {
+/// The wire shape of an AdmissionReview v1 request, deserialized in one pass.
+///
+/// kube's `AdmissionReview<DynamicObject>` uses `#[serde(flatten)]` at the top level and inside
+/// `DynamicObject`, which makes serde buffer the whole body into an intermediate tree and walk it
+/// again, and the gate wants the objects as `serde_json::Value` anyway. Measured on the benchmark
+/// (`scripts/bench-webhook`) that doubled the cost of a review, so the body is read into this
+/// struct (same field names and types as kube's `AdmissionRequest`, objects kept as `Value`) and
+/// kube's types are still used for everything on the response side.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireReview {
+    #[serde(default)]
+    api_version: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    request: Option<WireRequest>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireRequest {
+    uid: String,
+    kind: kube::core::GroupVersionKind,
+    resource: kube::core::GroupVersionResource,
+    #[serde(default)]
+    sub_resource: Option<String>,
+    #[serde(default)]
+    request_kind: Option<kube::core::GroupVersionKind>,
+    #[serde(default)]
+    request_resource: Option<kube::core::GroupVersionResource>,
+    #[serde(default)]
+    request_sub_resource: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    namespace: Option<String>,
+    operation: kube::core::admission::Operation,
+    user_info: k8s_openapi::api::authentication::v1::UserInfo,
+    #[serde(default)]
+    object: Option<serde_json::Value>,
+    #[serde(default)]
+    old_object: Option<serde_json::Value>,
+    #[serde(default)]
+    dry_run: Option<bool>,
+}
+
+/// A parsed review: kube's request (objects omitted; used to build the response) and the
+/// gate's typed view.
+#[derive(Debug)]
+pub struct ParsedReview {
+    /// kube's request with `types`, `uid` and metadata set; `object`/`oldObject` are `None`
+    /// (they live, parsed once, in `view`).
+    pub admission: AdmissionRequest<DynamicObject>,
+    /// The gate's view, objects included.
+    pub view: ReviewRequest,
+}
+
+/// Parse a request body into a [`ParsedReview`], checking it is an `admission.k8s.io/v1`
+/// AdmissionReview with a request and a uid.
+pub fn parse_review(body: &[u8]) -> Result<ParsedReview, ReviewError> {
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(ReviewError::Empty);
     }
-    let review: AdmissionReview<DynamicObject> =
+    let review: WireReview =
         serde_json::from_slice(body).map_err(|e| ReviewError::Json(e.to_string()))?;
-    if review.types.api_version != ADMISSION_API_VERSION {
+    if review.api_version != ADMISSION_API_VERSION {
         return Err(ReviewError::ApiVersion {
-            found: review.types.api_version,
+            found: review.api_version,
         });
     }
-    if review.types.kind != ADMISSION_KIND {
-        return Err(ReviewError::Kind {
-            found: review.types.kind,
-        });
+    if review.kind != ADMISSION_KIND {
+        return Err(ReviewError::Kind { found: review.kind });
     }
-    let req: AdmissionRequest<DynamicObject> =
-        review.try_into().map_err(|_| ReviewError::MissingRequest)?;
+    let req = review.request.ok_or(ReviewError::MissingRequest)?;
     if req.uid.is_empty() {
         return Err(ReviewError::MissingUid);
     }
-    Ok(req)
+    let admission = AdmissionRequest::<DynamicObject> {
+        types: kube::core::TypeMeta {
+            api_version: ADMISSION_API_VERSION.to_string(),
+            kind: ADMISSION_KIND.to_string(),
+        },
+        uid: req.uid,
+        kind: req.kind,
+        resource: req.resource,
+        sub_resource: req.sub_resource,
+        request_kind: req.request_kind,
+        request_resource: req.request_resource,
+        request_sub_resource: req.request_sub_resource,
+        name: req.name.unwrap_or_default(),
+        namespace: req.namespace,
+        operation: req.operation,
+        user_info: req.user_info,
+        object: None,
+        old_object: None,
+        dry_run: req.dry_run.unwrap_or(false),
+        options: None,
+    };
+    let mut view = ReviewRequest::from_admission(&admission)
+        .map_err(|e| ReviewError::Object(e.to_string()))?;
+    view.object = req.object.filter(|v| !v.is_null());
+    view.old_object = req.old_object.filter(|v| !v.is_null());
+    Ok(ParsedReview { admission, view })
+}
+
+/// Parse a body with kube's own `AdmissionReview<DynamicObject>` (the slower reference path;
+/// [`parse_review`] must agree with it).
+pub fn parse_review_with_kube(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, ReviewError> {
+    let review: AdmissionReview<DynamicObject> =
+        serde_json::from_slice(body).map_err(|e| ReviewError::Json(e.to_string()))?;
+    review.try_into().map_err(|_| ReviewError::MissingRequest)
 }
 
 /// Build the response review for `req` from a gate decision, sanitizing it on the way.
@@ -302,6 +391,32 @@ mod tests {
             sanitize_annotation_key(&"k".repeat(100)).map(|k| k.len()),
             Some(63)
         );
+    }
+
+    #[test]
+    fn fast_parse_agrees_with_kube_types() {
+        let body = include_bytes!("../tests/fixtures/kcp-update.json");
+        let fast = parse_review(body).expect("fast parse").view;
+        let kube =
+            ReviewRequest::from_admission(&parse_review_with_kube(body).expect("kube parse"))
+                .expect("view");
+        assert_eq!(fast.uid, kube.uid);
+        assert_eq!(fast.kind, kube.kind);
+        assert_eq!(fast.resource, kube.resource);
+        assert_eq!(fast.operation, kube.operation);
+        assert_eq!(fast.namespace, kube.namespace);
+        assert_eq!(fast.name, kube.name);
+        assert_eq!(fast.username, kube.username);
+        assert_eq!(fast.groups, kube.groups);
+        assert_eq!(fast.object, kube.object);
+        assert_eq!(fast.old_object, kube.old_object);
+        assert_eq!(fast.dry_run, kube.dry_run);
+        // DELETE: object null.
+        let mut v: serde_json::Value = serde_json::from_slice(body).unwrap();
+        v["request"]["object"] = serde_json::Value::Null;
+        let b = serde_json::to_vec(&v).unwrap();
+        assert_eq!(parse_review(&b).unwrap().view.object, None);
+        assert!(parse_review(&b).unwrap().view.old_object.is_some());
     }
 
     #[test]

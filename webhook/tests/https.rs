@@ -9,7 +9,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::*;
-use etcdguard_webhook::{bind, generate_self_signed, Decision, Operation, ServerConfig, TlsSource};
+use etcdguard_webhook::{
+    bind, generate_self_signed, Decision, GateExecution, Operation, ServerConfig, TlsSource,
+};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use serde_json::Value;
@@ -457,6 +459,39 @@ async fn a_gate_that_blocks_is_answered_with_a_denial_before_the_apiserver_timeo
         "answered after {elapsed:?}"
     );
     // Shutdown does not wait for the abandoned gate call.
+    run.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn inline_gate_execution_decides_and_still_refuses_late_answers() {
+    let mut cfg = self_signed_config();
+    cfg.gate_execution = GateExecution::Inline;
+    cfg.max_review_time = Duration::from_millis(300);
+    let gate = TestGate::new(|r| {
+        if r.uid == "slow" {
+            std::thread::sleep(Duration::from_millis(600));
+        }
+        if r.uid == "boom" {
+            panic!("test gate panics");
+        }
+        Decision::deny("no snapshot")
+    });
+    let run = Running::start(bind(cfg, gate).await.expect("bind"));
+    let c = connector(&[run.ca_pem.as_deref().unwrap()], &[b"http/1.1"]);
+    let r = response(&post_review(run.addr, &c, "", kcp_update_with_uid("fast")).await);
+    assert_eq!(
+        (r["uid"].as_str(), r["allowed"].as_bool()),
+        (Some("fast"), Some(false))
+    );
+    assert_eq!(r["status"]["message"], "no snapshot");
+    let r = response(&post_review(run.addr, &c, "", kcp_update_with_uid("slow")).await);
+    assert_eq!(r["status"]["code"], 503);
+    assert_eq!(r["auditAnnotations"]["decision"], "timed_out");
+    let r = response(&post_review(run.addr, &c, "", kcp_update_with_uid("boom")).await);
+    assert_eq!(
+        (r["allowed"].as_bool(), r["status"]["code"].as_u64()),
+        (Some(false), Some(500))
+    );
     run.stop().await.unwrap();
 }
 
