@@ -25,6 +25,14 @@ pub struct StoreArgs {
     /// Backup store: `s3://BUCKET/PREFIX`, `file:///DIR` or a directory path.
     #[arg(long, env = "ETCDGUARD_STORE", value_name = "URL")]
     pub store: String,
+    #[command(flatten)]
+    pub opts: StoreOpts,
+}
+
+/// How stores are read (everything but the location), shared by `status` (one `--store`) and
+/// `check`/`serve` (repeatable `--store`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreOpts {
     /// Backup layout (default: auto-detect).
     #[arg(long, value_enum, value_name = "NAME")]
     pub layout: Option<crate::store::Layout>,
@@ -57,6 +65,19 @@ impl StoreArgs {
     pub fn url(&self) -> Result<crate::store::StoreUrl, crate::store::StoreError> {
         crate::store::StoreUrl::parse(&self.store)
     }
+
+    /// S3 client options from the flags.
+    pub fn s3_options(&self) -> crate::store::S3Options {
+        self.opts.s3_options()
+    }
+
+    /// Inspection options from the flags, at `now`.
+    pub fn inspect_options(&self, now: chrono::DateTime<chrono::Utc>) -> crate::store::InspectOptions {
+        self.opts.inspect_options(now)
+    }
+}
+
+impl StoreOpts {
 
     /// S3 client options from the flags.
     pub fn s3_options(&self) -> crate::store::S3Options {

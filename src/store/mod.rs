@@ -1,5 +1,4 @@
 //! Backup stores (local directory, S3) and their layouts (issue #3).
-pub mod s3_lifecycle;
 //!
 //! [`inspect`] answers "what is the newest restorable backup, how old is it, and what will
 //! etcd-manager do with these control files?" as a typed, serializable [`StoreFacts`]:
@@ -18,6 +17,7 @@ pub mod s3_lifecycle;
 pub mod backend;
 pub mod control;
 pub mod layout;
+pub mod s3_lifecycle;
 
 pub use backend::{Backend, RecordedRequest, RequestLog, S3Options, StoreError, StoreUrl};
 pub use control::{BackupMeta, ControlFacts, ControlOutcome, FileState};
