@@ -139,8 +139,9 @@ impl ServerConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum GateExecution {
     /// On tokio's blocking pool, raced against the review budget: a gate that hangs or is slow
-    /// is answered "gate timed out" (deny) on time. Costs a thread hop per review (measured in
-    /// `docs/benchmarks.md`: p99 ≈ 2 ms instead of ≈ 0.5 ms at 1000 req/s on a 2-core host).
+    /// is answered "gate timed out" (deny) on time. Costs one thread hop per review (see
+    /// `docs/benchmarks.md`; on the shared 2-core bench host the difference to `Inline` was
+    /// within run-to-run noise).
     #[default]
     BlockingPool,
     /// On the async worker, trusting the [`Gate`] contract (fast, no I/O). A late answer is still
