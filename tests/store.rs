@@ -124,7 +124,8 @@ async fn meta_without_data_and_data_without_meta() {
 
 #[test]
 fn control_file_combinations_via_cli() {
-    let cases: [(&str, bool, bool, Option<&[u8]>, &str); 5] = [
+    type Case<'a> = (&'a str, bool, bool, Option<&'a [u8]>, &'a str);
+    let cases: [Case; 5] = [
         ("normal", true, true, None, "normal"),
         ("spec missing", false, true, None, "backups-stopped"),
         (
@@ -220,7 +221,8 @@ async fn other_layouts_with_real_snapshots() {
         .unwrap();
         b.into_inner().unwrap().finish().unwrap()
     };
-    let cases: Vec<(Layout, Vec<(&str, Vec<u8>)>, &str)> = vec![
+    type Files<'a> = Vec<(&'a str, Vec<u8>)>;
+    let cases: Vec<(Layout, Files, &str)> = vec![
         (
             Layout::Openshift,
             vec![
