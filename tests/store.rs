@@ -430,3 +430,43 @@ fn missing_local_dir_and_bad_url_exit_2() {
     assert_eq!(code, 2);
     assert!(err.contains("unsupported scheme"), "{err}");
 }
+
+#[test]
+fn old_history_uses_the_folder_listing_and_layout_flag_overrides() {
+    let d = tempfile::tempdir().unwrap();
+    em_store(d.path());
+    // Data without meta, older than the newest: the folder listing must skip it.
+    em_backup(
+        d.path(),
+        "2026-11-23T08:16:00Z-000003",
+        Some(&gzip(&snaps().new.0)),
+        false,
+    );
+    let dir = d.path().to_str().unwrap();
+    // ~98 days later both windows are empty: the whole history is listed by folder.
+    let (code, v, err) = status_json(&["--store", dir, "--now", "2027-03-01T00:00:00Z"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(v["backups"]["listedSince"], Value::Null);
+    assert_eq!(v["newest"]["name"], "2026-11-23T08:15:00Z-000002");
+    assert_eq!(v["newest"]["validity"], "valid");
+    assert!(v["ignored"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["key"] == "2026-11-23T08:16:00Z-000003/"));
+
+    // --layout plain on the same store: no `*.db` names, everything is ignored, still exit 0.
+    let (code, v, _) = status_json(&["--store", dir, "--layout", "plain"], &[]);
+    assert_eq!(code, 0);
+    assert_eq!(v["layout"], "plain");
+    assert_eq!(v["layoutSource"], "flag");
+    assert_eq!(v["newest"], Value::Null);
+    assert!(v["control"].is_null());
+
+    // An empty directory: readable, nothing found.
+    let e = tempfile::tempdir().unwrap();
+    let (code, v, _) = status_json(&["--store", e.path().to_str().unwrap()], &[]);
+    assert_eq!(code, 0);
+    assert_eq!(v["layout"], Value::Null);
+    assert_eq!(v["newest"], Value::Null);
+}
