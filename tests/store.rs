@@ -360,6 +360,30 @@ async fn s3_store_is_read_with_get_and_list_only() {
     assert_eq!(log.len(), 7, "{log:#?}");
     assert_eq!(f.s3_requests, Some(7));
 
+    // The interceptor refuses writes even if code tried one: nothing reaches moto.
+    if let store::Backend::S3 { client, .. } = &backend {
+        let put = client
+            .put_object()
+            .bucket("kops-state")
+            .key("c.example.com/backups/etcd/main/x")
+            .body(b"x".to_vec().into())
+            .send()
+            .await;
+        let err = format!("{:?}", put.expect_err("PUT must be refused"));
+        assert!(err.contains("read-only"), "{err}");
+        let head = client
+            .head_object()
+            .bucket("kops-state")
+            .key("c.example.com/backups/etcd/main/x")
+            .send()
+            .await;
+        assert!(
+            head.is_err(),
+            "the refused PUT must not have created the object"
+        );
+    } else {
+        panic!("expected an S3 backend");
+    }
     // The CLI reads the same store through --s3-endpoint / --s3-path-style.
     let (code, v, err) = status_json(
         &[
