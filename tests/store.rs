@@ -124,7 +124,8 @@ async fn meta_without_data_and_data_without_meta() {
 
 #[test]
 fn control_file_combinations_via_cli() {
-    let cases: [(&str, bool, bool, Option<&[u8]>, &str); 5] = [
+    type Case<'a> = (&'a str, bool, bool, Option<&'a [u8]>, &'a str);
+    let cases: [Case; 5] = [
         ("normal", true, true, None, "normal"),
         ("spec missing", false, true, None, "backups-stopped"),
         (
@@ -220,7 +221,8 @@ async fn other_layouts_with_real_snapshots() {
         .unwrap();
         b.into_inner().unwrap().finish().unwrap()
     };
-    let cases: Vec<(Layout, Vec<(&str, Vec<u8>)>, &str)> = vec![
+    type Files<'a> = Vec<(&'a str, Vec<u8>)>;
+    let cases: Vec<(Layout, Files, &str)> = vec![
         (
             Layout::Openshift,
             vec![
@@ -358,6 +360,30 @@ async fn s3_store_is_read_with_get_and_list_only() {
     assert_eq!(log.len(), 7, "{log:#?}");
     assert_eq!(f.s3_requests, Some(7));
 
+    // The interceptor refuses writes even if code tried one: nothing reaches moto.
+    if let store::Backend::S3 { client, .. } = &backend {
+        let put = client
+            .put_object()
+            .bucket("kops-state")
+            .key("c.example.com/backups/etcd/main/x")
+            .body(b"x".to_vec().into())
+            .send()
+            .await;
+        let err = format!("{:?}", put.expect_err("PUT must be refused"));
+        assert!(err.contains("read-only"), "{err}");
+        let head = client
+            .head_object()
+            .bucket("kops-state")
+            .key("c.example.com/backups/etcd/main/x")
+            .send()
+            .await;
+        assert!(
+            head.is_err(),
+            "the refused PUT must not have created the object"
+        );
+    } else {
+        panic!("expected an S3 backend");
+    }
     // The CLI reads the same store through --s3-endpoint / --s3-path-style.
     let (code, v, err) = status_json(
         &[
@@ -427,4 +453,44 @@ fn missing_local_dir_and_bad_url_exit_2() {
     let (code, _, err) = status_json(&["--store", "gs://bucket/x"], &[]);
     assert_eq!(code, 2);
     assert!(err.contains("unsupported scheme"), "{err}");
+}
+
+#[test]
+fn old_history_uses_the_folder_listing_and_layout_flag_overrides() {
+    let d = tempfile::tempdir().unwrap();
+    em_store(d.path());
+    // Data without meta, older than the newest: the folder listing must skip it.
+    em_backup(
+        d.path(),
+        "2026-11-23T08:16:00Z-000003",
+        Some(&gzip(&snaps().new.0)),
+        false,
+    );
+    let dir = d.path().to_str().unwrap();
+    // ~98 days later both windows are empty: the whole history is listed by folder.
+    let (code, v, err) = status_json(&["--store", dir, "--now", "2027-03-01T00:00:00Z"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(v["backups"]["listedSince"], Value::Null);
+    assert_eq!(v["newest"]["name"], "2026-11-23T08:15:00Z-000002");
+    assert_eq!(v["newest"]["validity"], "valid");
+    assert!(v["ignored"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["key"] == "2026-11-23T08:16:00Z-000003/"));
+
+    // --layout plain on the same store: no `*.db` names, everything is ignored, still exit 0.
+    let (code, v, _) = status_json(&["--store", dir, "--layout", "plain"], &[]);
+    assert_eq!(code, 0);
+    assert_eq!(v["layout"], "plain");
+    assert_eq!(v["layoutSource"], "flag");
+    assert_eq!(v["newest"], Value::Null);
+    assert!(v["control"].is_null());
+
+    // An empty directory: readable, nothing found.
+    let e = tempfile::tempdir().unwrap();
+    let (code, v, _) = status_json(&["--store", e.path().to_str().unwrap()], &[]);
+    assert_eq!(code, 0);
+    assert_eq!(v["layout"], Value::Null);
+    assert_eq!(v["newest"], Value::Null);
 }

@@ -134,11 +134,11 @@ fn backup_lines(out: &mut String, b: &BackupFacts) {
     if let Some(r) = &b.report {
         let _ = write!(
             line,
-            ": revision {}, {} keys, sha256 {:?}, {:?}",
+            ": revision {}, {} keys, sha256 {}, {}",
             r.revision.map_or("?".into(), |v| v.to_string()),
             r.total_key.map_or("?".into(), |v| v.to_string()),
-            r.sha256,
-            r.container
+            format!("{:?}", r.sha256).to_lowercase(),
+            format!("{:?}", r.container).to_lowercase()
         );
     }
     if let Some(m) = &b.meta {
