@@ -3,8 +3,10 @@
 //! Pure: no I/O and no clock; `now` is a parameter. The checks (ids are a contract):
 //!
 //! - [`CHECK_DELETES_CONTROL`] `lifecycle.deletes-control-files` (deny): an enabled expiration of
-//!   current versions covers `<store>/control/`. Noncurrent-only expirations are a warning (they
-//!   cannot remove the current control file; s3-lifecycle.md §1.8 rule 1).
+//!   current or noncurrent versions covers `<store>/control/`. A noncurrent-only expiration
+//!   cannot remove the current control file (s3-lifecycle.md §1.8 rule 1), but it destroys the
+//!   versions that are the only way to restore a control file lost by mistake, so it is denied
+//!   too (issue #4); it is not reported for a bucket known never to have had versioning.
 //! - [`CHECK_EXPIRES_SNAPSHOTS`] `lifecycle.expires-snapshots` (deny/warn): expirations that can
 //!   leave no recent backup, expire backups before etcd-manager's own retention, or within a day
 //!   of the backup interval; a warning when the rule only duplicates etcd-manager's retention.
@@ -563,12 +565,12 @@ fn check_rule(
     ) {
         out.push(finding(
             CHECK_DELETES_CONTROL,
-            Severity::Warn,
+            Severity::Deny,
             "control files (noncurrent versions)",
             keys(&control_hit),
             None,
             format!(
-                "Rule `{rule_id}` ({filter}) permanently deletes noncurrent versions of the control files {} days after they are superseded. The current files stay, so etcd-manager is unaffected today, but a control file deleted or overwritten by mistake can then no longer be recovered from bucket versioning.",
+                "Rule `{rule_id}` ({filter}) permanently deletes noncurrent versions of the control files {} days after they are superseded. The current files stay, so etcd-manager is unaffected today, but a control file deleted or overwritten by mistake (the kops#16416 path) can then no longer be recovered from bucket versioning, and etcd-manager would seed a new, empty cluster or stop taking backups.",
                 n.noncurrent_days
             ),
             format!("Scope noncurrent-version expiration away from `{prefix}control/` (e.g. to `{prefix}20`), or keep the noncurrent window long enough to notice a lost control file."),

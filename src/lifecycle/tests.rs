@@ -294,7 +294,7 @@ fn a_past_date_deletes_every_new_snapshot_but_a_year_prefix_spares_control() {
 }
 
 #[test]
-fn noncurrent_expiry_warns_only_for_versioned_buckets_and_disabled_rules_are_info() {
+fn noncurrent_expiry_denied_unless_bucket_unversioned_and_disabled_rules_are_info() {
     let config = parse_one("noncurrent-and-disabled.json").configuration;
     assert_eq!(config.rules[0].abort_incomplete_multipart_days, Some(7));
     assert_eq!(config.rules[1].status, Status::Disabled);
@@ -306,7 +306,7 @@ fn noncurrent_expiry_warns_only_for_versioned_buckets_and_disabled_rules_are_inf
         .filter(|x| x.rule_id == "trim-old-versions")
         .collect();
     assert_eq!(nc.len(), 1);
-    assert_eq!(nc[0].severity, Severity::Warn);
+    assert_eq!(nc[0].severity, Severity::Deny);
     assert_eq!(nc[0].check, CHECK_DELETES_CONTROL);
     let latent: Vec<_> = f
         .iter()
@@ -316,7 +316,7 @@ fn noncurrent_expiry_warns_only_for_versioned_buckets_and_disabled_rules_are_inf
     assert!(latent
         .iter()
         .all(|x| x.severity == Severity::Info && x.message.contains("disabled")));
-    assert_eq!(worst(&f), Some(Severity::Warn));
+    assert_eq!(worst(&f), Some(Severity::Deny));
     c.versioned = Some(false);
     let f = evaluate(&config, &c, now());
     assert!(f.iter().all(|x| x.rule_id != "trim-old-versions"));
@@ -455,7 +455,7 @@ fn cloudformation_yaml_and_json() {
     assert!(d.iter().any(|x| x.message.contains("delete marker")));
     assert!(d
         .iter()
-        .any(|x| x.rule_id == "old-versions" && x.severity == Severity::Warn));
+        .any(|x| x.rule_id == "old-versions" && x.severity == Severity::Deny));
     // Size filter > 128 KiB: only the data file is archived, meta stays readable.
     let a = by_check(&f, CHECK_ARCHIVES_SNAPSHOTS);
     assert_eq!(a[0].rule_id, "archive");
