@@ -532,7 +532,7 @@ impl wh::Gate for EtcdGate {
         let m = &self.metrics;
         // Export every error series from the start (0), so `increase()` alerts work at once.
         for source in ["store", "etcd", "lifecycle"] {
-            m.refresh_errors.get_or_create(&SourceLabel {
+            let _ = m.refresh_errors.get_or_create(&SourceLabel {
                 source: source.into(),
             });
         }
