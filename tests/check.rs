@@ -461,3 +461,81 @@ fn object_changes_are_classified_like_the_webhook() {
     assert_eq!(out.status.code(), Some(0), "{v:#}");
     assert_eq!(v["verdict"], "proceed");
 }
+
+#[test]
+fn terraform_plan_creating_the_spec_refuses() {
+    let s = store(BOTH);
+    let (out, v) = check(&[
+        "--store",
+        p(s.path()),
+        "--now",
+        FRESH,
+        "--terraform-plan",
+        &fixture("kops/terraform/create-spec.json"),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{v:#}");
+    assert_eq!(severities(&v, "change.seeds-new-cluster"), ["deny"]);
+    let (out, v) = check(&[
+        "--store",
+        p(s.path()),
+        "--now",
+        FRESH,
+        "--terraform-plan",
+        &fixture("kops/terraform/update-spec-whitespace.json"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{v:#}");
+}
+
+#[test]
+fn wrong_s3_credentials_refuse_with_a_clear_reason() {
+    // moto with request authentication on: these credentials belong to no user.
+    let moto = common::Moto::start_with_env(&[("INITIAL_NO_AUTH_ACTION_COUNT", "0")]);
+    let out = Command::new(common::etcdguard_bin())
+        .args([
+            "check",
+            "--output",
+            "json",
+            "--store",
+            "s3://kops-state/prod.example.com/backups/etcd/main",
+            "--s3-endpoint",
+            &moto.endpoint,
+            "--s3-path-style",
+            "--s3-timeout",
+            "5s",
+            "--now",
+            FRESH,
+        ])
+        .envs(common::gate::moto_env())
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}\n{v:#}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let f = finding(&v, "store.reachable");
+    assert_eq!(f[0]["severity"], "deny", "{v:#}");
+    let msg = f[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("InvalidAccessKeyId") && msg.contains("check the AWS credentials"),
+        "{msg}"
+    );
+    // status says the same with exit 2
+    let out = Command::new(common::etcdguard_bin())
+        .args([
+            "status",
+            "--store",
+            "s3://kops-state/x",
+            "--s3-endpoint",
+            &moto.endpoint,
+            "--s3-path-style",
+            "--s3-timeout",
+            "5s",
+        ])
+        .envs(common::gate::moto_env())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

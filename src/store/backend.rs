@@ -245,6 +245,27 @@ where
                 bucket: bucket.to_string(),
             };
         }
+        // A service answer: its code and message say it all (the raw response, which the SDK's
+        // full error context would add, is noise for an operator).
+        if let Some(code) = se.code() {
+            let hint = match code {
+                "InvalidAccessKeyId"
+                | "SignatureDoesNotMatch"
+                | "ExpiredToken"
+                | "InvalidToken" => {
+                    " (check the AWS credentials: AWS_PROFILE, AWS_ACCESS_KEY_ID, the pod's role)"
+                }
+                "AccessDenied" => {
+                    " (the credentials lack s3:ListBucket / s3:GetObject on the store)"
+                }
+                _ => "",
+            };
+            return StoreError::S3 {
+                op,
+                target,
+                reason: format!("{code}: {}{hint}", se.message().unwrap_or("no message")),
+            };
+        }
     }
     StoreError::S3 {
         op,

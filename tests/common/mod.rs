@@ -231,6 +231,12 @@ pub struct Moto {
 
 impl Moto {
     pub fn start() -> Moto {
+        Self::start_with_env(&[])
+    }
+
+    /// Start moto with extra environment, e.g. `INITIAL_NO_AUTH_ACTION_COUNT=0`, which makes it
+    /// check request signatures against its (empty) IAM user list: any credentials are wrong.
+    pub fn start_with_env(env: &[(&str, &str)]) -> Moto {
         let port = free_port();
         let endpoint = format!("http://127.0.0.1:{port}");
         let child = Command::new("python3")
@@ -242,6 +248,7 @@ impl Moto {
                 "-p",
                 &port.to_string(),
             ])
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
