@@ -500,6 +500,46 @@ fn kubeadm_wrapper_refuses_when_etcd_is_unreachable() {
     );
 }
 
+/// A real snapshot that is damaged after `snapshot save` (a disk or copy fault): the real
+/// `etcdctl` runs, then the wrapper's `ETCDCTL` cuts the file; `etcdguard verify` must refuse it.
+#[test]
+fn kubeadm_wrapper_refuses_a_damaged_snapshot() {
+    let etcd = common::Etcd::start();
+    etcd.put("/registry/namespaces/default", "v");
+    let dir = tempfile::tempdir().unwrap();
+    let damaging = dir.path().join("etcdctl-damaging");
+    std::fs::write(
+        &damaging,
+        "#!/bin/sh\netcdctl \"$@\" || exit $?\nfor last; do :; done\ncase \" $* \" in *\" snapshot save \"*) truncate -s -100 \"$last\" ;; esac\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&damaging, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let kubeadm = fake_kubeadm(dir.path());
+    let log = dir.path().join("kubeadm.log");
+    let out = Command::new(root().join("deploy/kubeadm/etcdguard-kubeadm-upgrade"))
+        .arg("v1.31.2")
+        .env("KUBEADM", &kubeadm)
+        .env("ETCDCTL", &damaging)
+        .env("ETCDGUARD", common::etcdguard_bin())
+        .env("ETCDGUARD_ETCD_ENDPOINTS", &etcd.endpoint)
+        .env("ETCDGUARD_ETCD_CACERT", "")
+        .env("ETCDGUARD_ETCD_CERT", "")
+        .env("ETCDGUARD_ETCD_KEY", "")
+        .env("ETCDGUARD_BACKUP_DIR", dir.path().join("backups"))
+        .env("ETCDGUARD_KUBEADM_TMP", dir.path().join("none"))
+        .env("FAKE_KUBEADM_LOG", &log)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!log.exists(), "kubeadm must not run: {err}");
+    assert!(err.contains("NOT valid"), "{err}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("INVALID"),
+        "{err}"
+    );
+}
+
 #[test]
 fn kubeadm_wrapper_usage_error() {
     let out = Command::new(root().join("deploy/kubeadm/etcdguard-kubeadm-upgrade"))
