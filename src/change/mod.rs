@@ -18,11 +18,15 @@
 use serde::Serialize;
 
 mod kops;
+mod kops_spec;
 mod objects;
 mod spec;
 mod terraform;
 
 pub use kops::from_kops_dry_run;
+pub use kops_spec::{
+    check_store_scheme, stores_from_cluster_spec, KopsBackupStore, StoreOrigin, UnsupportedScheme,
+};
 pub use objects::{from_objects, is_known_kind, known_kinds, load_object};
 pub use terraform::from_terraform_plan;
 

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! etcdguard check [--store URL]... [--layout NAME] [--max-age DUR] [--etcd-endpoints LIST]
-//!                 [--kops-dry-run FILE|-] [--terraform-plan FILE] [--lifecycle FILE|-]
+//!                 [--kops-dry-run FILE|-] [--kops-cluster-spec FILE|-] [--terraform-plan FILE] [--lifecycle FILE|-]
 //!                 [--object-old F --object-new F] [--policy FILE|DIR] [--now RFC3339]
 //!                 [--output text|json|junit|github]
 //! ```
@@ -31,6 +31,11 @@ pub struct Args {
     /// `kops update cluster` dry-run output (without --yes); `-` reads stdin.
     #[arg(long, value_name = "FILE|-")]
     pub kops_dry_run: Option<String>,
+    /// `kops get cluster --full -o yaml NAME` output (YAML or JSON; InstanceGroups may follow):
+    /// adds each etcd cluster's backup store (`backups.backupStore`, else
+    /// `<configBase>/backups/etcd/<name>`) to the `--store` list; `-` reads stdin.
+    #[arg(long, value_name = "FILE|-")]
+    pub kops_cluster_spec: Option<String>,
     /// `terraform show -json PLAN` output (kops --target terraform).
     #[arg(long, value_name = "FILE")]
     pub terraform_plan: Option<PathBuf>,
@@ -163,7 +168,29 @@ pub fn run(args: Args) -> u8 {
     }
 }
 
-fn run_inner(args: Args) -> Result<u8, String> {
+/// `--kops-cluster-spec`: append the stores the kops spec names to `--store` (deduplicated).
+/// An unreadable spec or a store scheme etcdguard cannot read is a configuration error.
+fn add_kops_spec_stores(args: &mut Args) -> Result<(), String> {
+    let Some(name) = &args.kops_cluster_spec else {
+        return Ok(());
+    };
+    if name == "-" && args.kops_dry_run.as_deref() == Some("-") {
+        return Err("--kops-dry-run and --kops-cluster-spec cannot both read stdin (-)".into());
+    }
+    let bytes = read_named(name)?;
+    let stores = change::stores_from_cluster_spec(&bytes, &format!("--kops-cluster-spec {name}"))
+        .map_err(|e| e.to_string())?;
+    for s in &stores {
+        change::check_store_scheme(s).map_err(|e| format!("--kops-cluster-spec {name}: {e}"))?;
+        if !args.facts.stores.contains(&s.url) {
+            args.facts.stores.push(s.url.clone());
+        }
+    }
+    Ok(())
+}
+
+fn run_inner(mut args: Args) -> Result<u8, String> {
+    add_kops_spec_stores(&mut args)?;
     let now = args.now.unwrap_or_else(Utc::now);
     let policies =
         PolicySet::load_or_embedded(args.facts.policy.as_deref()).map_err(|e| e.to_string())?;
