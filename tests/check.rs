@@ -61,7 +61,12 @@ fn p(path: &Path) -> &str {
 fn healthy_store_proceeds() {
     let s = store(BOTH);
     let (out, v) = check(&["--store", p(s.path()), "--now", FRESH]);
-    assert_eq!(out.status.code(), Some(0), "{}\n{v:#}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{v:#}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(v["verdict"], "proceed");
     assert_eq!(severities(&v, "snapshot.recent"), ["info"]);
     assert_eq!(severities(&v, "snapshot.valid"), ["info"]);
@@ -71,7 +76,10 @@ fn healthy_store_proceeds() {
     // sources not given are reported, not refused
     let etcd = finding(&v, "etcd.healthy");
     assert_eq!(etcd.len(), 1);
-    assert!(etcd[0]["message"].as_str().unwrap().contains("--etcd-endpoints"));
+    assert!(etcd[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("--etcd-endpoints"));
 }
 
 #[test]
@@ -82,7 +90,11 @@ fn stale_store_refuses_with_snapshot_recent() {
     assert_eq!(v["verdict"], "refuse");
     let f = finding(&v, "snapshot.recent");
     assert_eq!(f[0]["severity"], "deny");
-    assert!(f[0]["message"].as_str().unwrap().contains("5h 0m old"), "{}", f[0]["message"]);
+    assert!(
+        f[0]["message"].as_str().unwrap().contains("5h 0m old"),
+        "{}",
+        f[0]["message"]
+    );
     // --max-age widens the bound
     let (out, _) = check(&["--store", p(s.path()), "--now", STALE, "--max-age", "6h"]);
     assert_eq!(out.status.code(), Some(0));
@@ -90,7 +102,10 @@ fn stale_store_refuses_with_snapshot_recent() {
 
 #[test]
 fn missing_cluster_created_refuses() {
-    let s = store(Control { spec: true, created: false });
+    let s = store(Control {
+        spec: true,
+        created: false,
+    });
     let (out, v) = check(&["--store", p(s.path()), "--now", FRESH]);
     assert_eq!(out.status.code(), Some(1), "{v:#}");
     let f = finding(&v, "control-files.present");
@@ -102,7 +117,10 @@ fn missing_cluster_created_refuses() {
 
 #[test]
 fn missing_spec_refuses_backups_stopped() {
-    let s = store(Control { spec: false, created: true });
+    let s = store(Control {
+        spec: false,
+        created: true,
+    });
     let (out, v) = check(&["--store", p(s.path()), "--now", FRESH]);
     assert_eq!(out.status.code(), Some(1), "{v:#}");
     assert_eq!(v["controlFiles"]["outcome"], "backups-stopped");
@@ -157,7 +175,17 @@ fn kops_dry_run_from_stdin() {
     let s = store(BOTH);
     let text = std::fs::read(fixture("kops/create-spec-legacy.txt")).unwrap();
     let mut child = Command::new(common::etcdguard_bin())
-        .args(["check", "--output", "json", "--store", p(s.path()), "--now", FRESH, "--kops-dry-run", "-"])
+        .args([
+            "check",
+            "--output",
+            "json",
+            "--store",
+            p(s.path()),
+            "--now",
+            FRESH,
+            "--kops-dry-run",
+            "-",
+        ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -175,7 +203,14 @@ fn live_etcd_behind_the_snapshot_refuses() {
     let s = store(BOTH);
     // A brand-new, empty etcd: what a re-seeded cluster looks like.
     let fresh = common::Etcd::start_named("reseeded");
-    let (out, v) = check(&["--store", p(s.path()), "--now", FRESH, "--etcd-endpoints", &fresh.endpoint]);
+    let (out, v) = check(&[
+        "--store",
+        p(s.path()),
+        "--now",
+        FRESH,
+        "--etcd-endpoints",
+        &fresh.endpoint,
+    ]);
     assert_eq!(out.status.code(), Some(1), "{v:#}");
     let f = finding(&v, "etcd.revision-behind-snapshot");
     assert_eq!(f[0]["severity"], "deny", "{v:#}");
@@ -187,7 +222,9 @@ fn live_etcd_behind_the_snapshot_refuses() {
 fn live_etcd_ahead_of_the_snapshot_proceeds() {
     let s = store(BOTH);
     let etcd = common::Etcd::start();
-    let ops: Vec<String> = (0..snapshot().1 as usize + 5).map(|i| format!("put /k{i} v")).collect();
+    let ops: Vec<String> = (0..snapshot().1 as usize + 5)
+        .map(|i| format!("put /k{i} v"))
+        .collect();
     for chunk in ops.chunks(200) {
         etcd.txn(chunk);
     }
@@ -195,7 +232,14 @@ fn live_etcd_ahead_of_the_snapshot_proceeds() {
     while etcd.revision() <= snapshot().1 {
         etcd.put("/bump", "x");
     }
-    let (out, v) = check(&["--store", p(s.path()), "--now", FRESH, "--etcd-endpoints", &etcd.endpoint]);
+    let (out, v) = check(&[
+        "--store",
+        p(s.path()),
+        "--now",
+        FRESH,
+        "--etcd-endpoints",
+        &etcd.endpoint,
+    ]);
     assert_eq!(out.status.code(), Some(0), "{v:#}");
     assert_eq!(severities(&v, "etcd.revision-behind-snapshot"), ["info"]);
 }
@@ -205,11 +249,27 @@ fn unreachable_etcd_refuses_with_reason() {
     let s = store(BOTH);
     let port = common::free_port();
     let ep = format!("http://127.0.0.1:{port}");
-    let (out, v) = check(&["--store", p(s.path()), "--now", FRESH, "--etcd-endpoints", &ep, "--etcd-timeout", "3s"]);
+    let (out, v) = check(&[
+        "--store",
+        p(s.path()),
+        "--now",
+        FRESH,
+        "--etcd-endpoints",
+        &ep,
+        "--etcd-timeout",
+        "3s",
+    ]);
     assert_eq!(out.status.code(), Some(1), "{v:#}");
     let f = finding(&v, "etcd.healthy");
     assert_eq!(f[0]["severity"], "deny");
-    assert!(f[0]["message"].as_str().unwrap().contains(&format!("127.0.0.1:{port}")), "{}", f[0]["message"]);
+    assert!(
+        f[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("127.0.0.1:{port}")),
+        "{}",
+        f[0]["message"]
+    );
 }
 
 #[test]
@@ -230,11 +290,20 @@ fn bad_flags_and_inputs_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.txt"));
     let (out, _) = check(&["--kops-dry-run", &fixture("kops/not-a-report.txt")]);
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let (out, _) = check(&["--policy", "/nonexistent/policies"]);
     assert_eq!(out.status.code(), Some(2));
     let (out, _) = check(&["--object-old", "a.yaml"]);
-    assert_eq!(out.status.code(), Some(2), "--object-old needs --object-new");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "--object-old needs --object-new"
+    );
 }
 
 #[test]
@@ -251,18 +320,37 @@ fn output_formats() {
     assert!(xml.contains("<failure type=\"snapshot.recent\""), "{xml}");
     let out = common::etcdguard(&[&base[..], &["--output", "github"]].concat());
     let gh = String::from_utf8_lossy(&out.stdout);
-    assert!(gh.contains("::error title=etcdguard snapshot.recent::"), "{gh}");
+    assert!(
+        gh.contains("::error title=etcdguard snapshot.recent::"),
+        "{gh}"
+    );
 }
 
 #[test]
 fn s3_store_on_moto() {
     let moto = common::Moto::start();
     let s = store(BOTH);
-    common::gate::upload_dir(&moto.endpoint, "kops-state", "prod.example.com/backups/etcd/main", s.path());
+    common::gate::upload_dir(
+        &moto.endpoint,
+        "kops-state",
+        "prod.example.com/backups/etcd/main",
+        s.path(),
+    );
     let url = "s3://kops-state/prod.example.com/backups/etcd/main";
     let run = |now: &str| {
         let out = Command::new(common::etcdguard_bin())
-            .args(["check", "--output", "json", "--store", url, "--s3-endpoint", &moto.endpoint, "--s3-path-style", "--now", now])
+            .args([
+                "check",
+                "--output",
+                "json",
+                "--store",
+                url,
+                "--s3-endpoint",
+                &moto.endpoint,
+                "--s3-path-style",
+                "--now",
+                now,
+            ])
             .envs(common::gate::moto_env())
             .output()
             .unwrap();
@@ -270,7 +358,12 @@ fn s3_store_on_moto() {
         (out, v)
     };
     let (out, v) = run(FRESH);
-    assert_eq!(out.status.code(), Some(0), "{}\n{v:#}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{v:#}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(v["snapshot"]["newestValid"]["revision"], snapshot().1);
     // an s3:// store's live lifecycle rules are read (none set: nothing affects the store)
     assert_eq!(severities(&v, "lifecycle.deletes-control-files"), ["info"]);
@@ -288,20 +381,44 @@ fn lifecycle_file_deleting_control_files_refuses() {
     // the store URL only names bucket and prefix for the lifecycle analysis; a local store
     // cannot carry lifecycle rules, so use the directory for backups and s3 for the rules.
     let moto = common::Moto::start();
-    common::gate::upload_dir(&moto.endpoint, "kops-state", "prod.example.com/backups/etcd/main", s.path());
+    common::gate::upload_dir(
+        &moto.endpoint,
+        "kops-state",
+        "prod.example.com/backups/etcd/main",
+        s.path(),
+    );
     let out = Command::new(common::etcdguard_bin())
         .args([
-            "check", "--output", "json",
-            "--store", "s3://kops-state/prod.example.com/backups/etcd/main",
-            "--s3-endpoint", &moto.endpoint, "--s3-path-style",
-            "--now", FRESH, "--lifecycle", p(&f),
+            "check",
+            "--output",
+            "json",
+            "--store",
+            "s3://kops-state/prod.example.com/backups/etcd/main",
+            "--s3-endpoint",
+            &moto.endpoint,
+            "--s3-path-style",
+            "--now",
+            FRESH,
+            "--lifecycle",
+            p(&f),
         ])
         .envs(common::gate::moto_env())
         .output()
         .unwrap();
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    assert_eq!(out.status.code(), Some(1), "{}\n{v:#}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(severities(&v, "lifecycle.deletes-control-files").first().map(String::as_str), Some("deny"), "{v:#}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}\n{v:#}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        severities(&v, "lifecycle.deletes-control-files")
+            .first()
+            .map(String::as_str),
+        Some("deny"),
+        "{v:#}"
+    );
 }
 
 #[test]
@@ -317,14 +434,29 @@ fn object_changes_are_classified_like_the_webhook() {
     };
     std::fs::write(&old, kcp("v1.30.4")).unwrap();
     std::fs::write(&new, kcp("v1.31.1")).unwrap();
-    let args = ["--store", p(s.path()), "--object-old", p(&old), "--object-new", p(&new)];
+    let args = [
+        "--store",
+        p(s.path()),
+        "--object-old",
+        p(&old),
+        "--object-new",
+        p(&new),
+    ];
     let (out, v) = check(&[&args[..], &["--now", STALE]].concat());
     assert_eq!(out.status.code(), Some(1), "{v:#}");
     let (out, _) = check(&[&args[..], &["--now", FRESH]].concat());
     assert_eq!(out.status.code(), Some(0));
     // an unrelated kind is not gated, even with a stale store
-    std::fs::write(&old, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: '1'\n").unwrap();
-    std::fs::write(&new, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: '2'\n").unwrap();
+    std::fs::write(
+        &old,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: '1'\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &new,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: '2'\n",
+    )
+    .unwrap();
     let (out, v) = check(&[&args[..], &["--now", STALE]].concat());
     assert_eq!(out.status.code(), Some(0), "{v:#}");
     assert_eq!(v["verdict"], "proceed");

@@ -29,7 +29,10 @@ fn completions_for_each_shell_mention_every_subcommand() {
         assert_eq!(out.status.code(), Some(0), "{shell}");
         let script = String::from_utf8_lossy(&out.stdout);
         assert!(script.contains("verify"), "{shell} completion lacks verify");
-        assert!(script.contains("completions"), "{shell} completion lacks completions");
+        assert!(
+            script.contains("completions"),
+            "{shell} completion lacks completions"
+        );
     }
     let out = common::etcdguard(&["completions", "tcsh"]);
     assert_eq!(out.status.code(), Some(2), "unknown shell is a usage error");
@@ -40,6 +43,10 @@ fn man_page_is_roff() {
     let out = common::etcdguard(&["man"]);
     assert_eq!(out.status.code(), Some(0));
     let page = String::from_utf8_lossy(&out.stdout);
-    assert!(page.contains(".TH etcdguard 1"), "{}", &page[..page.len().min(200)]);
+    assert!(
+        page.contains(".TH etcdguard 1"),
+        "{}",
+        &page[..page.len().min(200)]
+    );
     assert!(page.contains("verify"));
 }

@@ -39,7 +39,12 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn etcdguard serve");
-        let s = Server { child, port, ca, _dir: dir };
+        let s = Server {
+            child,
+            port,
+            ca,
+            _dir: dir,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         while !s.ca.exists() || s.get("/healthz").0 != 200 {
             assert!(Instant::now() < deadline, "serve did not come up");
@@ -98,7 +103,10 @@ fn review(old: Value, new: Value, groups: &[&str]) -> Value {
     let (group, kind) = {
         let av = new["apiVersion"].as_str().unwrap_or("v1");
         let g = av.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
-        (g.to_string(), new["kind"].as_str().unwrap_or("").to_string())
+        (
+            g.to_string(),
+            new["kind"].as_str().unwrap_or("").to_string(),
+        )
     };
     json!({
         "apiVersion": "admission.k8s.io/v1",
@@ -141,11 +149,18 @@ fn fresh_backups_allow_stale_deny_with_age_and_metrics() {
     let fresh = store_with_age(1);
     let s = Server::start(&["--store", p(fresh.path())]);
     s.wait_ready();
-    let (code, v) = s.review(&review(kcp("v1.30.4", json!({})), kcp("v1.31.1", json!({})), &[]));
+    let (code, v) = s.review(&review(
+        kcp("v1.30.4", json!({})),
+        kcp("v1.31.1", json!({})),
+        &[],
+    ));
     assert_eq!(code, 200);
     assert_eq!(v["response"]["uid"], "705ab4f5-6393-11e8-b7cc-42010a800002");
     assert_eq!(v["response"]["allowed"], true, "{v:#}");
-    assert_eq!(v["response"]["auditAnnotations"]["decision"], "proceed", "{v:#}");
+    assert_eq!(
+        v["response"]["auditAnnotations"]["decision"], "proceed",
+        "{v:#}"
+    );
 
     let (code, metrics) = s.get("/metrics");
     assert_eq!(code, 200);
@@ -155,14 +170,31 @@ fn fresh_backups_allow_stale_deny_with_age_and_metrics() {
         .unwrap_or_else(|| panic!("no age gauge in:\n{metrics}"));
     let age: f64 = age_line.rsplit(' ').next().unwrap().parse().unwrap();
     assert!((3600.0..3700.0).contains(&age), "{age_line}");
-    assert!(metrics.lines().any(|l| l.starts_with("etcdguard_snapshot_valid{") && l.ends_with(" 1")), "{metrics}");
-    assert!(metrics.lines().any(|l| l.starts_with("etcdguard_control_files_present{") && l.ends_with(" 1")), "{metrics}");
-    assert!(metrics.contains("etcdguard_admission_requests_total"), "{metrics}");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("etcdguard_snapshot_valid{") && l.ends_with(" 1")),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("etcdguard_control_files_present{") && l.ends_with(" 1")),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("etcdguard_admission_requests_total"),
+        "{metrics}"
+    );
 
     let stale = store_with_age(10);
     let s = Server::start(&["--store", p(stale.path())]);
     s.wait_ready();
-    let (code, v) = s.review(&review(kcp("v1.30.4", json!({})), kcp("v1.31.1", json!({})), &[]));
+    let (code, v) = s.review(&review(
+        kcp("v1.30.4", json!({})),
+        kcp("v1.31.1", json!({})),
+        &[],
+    ));
     assert_eq!(code, 200);
     assert_eq!(v["response"]["allowed"], false, "{v:#}");
     let msg = v["response"]["status"]["message"].as_str().unwrap();
@@ -177,17 +209,31 @@ fn warn_mode_allows_with_warnings_and_unrelated_kinds_pass() {
     let stale = store_with_age(10);
     let s = Server::start(&["--store", p(stale.path()), "--mode", "warn"]);
     s.wait_ready();
-    let (_, v) = s.review(&review(kcp("v1.30.4", json!({})), kcp("v1.31.1", json!({})), &[]));
+    let (_, v) = s.review(&review(
+        kcp("v1.30.4", json!({})),
+        kcp("v1.31.1", json!({})),
+        &[],
+    ));
     assert_eq!(v["response"]["allowed"], true, "{v:#}");
     let warnings = v["response"]["warnings"].as_array().expect("warnings");
-    assert!(warnings.iter().any(|w| w.as_str().unwrap().contains("snapshot.recent")), "{v:#}");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("snapshot.recent")),
+        "{v:#}"
+    );
     for w in warnings {
         assert!(!w.as_str().unwrap().contains('\n'));
     }
     let cm = |d: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"a": d}});
     let (_, v) = s.review(&review(cm("1"), cm("2"), &[]));
     assert_eq!(v["response"]["allowed"], true);
-    assert!(v["response"].get("warnings").is_none_or(|w| w.is_null() || w.as_array().is_some_and(|a| a.is_empty())), "{v:#}");
+    assert!(
+        v["response"]
+            .get("warnings")
+            .is_none_or(|w| w.is_null() || w.as_array().is_some_and(|a| a.is_empty())),
+        "{v:#}"
+    );
 }
 
 #[test]
@@ -196,13 +242,33 @@ fn break_glass_honoured_for_allowed_group_only() {
     let s = Server::start(&["--store", p(stale.path())]);
     s.wait_ready();
     let ann = json!({"etcdguard.dev/break-glass": "INC-1234 restore drill"});
-    let (_, v) = s.review(&review(kcp("v1.30.4", ann.clone()), kcp("v1.31.1", ann.clone()), &["system:masters"]));
+    let (_, v) = s.review(&review(
+        kcp("v1.30.4", ann.clone()),
+        kcp("v1.31.1", ann.clone()),
+        &["system:masters"],
+    ));
     assert_eq!(v["response"]["allowed"], true, "{v:#}");
     let audit = &v["response"]["auditAnnotations"];
-    assert!(audit["break-glass"].as_str().unwrap_or("").contains("INC-1234"), "{v:#}");
-    let (_, v) = s.review(&review(kcp("v1.30.4", ann.clone()), kcp("v1.31.1", ann), &["developers"]));
+    assert!(
+        audit["break-glass"]
+            .as_str()
+            .unwrap_or("")
+            .contains("INC-1234"),
+        "{v:#}"
+    );
+    let (_, v) = s.review(&review(
+        kcp("v1.30.4", ann.clone()),
+        kcp("v1.31.1", ann),
+        &["developers"],
+    ));
     assert_eq!(v["response"]["allowed"], false, "{v:#}");
-    assert!(v["response"]["status"]["message"].as_str().unwrap().contains("Break-glass refused"), "{v:#}");
+    assert!(
+        v["response"]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Break-glass refused"),
+        "{v:#}"
+    );
 }
 
 #[test]
@@ -221,7 +287,11 @@ fn malformed_reviews_get_400_and_unready_until_facts() {
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(s.get("/readyz").0, 503);
     // a review while facts are unknown is denied in enforce mode, never allowed
-    let (code, v) = s.review(&review(kcp("v1.30.4", json!({})), kcp("v1.31.1", json!({})), &[]));
+    let (code, v) = s.review(&review(
+        kcp("v1.30.4", json!({})),
+        kcp("v1.31.1", json!({})),
+        &[],
+    ));
     assert_eq!(code, 200);
     assert_eq!(v["response"]["allowed"], false, "{v:#}");
     let (code, _) = s.curl(&[

@@ -19,10 +19,12 @@ use std::io::Read;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Exit codes: 0 proceed (warnings allowed), 1 refuse, 2 usage or configuration error.\n\
+#[command(
+    after_help = "Exit codes: 0 proceed (warnings allowed), 1 refuse, 2 usage or configuration error.\n\
 Check ids: store.reachable, snapshot.recent, snapshot.valid, control-files.present, \
 change.seeds-new-cluster, lifecycle.deletes-control-files, lifecycle.expires-snapshots, \
-lifecycle.archives-snapshots, etcd.healthy, etcd.revision-behind-snapshot.")]
+lifecycle.archives-snapshots, etcd.healthy, etcd.revision-behind-snapshot."
+)]
 pub struct Args {
     #[command(flatten)]
     pub facts: FactArgs,
@@ -102,7 +104,9 @@ fn proposed(args: &Args, lifecycle_given: bool) -> Result<Proposed, String> {
     let mut sets = Vec::new();
     if let Some(name) = &args.kops_dry_run {
         let bytes = read_named(name)?;
-        let text = String::from_utf8(bytes).map_err(|_| format!("{name}: not UTF-8 text; expected `kops update cluster` output"))?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            format!("{name}: not UTF-8 text; expected `kops update cluster` output")
+        })?;
         let set = change::from_kops_dry_run(&text, name).map_err(|e| e.to_string())?;
         facts::summarize(&set, "kops-dry-run", &mut change);
         sets.push(set);
@@ -135,7 +139,8 @@ fn proposed(args: &Args, lifecycle_given: bool) -> Result<Proposed, String> {
         if request.is_some() {
             return Err("give either a CLI change (--kops-dry-run/--terraform-plan) or --object-old/--object-new, not both".into());
         }
-        request = Some(Request::from_objects(op, old, new).by(args.user.clone(), args.groups.clone()));
+        request =
+            Some(Request::from_objects(op, old, new).by(args.user.clone(), args.groups.clone()));
     }
     if lifecycle_given {
         change.sources.push("lifecycle".to_string());
@@ -160,7 +165,8 @@ pub fn run(args: Args) -> u8 {
 
 fn run_inner(args: Args) -> Result<u8, String> {
     let now = args.now.unwrap_or_else(Utc::now);
-    let policies = PolicySet::load_or_embedded(args.facts.policy.as_deref()).map_err(|e| e.to_string())?;
+    let policies =
+        PolicySet::load_or_embedded(args.facts.policy.as_deref()).map_err(|e| e.to_string())?;
     let lifecycle_bytes = args.lifecycle.as_deref().map(read_named).transpose()?;
     let proposed = proposed(&args, lifecycle_bytes.is_some())?;
 
@@ -174,7 +180,14 @@ fn run_inner(args: Args) -> Result<u8, String> {
         etcd: gate::Fact::not_checked(""),
         lifecycle: gate::Fact::not_checked(""),
     };
-    let pre = gate::request::decide(&policies, proposed.request.as_ref(), &empty, &proposed.change, overrides, now);
+    let pre = gate::request::decide(
+        &policies,
+        proposed.request.as_ref(),
+        &empty,
+        &proposed.change,
+        overrides,
+        now,
+    );
     if !pre.gated {
         // Not a gated change: same answer as the webhook, without touching S3 or etcd.
         return render(&args, &pre.outcome, &empty, &proposed, now, &pre);
@@ -188,7 +201,10 @@ fn run_inner(args: Args) -> Result<u8, String> {
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let fa = &args.facts;
     let (stores, etcd, lifecycle) = rt.block_on(async {
-        let (stores, etcd) = tokio::join!(facts::gather_stores(&fa.stores, &fa.store, now), facts::gather_etcd(&fa.etcd));
+        let (stores, etcd) = tokio::join!(
+            facts::gather_stores(&fa.stores, &fa.store, now),
+            facts::gather_etcd(&fa.etcd)
+        );
         let stores = stores?;
         let (etcd, _live) = etcd?;
         let source = match (&args.lifecycle, &lifecycle_bytes) {
@@ -203,7 +219,14 @@ fn run_inner(args: Args) -> Result<u8, String> {
         etcd,
         lifecycle,
     };
-    let decision = gate::request::decide(&policies, proposed.request.as_ref(), &facts, &proposed.change, overrides, now);
+    let decision = gate::request::decide(
+        &policies,
+        proposed.request.as_ref(),
+        &facts,
+        &proposed.change,
+        overrides,
+        now,
+    );
     if let Some(u) = &decision.exception {
         u.log();
     }

@@ -72,13 +72,15 @@ impl StoreArgs {
     }
 
     /// Inspection options from the flags, at `now`.
-    pub fn inspect_options(&self, now: chrono::DateTime<chrono::Utc>) -> crate::store::InspectOptions {
+    pub fn inspect_options(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> crate::store::InspectOptions {
         self.opts.inspect_options(now)
     }
 }
 
 impl StoreOpts {
-
     /// S3 client options from the flags.
     pub fn s3_options(&self) -> crate::store::S3Options {
         let op = self.s3_timeout.max(std::time::Duration::from_millis(100));

@@ -16,7 +16,12 @@ use super::etcd_args::EtcdArgs;
 #[derive(Debug, Clone, clap::Args)]
 pub struct FactArgs {
     /// Backup store (repeatable): `s3://BUCKET/PREFIX`, `file:///DIR` or a directory path.
-    #[arg(long = "store", value_name = "URL", env = "ETCDGUARD_STORE", value_delimiter = ',')]
+    #[arg(
+        long = "store",
+        value_name = "URL",
+        env = "ETCDGUARD_STORE",
+        value_delimiter = ','
+    )]
     pub stores: Vec<String>,
     #[command(flatten)]
     pub store: StoreOpts,
@@ -146,12 +151,19 @@ pub fn store_fact(s: &store::StoreFacts) -> gate::StoreFact {
 
 /// Collect live etcd facts, or "not checked" when no endpoint was given. `Err` only for
 /// configuration errors (unreadable TLS files, bad endpoints).
-pub async fn gather_etcd(args: &EtcdArgs) -> Result<(Fact<gate::Etcd>, Option<crate::live::LiveFacts>), String> {
+pub async fn gather_etcd(
+    args: &EtcdArgs,
+) -> Result<(Fact<gate::Etcd>, Option<crate::live::LiveFacts>), String> {
     if !args.is_set() {
-        return Ok((Fact::not_checked("pass --etcd-endpoints to check the live cluster"), None));
+        return Ok((
+            Fact::not_checked("pass --etcd-endpoints to check the live cluster"),
+            None,
+        ));
     }
     let opts = args.to_options();
-    let live = crate::live::collect(&opts).await.map_err(|e| e.to_string())?;
+    let live = crate::live::collect(&opts)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok((etcd_fact(&live), Some(live)))
 }
 
@@ -167,7 +179,11 @@ pub fn etcd_fact(l: &crate::live::LiveFacts) -> Fact<gate::Etcd> {
         .endpoints
         .iter()
         .filter(|e| !e.healthy)
-        .map(|e| e.reason.clone().unwrap_or_else(|| format!("{} unhealthy", e.endpoint)))
+        .map(|e| {
+            e.reason
+                .clone()
+                .unwrap_or_else(|| format!("{} unhealthy", e.endpoint))
+        })
         .collect();
     if let L::Unknown { reason } = &l.revision {
         problems.push(format!("revision unknown: {reason}"));
@@ -176,7 +192,10 @@ pub fn etcd_fact(l: &crate::live::LiveFacts) -> Fact<gate::Etcd> {
         problems.push(format!("alarms unknown: {reason}"));
     }
     let (db_size, quota_bytes) = match &l.db {
-        L::Known { value } => (u64::try_from(value.db_size_bytes).ok(), Some(value.quota_bytes)),
+        L::Known { value } => (
+            u64::try_from(value.db_size_bytes).ok(),
+            Some(value.quota_bytes),
+        ),
         L::Unknown { .. } => (None, None),
     };
     Fact::known(gate::Etcd {
@@ -186,7 +205,11 @@ pub fn etcd_fact(l: &crate::live::LiveFacts) -> Fact<gate::Etcd> {
         alarms: l
             .alarms
             .known()
-            .map(|a| a.iter().map(|a| format!("{} on member {}", a.alarm, a.member_id)).collect())
+            .map(|a| {
+                a.iter()
+                    .map(|a| format!("{} on member {}", a.alarm, a.member_id))
+                    .collect()
+            })
             .unwrap_or_default(),
         revision: l.revision.known().copied(),
         db_size,
@@ -223,9 +246,7 @@ pub async fn gather_lifecycle(
     let source = match source {
         Some(s) => s,
         None if s3_stores.is_empty() => {
-            return Ok(Fact::not_checked(
-                "no s3:// store and no --lifecycle FILE",
-            ))
+            return Ok(Fact::not_checked("no s3:// store and no --lifecycle FILE"))
         }
         None => RulesSource::Live,
     };
@@ -239,10 +260,13 @@ pub async fn gather_lifecycle(
         let ctx = context(bucket, prefix, st, args, max_age);
         let config = match &source {
             RulesSource::File { name, bytes } => {
-                let parsed = lifecycle::parse(bytes, name, Some(bucket)).map_err(|e| e.to_string())?;
+                let parsed =
+                    lifecycle::parse(bytes, name, Some(bucket)).map_err(|e| e.to_string())?;
                 let (config, origins) = lifecycle::select_for_bucket(&parsed, bucket);
                 if origins.is_empty() {
-                    return Err(format!("{name}: no lifecycle configuration for bucket {bucket:?}"));
+                    return Err(format!(
+                        "{name}: no lifecycle configuration for bucket {bucket:?}"
+                    ));
                 }
                 config
             }

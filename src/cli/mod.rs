@@ -11,12 +11,12 @@ use std::process::ExitCode;
 
 pub mod check;
 pub mod common;
-pub mod facts;
-pub mod serve;
 pub mod completions;
 pub mod etcd_args;
+pub mod facts;
 pub mod lifecycle;
 pub mod policy;
+pub mod serve;
 pub mod status;
 pub mod verify;
 

@@ -23,15 +23,22 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Endpoints: POST /validate (AdmissionReview v1), GET /healthz, GET /readyz \
-(200 only after the first complete fact refresh), GET /metrics (OpenMetrics).")]
+#[command(
+    after_help = "Endpoints: POST /validate (AdmissionReview v1), GET /healthz, GET /readyz \
+(200 only after the first complete fact refresh), GET /metrics (OpenMetrics)."
+)]
 pub struct Args {
     /// HTTPS listen address.
     #[arg(long, default_value = "0.0.0.0:8443", value_name = "ADDR")]
     pub listen: SocketAddr,
     /// Serving certificate (PEM); reloaded without restart when the file (or the Secret's
     /// `..data` symlink) changes.
-    #[arg(long, value_name = "FILE", requires = "tls_key", conflicts_with = "self_signed")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        conflicts_with = "self_signed"
+    )]
     pub tls_cert: Option<PathBuf>,
     /// Serving key (PEM).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
@@ -40,7 +47,11 @@ pub struct Args {
     #[arg(long)]
     pub self_signed: bool,
     /// DNS names for --self-signed (repeatable).
-    #[arg(long = "self-signed-dns", value_name = "NAME", default_value = "localhost")]
+    #[arg(
+        long = "self-signed-dns",
+        value_name = "NAME",
+        default_value = "localhost"
+    )]
     pub self_signed_dns: Vec<String>,
     /// Write the --self-signed CA (PEM) to this file as well.
     #[arg(long, value_name = "FILE")]
@@ -115,7 +126,12 @@ fn operation(op: wh::Operation) -> Operation {
 }
 
 impl EtcdGate {
-    pub fn new(policies: PolicySet, args: FactArgs, stale_after: Duration, overrides: Overrides) -> Self {
+    pub fn new(
+        policies: PolicySet,
+        args: FactArgs,
+        stale_after: Duration,
+        overrides: Overrides,
+    ) -> Self {
         EtcdGate {
             policies,
             cache: RwLock::new(None),
@@ -139,7 +155,11 @@ impl EtcdGate {
             stores: if self.args.stores.is_empty() {
                 vec![]
             } else {
-                self.args.stores.iter().map(|_| Fact::unknown(reason.clone())).collect()
+                self.args
+                    .stores
+                    .iter()
+                    .map(|_| Fact::unknown(reason.clone()))
+                    .collect()
             },
             etcd: if self.args.etcd.is_set() {
                 Fact::unknown(reason.clone())
@@ -149,10 +169,14 @@ impl EtcdGate {
             lifecycle: Fact::unknown(reason.clone()),
         };
         match self.current() {
-            None => (unknown("facts not gathered yet: the first refresh has not completed".into()), vec![]),
+            None => (
+                unknown("facts not gathered yet: the first refresh has not completed".into()),
+                vec![],
+            ),
             Some(s) => {
                 let age = now.signed_duration_since(s.refreshed_at);
-                let bound = chrono::Duration::from_std(self.stale_after).unwrap_or(chrono::Duration::MAX);
+                let bound =
+                    chrono::Duration::from_std(self.stale_after).unwrap_or(chrono::Duration::MAX);
                 if age > bound {
                     (
                         unknown(format!(
@@ -173,12 +197,20 @@ impl EtcdGate {
     pub async fn refresh(&self) {
         let now = Utc::now();
         let a = &self.args;
-        let (stores, etcd) = tokio::join!(facts::gather_stores(&a.stores, &a.store, now), facts::gather_etcd(&a.etcd));
+        let (stores, etcd) = tokio::join!(
+            facts::gather_stores(&a.stores, &a.store, now),
+            facts::gather_etcd(&a.etcd)
+        );
         let stores = match stores {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "store configuration error");
-                self.metrics.refresh_errors.get_or_create(&SourceLabel { source: "store".into() }).inc();
+                self.metrics
+                    .refresh_errors
+                    .get_or_create(&SourceLabel {
+                        source: "store".into(),
+                    })
+                    .inc();
                 return;
             }
         };
@@ -186,7 +218,10 @@ impl EtcdGate {
             Ok((f, _)) => f,
             Err(e) => Fact::unknown(e),
         };
-        let max_age = self.overrides.max_age.unwrap_or(gate::Requirements::default().max_age);
+        let max_age = self
+            .overrides
+            .max_age
+            .unwrap_or(gate::Requirements::default().max_age);
         let lifecycle = match facts::gather_lifecycle(None, &stores, a, max_age, now).await {
             Ok(f) => f,
             Err(e) => Fact::unknown(e),
@@ -196,16 +231,31 @@ impl EtcdGate {
             if let Fact::Unknown { reason } = &s.fact {
                 complete = false;
                 tracing::warn!(store = %s.url, %reason, "store fact refresh failed");
-                self.metrics.refresh_errors.get_or_create(&SourceLabel { source: "store".into() }).inc();
+                self.metrics
+                    .refresh_errors
+                    .get_or_create(&SourceLabel {
+                        source: "store".into(),
+                    })
+                    .inc();
             }
         }
         if let Fact::Unknown { reason } = &etcd {
             tracing::warn!(%reason, "etcd fact refresh failed");
-            self.metrics.refresh_errors.get_or_create(&SourceLabel { source: "etcd".into() }).inc();
+            self.metrics
+                .refresh_errors
+                .get_or_create(&SourceLabel {
+                    source: "etcd".into(),
+                })
+                .inc();
         }
         if let Fact::Unknown { reason } = &lifecycle {
             tracing::warn!(%reason, "lifecycle fact refresh failed");
-            self.metrics.refresh_errors.get_or_create(&SourceLabel { source: "lifecycle".into() }).inc();
+            self.metrics
+                .refresh_errors
+                .get_or_create(&SourceLabel {
+                    source: "lifecycle".into(),
+                })
+                .inc();
         }
         self.update_metrics(&stores, now);
         let snap = Snapshot {
@@ -230,26 +280,48 @@ impl EtcdGate {
     fn update_metrics(&self, stores: &[facts::StoreResult], now: DateTime<Utc>) {
         let mut newest = Vec::new();
         for s in stores {
-            let l = StoreLabel { store: s.url.clone() };
-            let Fact::Known { value } = &s.fact else { continue };
+            let l = StoreLabel {
+                store: s.url.clone(),
+            };
+            let Fact::Known { value } = &s.fact else {
+                continue;
+            };
             match &value.newest_valid {
                 Some(b) => {
-                    self.metrics.last_snapshot_ts.get_or_create(&l).set(b.time.timestamp());
-                    self.metrics.snapshot_age.get_or_create(&l).set(now.signed_duration_since(b.time).num_seconds());
-                    self.metrics.snapshot_revision.get_or_create(&l).set(b.revision.unwrap_or(0));
+                    self.metrics
+                        .last_snapshot_ts
+                        .get_or_create(&l)
+                        .set(b.time.timestamp());
+                    self.metrics
+                        .snapshot_age
+                        .get_or_create(&l)
+                        .set(now.signed_duration_since(b.time).num_seconds());
+                    self.metrics
+                        .snapshot_revision
+                        .get_or_create(&l)
+                        .set(b.revision.unwrap_or(0));
                     newest.push((s.url.clone(), b.time.timestamp()));
                 }
                 None => {
                     self.metrics.last_snapshot_ts.get_or_create(&l).set(0);
                     // No valid snapshot: age is "infinite"; export a huge number so alerts fire.
-                    self.metrics.snapshot_age.get_or_create(&l).set(i64::from(i32::MAX));
+                    self.metrics
+                        .snapshot_age
+                        .get_or_create(&l)
+                        .set(i64::from(i32::MAX));
                 }
             }
             let valid = value.newest.as_ref().is_some_and(|b| b.valid);
-            self.metrics.snapshot_valid.get_or_create(&l).set(i64::from(valid));
+            self.metrics
+                .snapshot_valid
+                .get_or_create(&l)
+                .set(i64::from(valid));
             if let Some(c) = &value.control_files {
                 let present = c.spec_present && c.created_present;
-                self.metrics.control_files_present.get_or_create(&l).set(i64::from(present));
+                self.metrics
+                    .control_files_present
+                    .get_or_create(&l)
+                    .set(i64::from(present));
             }
         }
         if let Ok(mut n) = self.newest_ts.write() {
@@ -272,7 +344,8 @@ impl EtcdGate {
 
     fn decide(&self, r: &wh::ReviewRequest, now: DateTime<Utc>) -> wh::Decision {
         let op = operation(r.operation);
-        let mut req = Request::from_objects(op, r.old_object.clone(), r.object.clone()).by(r.username.clone(), r.groups.clone());
+        let mut req = Request::from_objects(op, r.old_object.clone(), r.object.clone())
+            .by(r.username.clone(), r.groups.clone());
         if req.api_group.is_empty() && req.kind.is_empty() {
             req.api_group = r.kind.group.clone();
             req.kind = r.kind.kind.clone();
@@ -287,7 +360,14 @@ impl EtcdGate {
             lifecycle: Fact::not_checked(""),
         };
         let change = object_change(r);
-        let pre = gate::request::decide(&self.policies, Some(&req), &empty, &change, self.overrides, now);
+        let pre = gate::request::decide(
+            &self.policies,
+            Some(&req),
+            &empty,
+            &change,
+            self.overrides,
+            now,
+        );
         if !pre.gated {
             return wh::Decision::allow().with_annotation("decision", "not-gated");
         }
@@ -295,12 +375,21 @@ impl EtcdGate {
         if let Some(issues) = self.lifecycle_object(r, &stores, pre.requirements.max_age, now) {
             facts.lifecycle = issues;
         }
-        let d = gate::request::decide(&self.policies, Some(&req), &facts, &change, self.overrides, now);
+        let d = gate::request::decide(
+            &self.policies,
+            Some(&req),
+            &facts,
+            &change,
+            self.overrides,
+            now,
+        );
         if let Some(u) = &d.exception {
             u.log();
             self.metrics
                 .exceptions
-                .get_or_create(&SourceLabel { source: u.policy.clone() })
+                .get_or_create(&SourceLabel {
+                    source: u.policy.clone(),
+                })
                 .inc();
         }
         to_webhook(&d, &self.policies, &req)
@@ -323,8 +412,18 @@ impl EtcdGate {
         }
         let new = r.object.as_ref()?;
         let bytes = serde_json::to_vec(new).ok()?;
-        let old = r.old_object.as_ref().and_then(|o| serde_json::to_vec(o).ok());
-        Some(facts::lifecycle_from_object(&bytes, old.as_deref(), stores, &self.args, max_age, now))
+        let old = r
+            .old_object
+            .as_ref()
+            .and_then(|o| serde_json::to_vec(o).ok());
+        Some(facts::lifecycle_from_object(
+            &bytes,
+            old.as_deref(),
+            stores,
+            &self.args,
+            max_age,
+            now,
+        ))
     }
 }
 
@@ -345,11 +444,25 @@ fn one_line(s: &str) -> String {
 
 fn to_webhook(d: &gate::request::Decision, policies: &PolicySet, req: &Request) -> wh::Decision {
     let o = &d.outcome;
-    let denies: Vec<_> = o.findings.iter().filter(|f| f.severity == Severity::Deny).collect();
-    let warns: Vec<_> = o.findings.iter().filter(|f| f.severity == Severity::Warn).collect();
+    let denies: Vec<_> = o
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Deny)
+        .collect();
+    let warns: Vec<_> = o
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Warn)
+        .collect();
     let mut out = if o.verdict == Verdict::Refuse {
         let mut msg = String::from("etcdguard refused this change: ");
-        msg.push_str(&denies.iter().map(|f| format!("[{}] {}", f.check, f.message)).collect::<Vec<_>>().join("; "));
+        msg.push_str(
+            &denies
+                .iter()
+                .map(|f| format!("[{}] {}", f.check, f.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+        );
         if let Some(next) = denies.iter().find_map(|f| f.next_step.as_ref()) {
             msg.push_str(&format!(". To proceed: {next}"));
         }
@@ -375,14 +488,21 @@ fn to_webhook(d: &gate::request::Decision, policies: &PolicySet, req: &Request) 
         out = out.with_warning(one_line(&format!("etcdguard [{}] {}", f.check, f.message)));
     }
     out = out
-        .with_annotation("decision", match o.verdict {
-            Verdict::Proceed => "proceed",
-            Verdict::Warn => "warn",
-            Verdict::Refuse => "refuse",
-        })
+        .with_annotation(
+            "decision",
+            match o.verdict {
+                Verdict::Proceed => "proceed",
+                Verdict::Warn => "warn",
+                Verdict::Refuse => "refuse",
+            },
+        )
         .with_annotation("mode", format!("{:?}", o.mode).to_lowercase())
         .with_annotation("policies", d.policies.join(","));
-    let ids: Vec<&str> = denies.iter().chain(warns.iter()).map(|f| f.check.as_str()).collect();
+    let ids: Vec<&str> = denies
+        .iter()
+        .chain(warns.iter())
+        .map(|f| f.check.as_str())
+        .collect();
     if !ids.is_empty() {
         out = out.with_annotation("findings", ids.join(","));
     }
@@ -405,14 +525,46 @@ impl wh::Gate for EtcdGate {
 
     fn register_metrics(&self, registry: &mut Registry) {
         let m = &self.metrics;
-        registry.register("etcdguard_last_snapshot_timestamp_seconds", "Unix time of the newest restorable backup per store", m.last_snapshot_ts.clone());
-        registry.register("etcdguard_snapshot_age_seconds", "Age of the newest restorable backup per store", m.snapshot_age.clone());
-        registry.register("etcdguard_snapshot_revision", "etcd revision of the newest restorable backup per store", m.snapshot_revision.clone());
-        registry.register("etcdguard_snapshot_valid", "1 when the newest backup of the store is restorable", m.snapshot_valid.clone());
-        registry.register("etcdguard_control_files_present", "1 when both etcd-manager control files are present", m.control_files_present.clone());
-        registry.register("etcdguard_fact_refresh_errors", "Fact refresh failures by source", m.refresh_errors.clone());
-        registry.register("etcdguard_last_fact_refresh_timestamp_seconds", "Unix time of the last completed fact refresh", m.last_refresh_ts.clone());
-        registry.register("etcdguard_break_glass", "Break-glass exceptions honoured, by policy", m.exceptions.clone());
+        registry.register(
+            "etcdguard_last_snapshot_timestamp_seconds",
+            "Unix time of the newest restorable backup per store",
+            m.last_snapshot_ts.clone(),
+        );
+        registry.register(
+            "etcdguard_snapshot_age_seconds",
+            "Age of the newest restorable backup per store",
+            m.snapshot_age.clone(),
+        );
+        registry.register(
+            "etcdguard_snapshot_revision",
+            "etcd revision of the newest restorable backup per store",
+            m.snapshot_revision.clone(),
+        );
+        registry.register(
+            "etcdguard_snapshot_valid",
+            "1 when the newest backup of the store is restorable",
+            m.snapshot_valid.clone(),
+        );
+        registry.register(
+            "etcdguard_control_files_present",
+            "1 when both etcd-manager control files are present",
+            m.control_files_present.clone(),
+        );
+        registry.register(
+            "etcdguard_fact_refresh_errors",
+            "Fact refresh failures by source",
+            m.refresh_errors.clone(),
+        );
+        registry.register(
+            "etcdguard_last_fact_refresh_timestamp_seconds",
+            "Unix time of the last completed fact refresh",
+            m.last_refresh_ts.clone(),
+        );
+        registry.register(
+            "etcdguard_break_glass",
+            "Break-glass exceptions honoured, by policy",
+            m.exceptions.clone(),
+        );
     }
 }
 
@@ -445,7 +597,8 @@ fn run_inner(args: Args) -> Result<u8, String> {
     if args.refresh_interval < Duration::from_secs(1) {
         return Err("--refresh-interval must be at least 1s".to_string());
     }
-    let policies = PolicySet::load_or_embedded(args.facts.policy.as_deref()).map_err(|e| e.to_string())?;
+    let policies =
+        PolicySet::load_or_embedded(args.facts.policy.as_deref()).map_err(|e| e.to_string())?;
     let stale_after = args
         .stale_after
         .unwrap_or(args.refresh_interval * 3 + Duration::from_secs(60));
@@ -453,7 +606,12 @@ fn run_inner(args: Args) -> Result<u8, String> {
         max_age: args.facts.max_age,
         mode: args.mode.map(Into::into),
     };
-    let gate = Arc::new(EtcdGate::new(policies, args.facts.clone(), stale_after, overrides));
+    let gate = Arc::new(EtcdGate::new(
+        policies,
+        args.facts.clone(),
+        stale_after,
+        overrides,
+    ));
     let mut config = wh::ServerConfig::new(tls);
     config.listen = args.listen;
     config.metrics_listen = args.metrics_listen;

@@ -322,7 +322,12 @@ pub fn evaluate(facts: &Facts, change: &Change, req: &Requirements, now: DateTim
 }
 
 /// The raw findings (before the mode is applied) of every check.
-pub fn findings(facts: &Facts, change: &Change, req: &Requirements, now: DateTime<Utc>) -> Vec<Finding> {
+pub fn findings(
+    facts: &Facts,
+    change: &Change,
+    req: &Requirements,
+    now: DateTime<Utc>,
+) -> Vec<Finding> {
     let mut out = Vec::new();
     let newest_valid_rev = stores_checks(facts, req, now, &mut out);
     change_checks(change, &mut out);

@@ -118,7 +118,9 @@ pub fn decide(
         if let Some(r) = request {
             let enforcing: Vec<_> = matches
                 .iter()
-                .filter(|m| m.mode == crate::policy::Mode::Enforce || overrides.mode == Some(Mode::Enforce))
+                .filter(|m| {
+                    m.mode == crate::policy::Mode::Enforce || overrides.mode == Some(Mode::Enforce)
+                })
                 .filter_map(|m| policies.get(&m.policy))
                 .collect();
             let mut honoured = Vec::new();
@@ -133,7 +135,11 @@ pub fn decide(
                 if let Some((p, d)) = honoured.first() {
                     exception = d.use_record(p, r, now);
                 }
-                for f in outcome.findings.iter_mut().filter(|f| f.severity == Severity::Deny) {
+                for f in outcome
+                    .findings
+                    .iter_mut()
+                    .filter(|f| f.severity == Severity::Deny)
+                {
                     f.severity = Severity::Warn;
                     f.message = format!("{} (allowed by break-glass exception)", f.message);
                 }
@@ -163,7 +169,9 @@ fn effective_requirements_notes(
             check: super::checks::ETCD_HEALTHY.to_string(),
             severity: Severity::Warn,
             message: format!("policy {policies} requires live etcd facts, but none were gathered"),
-            next_step: Some("pass --etcd-endpoints (and TLS flags) so the live cluster is checked".to_string()),
+            next_step: Some(
+                "pass --etcd-endpoints (and TLS flags) so the live cluster is checked".to_string(),
+            ),
             details: serde_json::Value::Null,
         });
     }
@@ -171,8 +179,12 @@ fn effective_requirements_notes(
         out.push(Finding {
             check: super::checks::LIFECYCLE_DELETES_CONTROL_FILES.to_string(),
             severity: Severity::Warn,
-            message: format!("policy {policies} requires lifecycle-rule analysis, but no rules were read"),
-            next_step: Some("use an s3:// store (its rules are read live) or pass --lifecycle FILE".to_string()),
+            message: format!(
+                "policy {policies} requires lifecycle-rule analysis, but no rules were read"
+            ),
+            next_step: Some(
+                "use an s3:// store (its rules are read live) or pass --lifecycle FILE".to_string(),
+            ),
             details: serde_json::Value::Null,
         });
     }

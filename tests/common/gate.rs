@@ -15,7 +15,9 @@ pub fn real_snapshot(dir: &Path, keys: usize) -> (PathBuf, i64) {
     }
     let path = dir.join("snapshot.db");
     etcd.snapshot_save(&path);
-    let rev = super::snapshot_status(&path)["revision"].as_i64().expect("revision");
+    let rev = super::snapshot_status(&path)["revision"]
+        .as_i64()
+        .expect("revision");
     (path, rev)
 }
 
@@ -26,7 +28,10 @@ pub struct Control {
     pub created: bool,
 }
 
-pub const BOTH: Control = Control { spec: true, created: true };
+pub const BOTH: Control = Control {
+    spec: true,
+    created: true,
+};
 
 /// Lay out an etcd-manager backup store under `root`: one backup folder per time, each holding
 /// `etcd.backup.gz` (gzip of `snapshot`) and `_etcd_backup.meta`, plus control files.
@@ -50,23 +55,36 @@ pub fn etcd_manager_store(root: &Path, snapshot: &Path, times: &[&str], control:
     let c = root.join("control");
     std::fs::create_dir_all(&c).unwrap();
     if control.spec {
-        std::fs::write(c.join("etcd-cluster-spec"), "{\n  \"memberCount\": 3,\n  \"etcdVersion\": \"3.4.23\"\n}").unwrap();
+        std::fs::write(
+            c.join("etcd-cluster-spec"),
+            "{\n  \"memberCount\": 3,\n  \"etcdVersion\": \"3.4.23\"\n}",
+        )
+        .unwrap();
     }
     if control.created {
-        std::fs::write(c.join("etcd-cluster-created"), "{\n  \"timestamp\": \"1700000000000000000\"\n}").unwrap();
+        std::fs::write(
+            c.join("etcd-cluster-created"),
+            "{\n  \"timestamp\": \"1700000000000000000\"\n}",
+        )
+        .unwrap();
     }
 }
 
 /// Upload every file under `dir` to `s3://bucket/prefix/<relative path>` on the moto server.
 pub fn upload_dir(endpoint: &str, bucket: &str, prefix: &str, dir: &Path) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let conf = aws_sdk_s3::config::Builder::new()
             .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
             .region(aws_sdk_s3::config::Region::new("us-east-1"))
             .endpoint_url(endpoint)
             .force_path_style(true)
-            .credentials_provider(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "test"))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "test", "test", None, None, "test",
+            ))
             .build();
         let client = aws_sdk_s3::Client::from_conf(conf);
         let _ = client.create_bucket().bucket(bucket).send().await;
@@ -78,7 +96,11 @@ pub fn upload_dir(endpoint: &str, bucket: &str, prefix: &str, dir: &Path) {
                     stack.push(p);
                     continue;
                 }
-                let rel = p.strip_prefix(dir).unwrap().to_string_lossy().replace('\\', "/");
+                let rel = p
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
                 let key = format!("{}/{rel}", prefix.trim_end_matches('/'));
                 client
                     .put_object()
