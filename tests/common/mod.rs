@@ -100,10 +100,14 @@ impl Etcd {
                 break;
             }
             if let Ok(Some(status)) = etcd.child.try_wait() {
-                let log = std::fs::read_to_string(etcd.dir.path().join("etcd.log")).unwrap_or_default();
+                let log =
+                    std::fs::read_to_string(etcd.dir.path().join("etcd.log")).unwrap_or_default();
                 panic!("etcd exited early ({status}): {log}");
             }
-            assert!(Instant::now() < deadline, "etcd did not become healthy within 30 s");
+            assert!(
+                Instant::now() < deadline,
+                "etcd did not become healthy within 30 s"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         etcd
@@ -161,9 +165,18 @@ impl Etcd {
             .spawn()
             .expect("spawn etcdctl txn");
         use std::io::Write;
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "etcdctl txn failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "etcdctl txn failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// The current revision as reported by the server header.
@@ -221,7 +234,14 @@ impl Moto {
         let port = free_port();
         let endpoint = format!("http://127.0.0.1:{port}");
         let child = Command::new("python3")
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -232,7 +252,10 @@ impl Moto {
             if let Ok(Some(status)) = moto.child.try_wait() {
                 panic!("moto server exited early ({status}); is moto installed? run scripts/test");
             }
-            assert!(Instant::now() < deadline, "moto server did not listen within 30 s");
+            assert!(
+                Instant::now() < deadline,
+                "moto server did not listen within 30 s"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         moto
@@ -259,6 +282,7 @@ impl Drop for Moto {
     }
 }
 pub mod gate;
+pub mod hardening;
 pub mod live;
 pub mod snapshot;
 pub mod store;
