@@ -21,7 +21,7 @@ pub enum Mode {
     Status(u16),
     /// Read the request and never answer (until the proxy is dropped).
     Hang,
-    /// Forward, but cut object bodies (GET without a query, body > 512 bytes) in half while
+    /// Forward, but cut object bodies (GetObject, body > 512 bytes) in half while
     /// keeping the full `Content-Length`, then close the connection.
     Truncate,
 }
@@ -207,7 +207,8 @@ fn handle(
             let rhead = String::from_utf8_lossy(&resp[..split]).into_owned();
             let rbody = &resp[split..];
             client.write_all(&close_head(&rhead))?;
-            let object_get = method == "GET" && !target.contains('?');
+            let object_get =
+                method == "GET" && (!target.contains('?') || target.contains("x-id=GetObject"));
             if matches!(mode, Mode::Truncate) && object_get && rbody.len() > 512 {
                 client.write_all(&rbody[..rbody.len() / 2])?;
             } else {
