@@ -289,6 +289,7 @@ impl Drop for Moto {
     }
 }
 pub mod gate;
+pub mod hardening;
 pub mod live;
 pub mod snapshot;
 pub mod store;
