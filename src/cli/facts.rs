@@ -173,7 +173,18 @@ pub fn etcd_fact(l: &crate::live::LiveFacts) -> Fact<gate::Etcd> {
     use crate::live::Fact as L;
     let quorum = match &l.quorum {
         L::Known { value } => value.clone(),
-        L::Unknown { reason } => return Fact::unknown(format!("quorum unknown: {reason}")),
+        L::Unknown { reason } => {
+            let probed = l.endpoints.len();
+            let healthy = l.endpoints.iter().filter(|e| e.healthy).count();
+            let likely = if probed > 0 && healthy * 2 <= probed {
+                ": likely NO QUORUM"
+            } else {
+                ""
+            };
+            return Fact::unknown(format!(
+                "quorum unknown ({reason}); {healthy} of {probed} probed endpoints healthy{likely}"
+            ));
+        }
     };
     let mut problems: Vec<String> = l
         .endpoints
