@@ -15,7 +15,6 @@ use crate::gate::{self, request::Overrides, Facts};
 use crate::policy::{ChangeSource, Operation, PolicySet, Request};
 use crate::report::{self, CheckReport};
 use chrono::{DateTime, Utc};
-use std::io::Read;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -84,18 +83,6 @@ impl From<ModeArg> for gate::Mode {
     }
 }
 
-fn read_named(name: &str) -> Result<Vec<u8>, String> {
-    if name == "-" {
-        let mut buf = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut buf)
-            .map_err(|e| format!("stdin: {e}"))?;
-        Ok(buf)
-    } else {
-        std::fs::read(name).map_err(|e| format!("{name}: {e}"))
-    }
-}
-
 /// The change under test and the policy request it maps to.
 struct Proposed {
     change: gate::Change,
@@ -108,7 +95,7 @@ fn proposed(args: &Args, lifecycle_given: bool) -> Result<Proposed, String> {
     let mut request = None;
     let mut sets = Vec::new();
     if let Some(name) = &args.kops_dry_run {
-        let bytes = read_named(name)?;
+        let bytes = super::common::read_input(name)?;
         let text = String::from_utf8(bytes).map_err(|_| {
             format!("{name}: not UTF-8 text; expected `kops update cluster` output")
         })?;
@@ -177,7 +164,7 @@ fn add_kops_spec_stores(args: &mut Args) -> Result<(), String> {
     if name == "-" && args.kops_dry_run.as_deref() == Some("-") {
         return Err("--kops-dry-run and --kops-cluster-spec cannot both read stdin (-)".into());
     }
-    let bytes = read_named(name)?;
+    let bytes = super::common::read_input(name)?;
     let stores = change::stores_from_cluster_spec(&bytes, &format!("--kops-cluster-spec {name}"))
         .map_err(|e| e.to_string())?;
     for s in &stores {
@@ -194,7 +181,11 @@ fn run_inner(mut args: Args) -> Result<u8, String> {
     let now = args.now.unwrap_or_else(Utc::now);
     let policies =
         PolicySet::load_or_embedded(args.facts.policy.as_deref()).map_err(|e| e.to_string())?;
-    let lifecycle_bytes = args.lifecycle.as_deref().map(read_named).transpose()?;
+    let lifecycle_bytes = args
+        .lifecycle
+        .as_deref()
+        .map(super::common::read_input)
+        .transpose()?;
     let proposed = proposed(&args, lifecycle_bytes.is_some())?;
 
     // Requirements first (pure), so the lifecycle analysis uses the policy's max age.

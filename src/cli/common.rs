@@ -115,3 +115,17 @@ pub fn parse_now(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
         .map(|t| t.with_timezone(&chrono::Utc))
         .map_err(|e| format!("expected an RFC 3339 time such as 2026-11-23T09:00:00Z: {e}"))
 }
+
+/// Read a named input: a file path, or `-` for standard input. Errors name the input.
+pub fn read_input(name: &str) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    if name == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .map_err(|e| format!("stdin: {e}"))?;
+        Ok(buf)
+    } else {
+        std::fs::read(name).map_err(|e| format!("{name}: {e}"))
+    }
+}

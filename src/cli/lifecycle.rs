@@ -9,8 +9,7 @@
 use crate::lifecycle::{self, Configuration, Layout, LifecycleFinding, Severity, StoreContext};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Output format of `etcdguard lifecycle`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -114,20 +113,8 @@ struct Loaded {
     source: Source,
 }
 
-fn read_input(name: &str) -> Result<Vec<u8>, String> {
-    if name == "-" {
-        let mut buf = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut buf)
-            .map_err(|e| format!("stdin: {e}"))?;
-        Ok(buf)
-    } else {
-        std::fs::read(Path::new(name)).map_err(|e| format!("{name}: {e}"))
-    }
-}
-
 fn load(name: &str, role: &'static str, bucket: &str) -> Result<Loaded, String> {
-    let bytes = read_input(name)?;
+    let bytes = super::common::read_input(name)?;
     let parsed = lifecycle::parse(&bytes, name, Some(bucket)).map_err(|e| e.to_string())?;
     let (config, origins) = lifecycle::select_for_bucket(&parsed, bucket);
     if origins.is_empty() {
