@@ -314,3 +314,33 @@ fn malformed_reviews_get_400_and_unready_until_facts() {
     ]);
     assert_eq!(code, 400);
 }
+
+#[test]
+fn store_loss_uses_cached_facts_with_a_warning_until_they_are_stale() {
+    let store = store_with_age(1);
+    let s = Server::start(&["--store", p(store.path()), "--stale-after", "5s"]);
+    s.wait_ready();
+    let upgrade = review(kcp("v1.30.4", json!({})), kcp("v1.31.1", json!({})), &[]);
+    let (_, v) = s.review(&upgrade);
+    assert_eq!(v["response"]["allowed"], true, "{v:#}");
+    // The store disappears: the next refreshes fail.
+    let moved = store.path().with_extension("gone");
+    std::fs::rename(store.path(), &moved).unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    let (_, v) = s.review(&upgrade);
+    assert_eq!(v["response"]["allowed"], true, "{v:#}");
+    let warnings = v["response"]["warnings"].to_string();
+    assert!(warnings.contains("cached facts"), "{v:#}");
+    // Past the staleness bound the cached reading is no longer used: refuse.
+    std::thread::sleep(Duration::from_secs(5));
+    let (_, v) = s.review(&upgrade);
+    assert_eq!(v["response"]["allowed"], false, "{v:#}");
+    assert!(
+        v["response"]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("store.reachable"),
+        "{v:#}"
+    );
+    std::fs::rename(&moved, store.path()).unwrap();
+}

@@ -146,6 +146,7 @@ pub fn store_fact(s: &store::StoreFacts) -> gate::StoreFact {
             meaning: c.meaning.clone(),
             problems: c.problems.clone(),
         }),
+        stale: None,
     }
 }
 

@@ -119,6 +119,9 @@ pub struct EtcdGate {
     /// Unix seconds of the newest valid backup per store, for the age gauge at scrape time.
     newest_ts: RwLock<Vec<(String, i64)>>,
     refreshes: AtomicU64,
+    /// Last successful reading per store URL, and when it was taken.
+    last_good:
+        std::sync::Mutex<std::collections::HashMap<String, (facts::StoreResult, DateTime<Utc>)>>,
 }
 
 fn operation(op: wh::Operation) -> Operation {
@@ -147,6 +150,7 @@ impl EtcdGate {
             metrics: FactMetrics::default(),
             newest_ts: RwLock::new(Vec::new()),
             refreshes: AtomicU64::new(0),
+            last_good: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -244,6 +248,7 @@ impl EtcdGate {
                     .inc();
             }
         }
+        let stores = self.with_last_good(stores, now);
         if let Fact::Unknown { reason } = &etcd {
             tracing::warn!(%reason, "etcd fact refresh failed");
             self.metrics
@@ -280,6 +285,43 @@ impl EtcdGate {
         if complete {
             self.ready.store(true, Ordering::Release);
         }
+    }
+
+    /// Replace a store that could not be read by its last successful reading, marked stale,
+    /// while that reading is younger than the staleness bound; remember successful readings.
+    fn with_last_good(
+        &self,
+        stores: Vec<facts::StoreResult>,
+        now: DateTime<Utc>,
+    ) -> Vec<facts::StoreResult> {
+        let mut last = match self.last_good.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let bound = chrono::Duration::from_std(self.stale_after).unwrap_or(chrono::Duration::MAX);
+        stores
+            .into_iter()
+            .map(|s| match &s.fact {
+                Fact::Known { .. } => {
+                    last.insert(s.url.clone(), (s.clone(), now));
+                    s
+                }
+                Fact::Unknown { reason } => match last.get(&s.url) {
+                    Some((good, at)) if now.signed_duration_since(*at) <= bound => {
+                        let mut cached = good.clone();
+                        if let Fact::Known { value } = &mut cached.fact {
+                            value.stale = Some(format!(
+                                "latest refresh failed ({reason}); using facts read {} ago",
+                                gate::human_age(now.signed_duration_since(*at))
+                            ));
+                        }
+                        cached
+                    }
+                    _ => s,
+                },
+                Fact::NotChecked { .. } => s,
+            })
+            .collect()
     }
 
     fn update_metrics(&self, stores: &[facts::StoreResult], now: DateTime<Utc>) {

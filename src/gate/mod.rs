@@ -106,6 +106,10 @@ pub struct StoreFact {
     pub newest_valid: Option<Backup>,
     /// Control files, for layouts that have them (etcd-manager); `None` otherwise.
     pub control_files: Option<ControlFiles>,
+    /// Set when these facts are a cached earlier reading because the latest read failed (the
+    /// webhook keeps deciding from them within its staleness bound): why, and how old.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stale: Option<String>,
 }
 
 /// What etcd-manager will do given the control files.
@@ -395,6 +399,20 @@ fn stores_checks(
                 Some("check the store URL, credentials and network; the gate cannot tell whether a restorable backup exists"),
                 serde_json::json!({ "reason": reason }),
             )),
+            Fact::Known { value: s } if s.stale.is_some() => {
+                let why = s.stale.as_deref().unwrap_or_default();
+                out.push(finding(
+                    STORE_REACHABLE,
+                    Severity::Warn,
+                    format!("{}: deciding from cached facts: {why}", s.url),
+                    Some("fix access to the store before the cached facts go stale (then the gate refuses)"),
+                    serde_json::json!({ "store": s.url, "stale": why }),
+                ));
+                if let Some(rev) = snapshot_checks(s, req, now, out) {
+                    newest_rev = Some(newest_rev.map_or(rev, |r: i64| r.max(rev)));
+                }
+                control_checks(s, req, out);
+            }
             Fact::Known { value: s } => {
                 out.push(finding(
                     STORE_REACHABLE,

@@ -37,6 +37,7 @@ fn store(newest: Option<Backup>, newest_valid: Option<Backup>) -> Fact<StoreFact
         newest,
         newest_valid,
         control_files: Some(control(ControlOutcome::Normal)),
+        stale: None,
     })
 }
 
@@ -333,4 +334,28 @@ fn human_age_formats() {
     assert_eq!(human_age(chrono::Duration::minutes(252)), "4h 12m");
     assert_eq!(human_age(chrono::Duration::hours(24 * 92 + 3)), "92d 3h 0m");
     assert_eq!(human_age(chrono::Duration::minutes(-5)), "5m in the future");
+}
+
+#[test]
+fn cached_store_facts_warn_but_still_decide() {
+    let b = backup("b1", 1, true, 100);
+    let mut s = store(Some(b.clone()), Some(b));
+    if let Fact::Known { value } = &mut s {
+        value.stale = Some("latest refresh failed (503); using facts read 2m ago".into());
+    }
+    let o = evaluate(
+        &facts(vec![s]),
+        &Change::default(),
+        &Requirements::default(),
+        now(),
+    );
+    assert_eq!(o.verdict, Verdict::Warn);
+    assert_eq!(
+        severity_of(&o, checks::STORE_REACHABLE),
+        vec![Severity::Warn]
+    );
+    assert_eq!(
+        severity_of(&o, checks::SNAPSHOT_RECENT),
+        vec![Severity::Info]
+    );
 }
