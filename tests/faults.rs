@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::gate::{etcd_manager_store, moto_env, real_snapshot, upload_dir, BOTH};
+use common::gate::moto_env;
 use common::hardening::{Mode, Proxy};
 use serde_json::Value;
 use std::process::{Command, Output, Stdio};
@@ -19,28 +19,7 @@ use std::time::{Duration, Instant};
 const URL: &str = "s3://kops-state/prod.example.com/backups/etcd/main";
 
 fn moto_store() -> common::Moto {
-    let moto = common::Moto::start();
-    let snap = tempfile::tempdir().unwrap();
-    let (path, _) = real_snapshot(snap.path(), 300);
-    let now = chrono::Utc::now();
-    let times: Vec<String> = [3, 2, 1]
-        .iter()
-        .map(|h| {
-            (now - chrono::Duration::hours(*h))
-                .format("%Y-%m-%dT%H:%M:%SZ")
-                .to_string()
-        })
-        .collect();
-    let t: Vec<&str> = times.iter().map(String::as_str).collect();
-    let store = tempfile::tempdir().unwrap();
-    etcd_manager_store(store.path(), &path, &t, BOTH);
-    upload_dir(
-        &moto.endpoint,
-        "kops-state",
-        "prod.example.com/backups/etcd/main",
-        store.path(),
-    );
-    moto
+    common::gate::moto_etcd_manager_store(300)
 }
 
 /// Run `check --output json` with the given extra args; returns output, JSON and elapsed time.

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::gate::{etcd_manager_store, moto_env, real_snapshot, upload_dir, BOTH};
+use common::gate::{moto_env, upload_dir};
 use common::hardening::{writes, Mode, Proxy};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,25 +13,8 @@ use std::time::{Duration, Instant};
 const BUCKET: &str = "kops-state";
 const PREFIX: &str = "prod.example.com/backups/etcd/main";
 
-/// moto with an etcd-manager store (3 backups of a real snapshot, control files) uploaded.
 fn moto_store() -> common::Moto {
-    let moto = common::Moto::start();
-    let snap = tempfile::tempdir().unwrap();
-    let (path, _) = real_snapshot(snap.path(), 200);
-    let now = chrono::Utc::now();
-    let times: Vec<String> = [3, 2, 1]
-        .iter()
-        .map(|h| {
-            (now - chrono::Duration::hours(*h))
-                .format("%Y-%m-%dT%H:%M:%SZ")
-                .to_string()
-        })
-        .collect();
-    let t: Vec<&str> = times.iter().map(String::as_str).collect();
-    let store = tempfile::tempdir().unwrap();
-    etcd_manager_store(store.path(), &path, &t, BOTH);
-    upload_dir(&moto.endpoint, BUCKET, PREFIX, store.path());
-    moto
+    common::gate::moto_etcd_manager_store(200)
 }
 
 fn run(args: &[&str]) -> std::process::Output {

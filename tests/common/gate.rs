@@ -124,3 +124,31 @@ pub fn moto_env() -> Vec<(&'static str, &'static str)> {
         ("AWS_EC2_METADATA_DISABLED", "true"),
     ]
 }
+
+/// The moto server holding an etcd-manager store at
+/// `s3://kops-state/prod.example.com/backups/etcd/main`: 3 backups of a real snapshot with
+/// `keys` keys, taken 3, 2 and 1 hours before now, and both control files.
+pub fn moto_etcd_manager_store(keys: usize) -> super::Moto {
+    let moto = super::Moto::start();
+    let snap = tempfile::tempdir().unwrap();
+    let (path, _) = real_snapshot(snap.path(), keys);
+    let now = chrono::Utc::now();
+    let times: Vec<String> = [3, 2, 1]
+        .iter()
+        .map(|h| {
+            (now - chrono::Duration::hours(*h))
+                .format("%Y-%m-%dT%H:%M:%SZ")
+                .to_string()
+        })
+        .collect();
+    let t: Vec<&str> = times.iter().map(String::as_str).collect();
+    let store = tempfile::tempdir().unwrap();
+    etcd_manager_store(store.path(), &path, &t, BOTH);
+    upload_dir(
+        &moto.endpoint,
+        "kops-state",
+        "prod.example.com/backups/etcd/main",
+        store.path(),
+    );
+    moto
+}
