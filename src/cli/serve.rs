@@ -579,12 +579,12 @@ impl wh::Gate for EtcdGate {
             });
         }
         registry.register(
-            "etcdguard_last_snapshot_timestamp_seconds",
+            wh::metrics::LAST_SNAPSHOT_TIMESTAMP_SECONDS,
             "Unix time of the newest restorable backup per store",
             m.last_snapshot_ts.clone(),
         );
         registry.register(
-            "etcdguard_snapshot_age_seconds",
+            wh::metrics::SNAPSHOT_AGE_SECONDS,
             "Age of the newest restorable backup per store",
             m.snapshot_age.clone(),
         );
@@ -594,22 +594,22 @@ impl wh::Gate for EtcdGate {
             m.snapshot_revision.clone(),
         );
         registry.register(
-            "etcdguard_snapshot_valid",
+            wh::metrics::SNAPSHOT_VALID,
             "1 when the newest backup of the store is restorable",
             m.snapshot_valid.clone(),
         );
         registry.register(
-            "etcdguard_control_files_present",
+            wh::metrics::CONTROL_FILES_PRESENT,
             "1 when both etcd-manager control files are present",
             m.control_files_present.clone(),
         );
         registry.register(
-            "etcdguard_fact_refresh_errors",
+            wh::metrics::counter_base_name(wh::metrics::FACT_REFRESH_ERRORS_TOTAL),
             "Fact refresh failures by source",
             m.refresh_errors.clone(),
         );
         registry.register(
-            "etcdguard_last_fact_refresh_timestamp_seconds",
+            wh::metrics::LAST_FACT_REFRESH_TIMESTAMP_SECONDS,
             "Unix time of the last completed fact refresh",
             m.last_refresh_ts.clone(),
         );
