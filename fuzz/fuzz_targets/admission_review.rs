@@ -1,9 +1,71 @@
-//! AdmissionReview parsing (the webhook's own parser and the kube types) on arbitrary bytes:
-//! errors are fine, panics are not.
+//! AdmissionReview handling on arbitrary bytes: the webhook's own parser and the kube types,
+//! then, for a body that parses, what `etcdguard serve`'s gate does with it: policy matching
+//! against the embedded policies (json-patch diff, watched pointers), change classification
+//! and the decision with facts unknown. Errors are fine, panics are not; with facts unknown an
+//! enforced, gated request must never be allowed.
 #![no_main]
+use std::sync::OnceLock;
+
+use etcdguard::gate::{self, Fact, Facts, Verdict};
+use etcdguard::policy::{Operation, PolicySet, Request};
 use libfuzzer_sys::fuzz_target;
 
+fn policies() -> &'static PolicySet {
+    static SET: OnceLock<PolicySet> = OnceLock::new();
+    SET.get_or_init(|| PolicySet::embedded().expect("embedded policies load"))
+}
+
 fuzz_target!(|data: &[u8]| {
-    let _ = etcdguard_webhook::review::parse_review(data);
     let _ = etcdguard_webhook::review::parse_review_with_kube(data);
+    let Ok(parsed) = etcdguard_webhook::review::parse_review(data) else {
+        return;
+    };
+    let r = parsed.view;
+    let op = match r.operation {
+        etcdguard_webhook::Operation::Create => Operation::Create,
+        etcdguard_webhook::Operation::Update => Operation::Update,
+        etcdguard_webhook::Operation::Delete => Operation::Delete,
+        etcdguard_webhook::Operation::Connect => Operation::Connect,
+    };
+    let mut req = Request::from_shared(op, r.old_object.clone(), r.object.clone())
+        .by(r.username.clone(), r.groups.clone());
+    if req.api_group.is_empty() && req.kind.is_empty() {
+        req.api_group = r.kind.group.clone();
+        req.kind = r.kind.kind.clone();
+    }
+    req.subresource = r.sub_resource.clone();
+    req.resource = Some(r.resource.resource.clone());
+    let matches = policies().matching(&req);
+    // The explaining path must agree with the fast one on what matched.
+    let explained = policies()
+        .explain(&req)
+        .into_iter()
+        .filter(|m| matches!(m, etcdguard::policy::PolicyMatch::Matched(_)))
+        .count();
+    assert_eq!(explained, matches.len(), "explain and matching disagree");
+    let mut change = gate::Change::default();
+    let diff = || req.changes().iter().map(|c| c.path.clone()).collect();
+    if let Ok(set) =
+        etcdguard::change::from_objects_with_diff(r.old_object.as_deref(), r.object.as_deref(), diff)
+    {
+        etcdguard::cli::facts::summarize(&set, "fuzz", &mut change);
+    }
+    let facts = Facts {
+        stores: vec![Fact::unknown("fuzz: facts unknown")],
+        etcd: Fact::not_checked("fuzz"),
+        lifecycle: Fact::unknown("fuzz: facts unknown"),
+    };
+    let gated = !matches.is_empty();
+    let d = gate::request::decide_matched(
+        policies(),
+        Some(&req),
+        matches,
+        &facts,
+        &change,
+        Default::default(),
+        chrono::Utc::now(),
+    );
+    if gated && d.requirements.mode == gate::Mode::Enforce && d.exception.is_none() {
+        assert_eq!(d.outcome.verdict, Verdict::Refuse, "unknown facts allowed under enforce");
+    }
 });
