@@ -17,6 +17,7 @@
 pub mod change;
 pub mod cli;
 pub mod gate;
+pub mod json;
 pub mod lifecycle;
 pub mod live;
 pub mod policy;

@@ -466,16 +466,14 @@ fn effective_requirements_take_the_strictest_of_all_matching_policies() {
         ]
     );
     // Only the replica change: only the enforce policy matches, so its own values apply.
-    let req = Request {
-        subresource: Some("scale".into()),
-        api_group: "controlplane.cluster.x-k8s.io".into(),
-        kind: "KubeadmControlPlane".into(),
-        ..Request::from_objects(
-            Operation::Update,
-            Some(object("kcp-scale-old.json")),
-            Some(object("kcp-scale-new.json")),
-        )
-    };
+    let mut req = Request::from_objects(
+        Operation::Update,
+        Some(object("kcp-scale-old.json")),
+        Some(object("kcp-scale-new.json")),
+    );
+    req.subresource = Some("scale".into());
+    req.api_group = "controlplane.cluster.x-k8s.io".into();
+    req.kind = "KubeadmControlPlane".into();
     let matches = set.matching(&req);
     let eff = set.effective(&matches);
     assert_eq!(eff.policies, vec!["prod-control-plane-upgrades"]);
@@ -716,12 +714,10 @@ fn kubeadm_control_plane_scale_subresource_matches() {
     // As a Scale of the autoscaling group without subresource information, nothing matches.
     assert!(matched_names(&set, &base).is_empty());
     // With the parent's group and kind (what the admission adapter passes for /scale).
-    let req = Request {
-        api_group: "controlplane.cluster.x-k8s.io".into(),
-        kind: "KubeadmControlPlane".into(),
-        subresource: Some("scale".into()),
-        ..base.clone()
-    };
+    let mut req = base.clone();
+    req.api_group = "controlplane.cluster.x-k8s.io".into();
+    req.kind = "KubeadmControlPlane".into();
+    req.subresource = Some("scale".into());
     assert_eq!(
         resource_hits(&set, &req, "capi-kubeadm-control-plane"),
         vec![(
@@ -730,23 +726,19 @@ fn kubeadm_control_plane_scale_subresource_matches() {
         )]
     );
     // With only the plural resource name (request.resource.resource) and kind Scale.
-    let req = Request {
-        api_group: "controlplane.cluster.x-k8s.io".into(),
-        resource: Some("kubeadmcontrolplanes".into()),
-        subresource: Some("scale".into()),
-        ..base.clone()
-    };
+    let mut req = base.clone();
+    req.api_group = "controlplane.cluster.x-k8s.io".into();
+    req.resource = Some("kubeadmcontrolplanes".into());
+    req.subresource = Some("scale".into());
     assert_eq!(
         matched_names(&set, &req),
         vec!["capi-kubeadm-control-plane"]
     );
     // The status subresource is not matched by the shipped rule.
-    let req = Request {
-        api_group: "controlplane.cluster.x-k8s.io".into(),
-        kind: "KubeadmControlPlane".into(),
-        subresource: Some("status".into()),
-        ..base
-    };
+    let mut req = base;
+    req.api_group = "controlplane.cluster.x-k8s.io".into();
+    req.kind = "KubeadmControlPlane".into();
+    req.subresource = Some("status".into());
     assert!(matched_names(&set, &req).is_empty());
 }
 

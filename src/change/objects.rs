@@ -1,10 +1,12 @@
 //! Kubernetes object changes (old vs new), classified by `(apiGroup, kind)`.
 //!
-//! The pair is parsed once, the touched fields are computed once with `json_patch::diff`, and
+//! The pair is parsed once, the touched fields are computed once (the json-patch diff, see
+//! [`crate::json::diff`]), and
 //! the pair is dispatched by kind to one typed classifier per kind (the linkerd2 admission
 //! pattern). Kinds not in [`KINDS`] are "not a gated change": an empty [`ChangeSet`] with a note.
 
 use super::{show, Change, ChangeError, ChangeKind, ChangeSet};
+use crate::json::pointer;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -141,6 +143,20 @@ pub fn known_kinds() -> impl Iterator<Item = (&'static str, &'static str)> {
 ///
 /// CREATE of a cluster kind ⇒ ClusterCreation (not gated); DELETE ⇒ ClusterDeletion (gated).
 pub fn from_objects(old: Option<&Value>, new: Option<&Value>) -> Result<ChangeSet, ChangeError> {
+    from_objects_with_diff(old, new, || match (old, new) {
+        (Some(o), Some(n)) => diff_paths(o, n),
+        _ => Vec::new(),
+    })
+}
+
+/// [`from_objects`] with the json-patch diff of `old` → `new` supplied by the caller (its
+/// paths, in `json_patch::diff` order) when it already has it, e.g. the webhook's policy
+/// matching computed it for the same pair. `diff` is called only for a gated kind on an UPDATE.
+pub fn from_objects_with_diff(
+    old: Option<&Value>,
+    new: Option<&Value>,
+    diff: impl FnOnce() -> Vec<String>,
+) -> Result<ChangeSet, ChangeError> {
     let (gvk_old, gvk_new) = (
         old.map(|o| gvk(o, "old object")).transpose()?,
         new.map(|n| gvk(n, "new object")).transpose()?,
@@ -192,17 +208,14 @@ pub fn from_objects(old: Option<&Value>, new: Option<&Value>) -> Result<ChangeSe
     // A deletionTimestamp appearing on an UPDATE is a deletion in progress.
     let deleting = match (old, new) {
         (Some(o), Some(n)) => {
-            o.pointer("/metadata/deletionTimestamp").is_none()
-                && n.pointer("/metadata/deletionTimestamp").is_some()
+            pointer(o, "/metadata/deletionTimestamp").is_none()
+                && pointer(n, "/metadata/deletionTimestamp").is_some()
         }
         _ => false,
     };
     let (old, new) = if deleting { (old, None) } else { (old, new) };
     let touched = match (old, new) {
-        (Some(o), Some(n)) => json_patch::diff(o, n)
-            .iter()
-            .map(|op| op.path().as_str().to_string())
-            .collect(),
+        (Some(_), Some(_)) => diff(),
         _ => Vec::new(),
     };
     let mut ctx = Ctx {
@@ -223,8 +236,15 @@ pub fn from_objects(old: Option<&Value>, new: Option<&Value>) -> Result<ChangeSe
     Ok(ctx.set)
 }
 
+/// The paths of the json-patch diff of `old` → `new`, in `json_patch::diff` order.
+fn diff_paths(old: &Value, new: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    crate::json::diff(old, new, |_, path| out.push(path.to_string()));
+    out
+}
+
 fn meta_name(v: &Value) -> Option<&str> {
-    v.pointer("/metadata/name").and_then(Value::as_str)
+    pointer(v, "/metadata/name").and_then(Value::as_str)
 }
 
 fn resource_name(g: &Gvk, v: &Value) -> String {
@@ -234,7 +254,7 @@ fn resource_name(g: &Gvk, v: &Value) -> String {
         format!("{}/{}", g.group, g.kind)
     };
     let name = meta_name(v).unwrap_or("<unnamed>");
-    match v.pointer("/metadata/namespace").and_then(Value::as_str) {
+    match pointer(v, "/metadata/namespace").and_then(Value::as_str) {
         Some(ns) => format!("{kind} {ns}/{name}"),
         None => format!("{kind} {name}"),
     }
@@ -276,12 +296,12 @@ impl<'a> Ctx<'a> {
     }
     fn old_at(&self, ptr: &str) -> Option<&'a Value> {
         self.old
-            .and_then(|o| o.pointer(ptr))
+            .and_then(|o| pointer(o, ptr))
             .filter(|v| !v.is_null())
     }
     fn new_at(&self, ptr: &str) -> Option<&'a Value> {
         self.new
-            .and_then(|n| n.pointer(ptr))
+            .and_then(|n| pointer(n, ptr))
             .filter(|v| !v.is_null())
     }
     fn old_str(&self, ptr: &str) -> Option<String> {
@@ -508,7 +528,7 @@ fn kops_cluster(c: &mut Ctx<'_>) {
         version_change("/spec/kubernetesVersion"),
     );
     let index = |v: Option<&Value>| -> BTreeMap<String, (usize, Value)> {
-        v.and_then(|v| v.pointer("/spec/etcdClusters"))
+        v.and_then(|v| pointer(v, "/spec/etcdClusters"))
             .and_then(Value::as_array)
             .map(|a| {
                 a.iter()
@@ -561,7 +581,7 @@ fn kops_cluster(c: &mut Ctx<'_>) {
                 ptrs(c, "/etcdMembers"),
             );
         }
-        let s = |v: &Value, p: &str| v.pointer(p).and_then(Value::as_str).map(str::to_string);
+        let s = |v: &Value, p: &str| pointer(v, p).and_then(Value::as_str).map(str::to_string);
         if s(o, "/version") != s(n, "/version") {
             c.push(
                 ChangeKind::EtcdUpgrade {
@@ -582,7 +602,7 @@ fn kops_cluster(c: &mut Ctx<'_>) {
         // (kops `etcdmanager/options.go`), so spelling out the default is not a move.
         let effective = |side: Option<&Value>, entry: &Value| {
             s(entry, store).or_else(|| {
-                let base = side?.pointer("/spec/configBase")?.as_str()?;
+                let base = pointer(side?, "/spec/configBase")?.as_str()?;
                 Some(format!(
                     "{}/backups/etcd/{name}",
                     base.trim_end_matches('/')
@@ -627,10 +647,7 @@ fn kops_cluster(c: &mut Ctx<'_>) {
                 }
             }
             if rest_o != rest_n {
-                let rel: Vec<String> = json_patch::diff(&rest_o, &rest_n)
-                    .iter()
-                    .map(|op| op.path().as_str().to_string())
-                    .collect();
+                let rel = diff_paths(&rest_o, &rest_n);
                 // Evidence from each side's own entry (indices may differ between old and new).
                 let ev = rel
                     .iter()
@@ -638,8 +655,8 @@ fn kops_cluster(c: &mut Ctx<'_>) {
                         format!(
                             "spec.etcdClusters[{ni}] ({name}) {}: {} -> {}",
                             dotted(p),
-                            display(rest_o.pointer(p)),
-                            display(rest_n.pointer(p))
+                            display(pointer(&rest_o, p)),
+                            display(pointer(&rest_n, p))
                         )
                     })
                     .collect::<Vec<_>>()
@@ -672,7 +689,7 @@ fn kops_cluster(c: &mut Ctx<'_>) {
 
 fn kops_instance_group(c: &mut Ctx<'_>) {
     let role = |v: Option<&Value>| {
-        v.and_then(|v| v.pointer("/spec/role"))
+        v.and_then(|v| pointer(v, "/spec/role"))
             .and_then(Value::as_str)
             .map(str::to_string)
     };
@@ -846,7 +863,7 @@ fn rancher_cluster(c: &mut Ctx<'_>) {
         c.push(ChangeKind::EtcdRestore { detail }, ev, ptrs);
     }
     let etcd_nodes = |v: Option<&Value>| -> Option<i64> {
-        let pools = v?.pointer("/spec/rkeConfig/machinePools")?.as_array()?;
+        let pools = pointer(v?, "/spec/rkeConfig/machinePools")?.as_array()?;
         Some(
             pools
                 .iter()

@@ -223,11 +223,7 @@ fn explain(args: ExplainArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let changes = if req.source.is_some() {
-        Vec::new()
-    } else {
-        req.changes()
-    };
+    let changes = req.changes();
     let results = set.explain(&req);
     let matched: Vec<_> = results
         .iter()
@@ -262,7 +258,7 @@ fn explain(args: ExplainArgs) -> u8 {
                 json!({"request": req, "changes": changes, "policies": policies, "effective": effective})
             );
         }
-        Format::Text => print_text(&req, &changes, &results, &exceptions, &effective, now),
+        Format::Text => print_text(&req, changes, &results, &exceptions, &effective, now),
     }
     EXIT_OK
 }

@@ -6,7 +6,7 @@
 //! policy honours it.
 
 use super::{findings, Change, Facts, Finding, Mode, Outcome, Requirements, Severity, Verdict};
-use crate::policy::{ExceptionDecision, ExceptionUse, PolicySet, Request};
+use crate::policy::{ExceptionDecision, ExceptionUse, MatchExplanation, PolicySet, Request};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::time::Duration;
@@ -62,7 +62,24 @@ pub fn decide(
     now: DateTime<Utc>,
 ) -> Decision {
     let matches = request.map(|r| policies.matching(r)).unwrap_or_default();
-    let effective = policies.effective(&matches);
+    decide_matched(policies, request, matches, facts, change, overrides, now)
+}
+
+/// The requirements the matched policies impose (strictest wins), after the command-line
+/// overrides; no matches (a plain check) means the defaults, control files included.
+pub fn requirements(
+    policies: &PolicySet,
+    matches: &[MatchExplanation],
+    overrides: Overrides,
+) -> Requirements {
+    requirements_of(&policies.effective(matches), matches.is_empty(), overrides)
+}
+
+fn requirements_of(
+    effective: &crate::policy::EffectiveRequire,
+    no_match: bool,
+    overrides: Overrides,
+) -> Requirements {
     let mut req = Requirements::default();
     if let Some(m) = effective.mode {
         req.mode = mode_from_policy(m);
@@ -70,13 +87,29 @@ pub fn decide(
     if let Some(a) = effective.snapshot_max_age {
         req.max_age = a.0;
     }
-    req.control_files = effective.control_files || matches.is_empty();
+    req.control_files = effective.control_files || no_match;
     if let Some(a) = overrides.max_age {
         req.max_age = a;
     }
     if let Some(m) = overrides.mode {
         req.mode = m;
     }
+    req
+}
+
+/// [`decide`] with the matching policies already found (`policies.matching(request)`), for a
+/// caller that needed them first (the webhook skips fact work for ungated requests).
+pub fn decide_matched(
+    policies: &PolicySet,
+    request: Option<&Request>,
+    matches: Vec<MatchExplanation>,
+    facts: &Facts,
+    change: &Change,
+    overrides: Overrides,
+    now: DateTime<Utc>,
+) -> Decision {
+    let effective = policies.effective(&matches);
+    let req = requirements_of(&effective, matches.is_empty(), overrides);
     let policy_names: Vec<String> = matches.iter().map(|m| m.policy.clone()).collect();
 
     let object_request = request.is_some_and(|r| r.source.is_none());

@@ -5,6 +5,7 @@ use super::Policy;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// A proposed change as the gate sees it: a Kubernetes object change (admission or `explain`)
 /// or a CLI change source.
@@ -30,10 +31,10 @@ pub struct Request {
     pub subresource: Option<String>,
     /// The object before the change (UPDATE, DELETE).
     #[serde(skip)]
-    pub old: Option<Value>,
+    pub old: Option<Arc<Value>>,
     /// The object after the change (CREATE, UPDATE).
     #[serde(skip)]
-    pub new: Option<Value>,
+    pub new: Option<Arc<Value>>,
     /// Requesting user name.
     pub user: String,
     /// Requesting user's groups.
@@ -44,6 +45,20 @@ pub struct Request {
     /// A CLI change source; when set, only `match.sources` rules apply.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<ChangeSource>,
+    /// The diff of `old` → `new`, computed on first use by [`Request::changes`].
+    #[serde(skip)]
+    diff: DiffCache,
+}
+
+/// A computed-once diff. Never part of a request's identity: two requests with the same fields
+/// are equal whether or not either has computed its diff yet.
+#[derive(Debug, Clone, Default)]
+struct DiffCache(std::sync::OnceLock<Vec<Change>>);
+
+impl PartialEq for DiffCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl Request {
@@ -51,7 +66,17 @@ impl Request {
     /// `kind` of `new` (or `old`); annotations from its `metadata.annotations`.
     /// Missing or malformed `apiVersion`/`kind` leave the fields empty (nothing will match).
     pub fn from_objects(operation: Operation, old: Option<Value>, new: Option<Value>) -> Request {
-        let subject = new.as_ref().or(old.as_ref());
+        Request::from_shared(operation, old.map(Arc::new), new.map(Arc::new))
+    }
+
+    /// [`Request::from_objects`] for objects already shared (the webhook's parsed review):
+    /// no copy of the documents is made.
+    pub fn from_shared(
+        operation: Operation,
+        old: Option<Arc<Value>>,
+        new: Option<Arc<Value>>,
+    ) -> Request {
+        let subject = new.as_deref().or(old.as_deref());
         let api_version = subject
             .and_then(|o| o.get("apiVersion"))
             .and_then(Value::as_str)
@@ -67,7 +92,7 @@ impl Request {
             .unwrap_or("")
             .to_string();
         let annotations = subject
-            .and_then(|o| o.pointer("/metadata/annotations"))
+            .and_then(|o| crate::json::pointer(o, "/metadata/annotations"))
             .and_then(Value::as_object)
             .map(|m| {
                 m.iter()
@@ -101,12 +126,19 @@ impl Request {
         self
     }
 
-    /// The json-patch diff of `old` → `new` (an absent side counts as `null`).
-    pub fn changes(&self) -> Vec<Change> {
-        let null = Value::Null;
-        let old = self.old.as_ref().unwrap_or(&null);
-        let new = self.new.as_ref().unwrap_or(&null);
-        diff(old, new)
+    /// The json-patch diff of `old` → `new` (an absent side counts as `null`), computed once
+    /// (policy matching and change classification both read it). `old`/`new` are not expected
+    /// to change after the first call; a CLI-source request has no objects, so no changes.
+    pub fn changes(&self) -> &[Change] {
+        self.diff.0.get_or_init(|| {
+            if self.source.is_some() {
+                return Vec::new();
+            }
+            let null = Value::Null;
+            let old = self.old.as_deref().unwrap_or(&null);
+            let new = self.new.as_deref().unwrap_or(&null);
+            diff(old, new)
+        })
     }
 }
 
@@ -119,26 +151,17 @@ pub struct Change {
     pub path: String,
 }
 
-/// The json-patch (RFC 6902) diff of two documents, as (op, path) pairs.
+/// The json-patch (RFC 6902) diff of two documents, as (op, path) pairs: the operations
+/// `json_patch::diff` would emit, computed without copying values ([`crate::json::diff`]).
 pub fn diff(old: &Value, new: &Value) -> Vec<Change> {
-    json_patch::diff(old, new)
-        .0
-        .iter()
-        .filter_map(|op| {
-            use json_patch::PatchOperation as P;
-            let (name, path) = match op {
-                P::Add(o) => ("add", &o.path),
-                P::Remove(o) => ("remove", &o.path),
-                P::Replace(o) => ("replace", &o.path),
-                // `diff` emits only add/remove/replace.
-                _ => return None,
-            };
-            Some(Change {
-                op: name,
-                path: path.as_str().to_string(),
-            })
+    let mut out = Vec::new();
+    crate::json::diff(old, new, |op, path| {
+        out.push(Change {
+            op,
+            path: path.to_string(),
         })
-        .collect()
+    });
+    out
 }
 
 /// Why a policy matched a request.
@@ -199,8 +222,20 @@ impl Policy {
     /// Check this policy against a request, explaining the result either way.
     /// `changes` is the request's diff (computed once by the caller).
     pub fn check(&self, req: &Request, changes: &[Change]) -> PolicyMatch {
+        self.check_with(req, &|| changes, true)
+    }
+
+    /// [`Policy::check`] with the diff computed on demand (only a rule that selects the request
+    /// and watches paths needs it) and, when `explain` is `false`, no mismatch reasons built:
+    /// the webhook's hot path wants only the matches.
+    pub(crate) fn check_with<'c>(
+        &self,
+        req: &Request,
+        changes: &dyn Fn() -> &'c [Change],
+        explain: bool,
+    ) -> PolicyMatch {
         let spec = &self.doc.spec;
-        let explain = |reason| {
+        let matched = |reason| {
             PolicyMatch::Matched(MatchExplanation {
                 policy: self.name().to_string(),
                 mode: spec.mode,
@@ -211,29 +246,38 @@ impl Policy {
         let mut reasons = Vec::new();
         if let Some(source) = req.source {
             if spec.match_.sources.contains(&source) {
-                return explain(MatchReason::Source { source });
+                return matched(MatchReason::Source { source });
             }
-            reasons.push(if spec.match_.sources.is_empty() {
-                format!("matches no CLI sources (request source: {source})")
-            } else {
-                format!(
-                    "source {source} is not in [{}]",
-                    spec.match_
-                        .sources
-                        .iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            });
+            if explain {
+                reasons.push(if spec.match_.sources.is_empty() {
+                    format!("matches no CLI sources (request source: {source})")
+                } else {
+                    format!(
+                        "source {source} is not in [{}]",
+                        spec.match_
+                            .sources
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                });
+            }
         } else {
             for (i, rule) in spec.match_.resources.iter().enumerate() {
-                match rule_matches(rule, req, changes) {
-                    Ok(changed) => return explain(MatchReason::Resource { rule: i, changed }),
-                    Err(why) => reasons.push(format!("resources[{i}]: {why}")),
+                let outcome = match rule_selects(rule, req) {
+                    Ok(()) => path_hits(rule, req, changes),
+                    Err(miss) => Err(miss),
+                };
+                match outcome {
+                    Ok(changed) => return matched(MatchReason::Resource { rule: i, changed }),
+                    Err(miss) if explain => {
+                        reasons.push(format!("resources[{i}]: {}", miss.describe(rule, req)))
+                    }
+                    Err(_) => {}
                 }
             }
-            if spec.match_.resources.is_empty() {
+            if explain && spec.match_.resources.is_empty() {
                 reasons.push("matches no Kubernetes resources (only CLI sources)".into());
             }
         }
@@ -252,58 +296,95 @@ fn list<T: std::fmt::Display>(items: &[T]) -> String {
         .join(", ")
 }
 
-/// `Ok(hits)` when the rule matches; `Err(reason)` otherwise.
-fn rule_matches(
-    rule: &ResourceRule,
-    req: &Request,
-    changes: &[Change],
-) -> Result<Vec<PathHit>, String> {
+/// Why a resource rule does not match; rendered into words only by `policy explain`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Miss {
+    ApiGroup,
+    Kind,
+    NoOperation,
+    Operation,
+    Subresource,
+    NoWatchedPathChanged,
+}
+
+impl Miss {
+    fn describe(self, rule: &ResourceRule, req: &Request) -> String {
+        match self {
+            Miss::ApiGroup => format!(
+                "apiGroup `{}` is not in [{}]",
+                req.api_group,
+                rule.api_groups.join(", ")
+            ),
+            Miss::Kind => format!(
+                "kind `{}` is not in [{}]",
+                req.kind,
+                rule.kinds
+                    .iter()
+                    .map(|k| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Miss::NoOperation => "the request has no operation".into(),
+            Miss::Operation => format!(
+                "operation {} is not in [{}]",
+                req.operation.map(|o| o.to_string()).unwrap_or_default(),
+                list(&rule.operations)
+            ),
+            Miss::Subresource => format!(
+                "subresource `{}` is not matched by this rule",
+                req.subresource.as_deref().unwrap_or_default()
+            ),
+            Miss::NoWatchedPathChanged => {
+                format!("none of the watched paths changed ({})", list(&rule.paths))
+            }
+        }
+    }
+}
+
+/// Group, kind, operation and subresource: everything but the watched paths (cheap, no diff).
+fn rule_selects(rule: &ResourceRule, req: &Request) -> Result<(), Miss> {
     if !rule
         .api_groups
         .iter()
         .any(|g| g == "*" || *g == req.api_group)
     {
-        return Err(format!(
-            "apiGroup `{}` is not in [{}]",
-            req.api_group,
-            rule.api_groups.join(", ")
-        ));
+        return Err(Miss::ApiGroup);
     }
     if !rule
         .kinds
         .iter()
         .any(|k| k.covers(&req.kind, req.resource.as_deref()))
     {
-        return Err(format!(
-            "kind `{}` is not in [{}]",
-            req.kind,
-            rule.kinds
-                .iter()
-                .map(|k| k.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+        return Err(Miss::Kind);
     }
     let Some(op) = req.operation else {
-        return Err("the request has no operation".into());
+        return Err(Miss::NoOperation);
     };
     if !rule.operations.iter().any(|o| o.covers(op)) {
-        return Err(format!(
-            "operation {op} is not in [{}]",
-            list(&rule.operations)
-        ));
+        return Err(Miss::Operation);
     }
     if let Some(sub) = req.subresource.as_deref().filter(|s| !s.is_empty()) {
         if !rule.subresources.iter().any(|s| s.covers(sub)) {
-            return Err(format!("subresource `{sub}` is not matched by this rule"));
+            return Err(Miss::Subresource);
         }
     }
+    Ok(())
+}
+
+/// The watched paths a selecting rule sees changed (empty when it watches none: any change
+/// matches); `Err` when it watches paths and none changed.
+fn path_hits<'c>(
+    rule: &ResourceRule,
+    req: &Request,
+    changes: &dyn Fn() -> &'c [Change],
+) -> Result<Vec<PathHit>, Miss> {
     if rule.paths.is_empty() {
         return Ok(Vec::new());
     }
+    let changes = changes();
     let null = Value::Null;
-    let old = req.old.as_ref().unwrap_or(&null);
-    let new = req.new.as_ref().unwrap_or(&null);
+    let old = req.old.as_deref().unwrap_or(&null);
+    let new = req.new.as_deref().unwrap_or(&null);
     let hits: Vec<PathHit> = rule
         .paths
         .iter()
@@ -320,31 +401,27 @@ fn rule_matches(
         })
         .collect();
     if hits.is_empty() {
-        Err(format!(
-            "none of the watched paths changed ({})",
-            list(&rule.paths)
-        ))
+        Err(Miss::NoWatchedPathChanged)
     } else {
         Ok(hits)
     }
 }
 
-/// Split a JSON pointer string into unescaped tokens.
-fn tokens(pointer: &str) -> Vec<String> {
-    if pointer.is_empty() {
-        return Vec::new();
-    }
-    pointer
-        .trim_start_matches('/')
-        .split('/')
-        .map(|t| t.replace("~1", "/").replace("~0", "~"))
-        .collect()
+/// Split a JSON pointer string into its tokens, still escaped (`~0`, `~1`): most tokens have
+/// no escape, so they are compared in place (see [`seg_matches`]) without allocating.
+fn raw_tokens(pointer: &str) -> impl Iterator<Item = &str> {
+    (!pointer.is_empty())
+        .then(|| pointer.strip_prefix('/').unwrap_or(pointer).split('/'))
+        .into_iter()
+        .flatten()
 }
 
-fn seg_matches(seg: &Segment, token: &str) -> bool {
+/// Whether a pattern segment matches an escaped pointer token.
+fn seg_matches(seg: &Segment, raw: &str) -> bool {
     match seg {
         Segment::Any => true,
-        Segment::Key(k) => k == token,
+        Segment::Key(k) if !raw.contains('~') => k == raw,
+        Segment::Key(k) => *k == crate::json::unescape(raw),
     }
 }
 
@@ -356,40 +433,44 @@ fn seg_matches(seg: &Segment, token: &str) -> bool {
 ///   so replacing `/spec/desiredUpdate` without changing `version` does not trigger
 ///   a rule watching `/spec/desiredUpdate/version`.
 pub fn touches(pattern: &PathPattern, changed: &str, old: &Value, new: &Value) -> bool {
-    let toks = tokens(changed);
     let segs = pattern.segments();
-    let common = segs.len().min(toks.len());
-    let prefix_ok = segs
-        .iter()
-        .zip(toks.iter())
-        .take(common)
-        .all(|(s, t)| seg_matches(s, t));
-    if !prefix_ok {
-        return false;
+    let mut depth = 0;
+    for (i, tok) in raw_tokens(changed).enumerate() {
+        if i >= segs.len() {
+            // `changed` is below the pattern: the prefix matched.
+            return true;
+        }
+        if !seg_matches(&segs[i], tok) {
+            return false;
+        }
+        depth = i + 1;
     }
-    if toks.len() >= segs.len() {
+    if depth >= segs.len() {
         return true;
     }
     // Ancestor: compare what the remainder of the pattern selects below `changed`.
-    let at = |doc: &Value| -> Vec<Value> {
-        let base = if changed.is_empty() {
-            Some(doc)
-        } else {
-            doc.pointer(changed)
-        };
-        let mut out = Vec::new();
-        if let Some(b) = base {
-            select(b, segs.get(toks.len()..).unwrap_or(&[]), &mut out);
-        }
-        out
+    let rest = segs.get(depth..).unwrap_or(&[]);
+    selected(old, changed, rest) != selected(new, changed, rest)
+}
+
+/// The values `rest` selects below the pointer `at` in `doc` (`at` empty: the root).
+fn selected<'a>(doc: &'a Value, at: &str, rest: &[Segment]) -> Vec<&'a Value> {
+    let base = if at.is_empty() {
+        Some(doc)
+    } else {
+        crate::json::pointer(doc, at)
     };
-    at(old) != at(new)
+    let mut out = Vec::new();
+    if let Some(b) = base {
+        select(b, rest, &mut out);
+    }
+    out
 }
 
 /// Collect the values selected by `segs` under `v` (wildcards expand, in document order).
-fn select(v: &Value, segs: &[Segment], out: &mut Vec<Value>) {
+fn select<'a>(v: &'a Value, segs: &[Segment], out: &mut Vec<&'a Value>) {
     let Some((first, rest)) = segs.split_first() else {
-        out.push(v.clone());
+        out.push(v);
         return;
     };
     match (first, v) {

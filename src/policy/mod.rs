@@ -144,10 +144,14 @@ impl PolicySet {
     }
 
     /// Every policy matching the request, with why (which rule, which pointer changed).
+    ///
+    /// The request's diff ([`Request::changes`]) is computed only when a rule that selects the
+    /// request watches paths; no mismatch reasons are built (see [`PolicySet::explain`]).
     pub fn matching(&self, req: &Request) -> Vec<MatchExplanation> {
-        self.explain(req)
-            .into_iter()
-            .filter_map(|m| match m {
+        let changes = || req.changes();
+        self.policies
+            .iter()
+            .filter_map(|p| match p.check_with(req, &changes, false) {
                 PolicyMatch::Matched(e) => Some(e),
                 PolicyMatch::NotMatched(_) => None,
             })
@@ -171,14 +175,10 @@ impl PolicySet {
 
     /// Every policy checked against the request, matching or not, with reasons.
     pub fn explain(&self, req: &Request) -> Vec<PolicyMatch> {
-        let changes = if req.source.is_some() {
-            Vec::new()
-        } else {
-            req.changes()
-        };
+        let changes = req.changes();
         self.policies
             .iter()
-            .map(|p| p.check(req, &changes))
+            .map(|p| p.check(req, changes))
             .collect()
     }
 
