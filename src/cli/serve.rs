@@ -391,7 +391,8 @@ impl EtcdGate {
 
     fn decide(&self, r: &wh::ReviewRequest, now: DateTime<Utc>) -> wh::Decision {
         let op = operation(r.operation);
-        let mut req = Request::from_objects(op, r.old_object.clone(), r.object.clone())
+        // The parsed objects are shared with the request, not copied.
+        let mut req = Request::from_shared(op, r.old_object.clone(), r.object.clone())
             .by(r.username.clone(), r.groups.clone());
         if req.api_group.is_empty() && req.kind.is_empty() {
             req.api_group = r.kind.group.clone();
@@ -400,31 +401,21 @@ impl EtcdGate {
         req.subresource = r.sub_resource.clone();
         req.resource = Some(r.resource.resource.clone());
 
-        // Cheap pre-check: an ungated request needs no facts.
-        let empty = Facts {
-            stores: vec![],
-            etcd: Fact::not_checked(""),
-            lifecycle: Fact::not_checked(""),
-        };
-        let change = object_change(r);
-        let pre = gate::request::decide(
-            &self.policies,
-            Some(&req),
-            &empty,
-            &change,
-            self.overrides,
-            now,
-        );
-        if !pre.gated {
+        // An ungated request needs no facts and no change classification.
+        let matches = self.policies.matching(&req);
+        if matches.is_empty() {
             return wh::Decision::allow().with_annotation("decision", "not-gated");
         }
+        let change = object_change(r, &req);
+        let max_age = gate::request::requirements(&self.policies, &matches, self.overrides).max_age;
         let (mut facts, stores) = self.facts_at(now);
-        if let Some(issues) = self.lifecycle_object(r, &stores, pre.requirements.max_age, now) {
+        if let Some(issues) = self.lifecycle_object(r, &stores, max_age, now) {
             facts.lifecycle = issues;
         }
-        let d = gate::request::decide(
+        let d = gate::request::decide_matched(
             &self.policies,
             Some(&req),
+            matches,
             &facts,
             &change,
             self.overrides,
@@ -457,11 +448,11 @@ impl EtcdGate {
         if !is_lifecycle {
             return None;
         }
-        let new = r.object.as_ref()?;
+        let new = r.object.as_deref()?;
         let bytes = serde_json::to_vec(new).ok()?;
         let old = r
             .old_object
-            .as_ref()
+            .as_deref()
             .and_then(|o| serde_json::to_vec(o).ok());
         Some(facts::lifecycle_from_object(
             &bytes,
@@ -474,9 +465,12 @@ impl EtcdGate {
     }
 }
 
-fn object_change(r: &wh::ReviewRequest) -> gate::Change {
+/// Classify the object change; the diff is the one policy matching already computed for `req`.
+fn object_change(r: &wh::ReviewRequest, req: &Request) -> gate::Change {
     let mut change = gate::Change::default();
-    match crate::change::from_objects(r.old_object.as_ref(), r.object.as_ref()) {
+    let diff = || req.changes().iter().map(|c| c.path.clone()).collect();
+    match crate::change::from_objects_with_diff(r.old_object.as_deref(), r.object.as_deref(), diff)
+    {
         Ok(set) => facts::summarize(&set, "admission", &mut change),
         Err(e) => change.gated.push(format!("object not classified: {e}")),
     }
@@ -668,6 +662,10 @@ fn run_inner(args: Args) -> Result<u8, String> {
     let mut config = wh::ServerConfig::new(tls);
     config.listen = args.listen;
     config.metrics_listen = args.metrics_listen;
+    // The gate decides from facts cached by the refresh task (no I/O, short lock-free reads):
+    // run it on the request's own worker. The blocking pool would cost a thread hop per review,
+    // about a third of a review's CPU time (see docs/benchmarks.md).
+    config.gate_execution = wh::GateExecution::Inline;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -2,6 +2,7 @@
 //! [`ReviewRequest`] and its output [`Decision`].
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use kube::core::admission::{AdmissionRequest, Operation as KubeOperation};
 use kube::core::{DynamicObject, GroupVersionKind, GroupVersionResource};
@@ -92,10 +93,11 @@ pub struct ReviewRequest {
     pub username: String,
     /// The requesting user's groups.
     pub groups: Vec<String>,
-    /// The new object (`None` for DELETE).
-    pub object: Option<Value>,
-    /// The old object (UPDATE and DELETE only).
-    pub old_object: Option<Value>,
+    /// The new object (`None` for DELETE). Shared: a gate may keep or pass it on without
+    /// copying the document.
+    pub object: Option<Arc<Value>>,
+    /// The old object (UPDATE and DELETE only). Shared like `object`.
+    pub old_object: Option<Arc<Value>>,
     /// `true` for `--dry-run=server`; the gate decides the same way (sideEffects: None).
     pub dry_run: bool,
 }
@@ -118,7 +120,7 @@ impl ReviewRequest {
     pub fn from_admission(req: &AdmissionRequest<DynamicObject>) -> Result<Self, RequestError> {
         let to_value = |field: &'static str, obj: &Option<DynamicObject>| {
             obj.as_ref()
-                .map(serde_json::to_value)
+                .map(|o| serde_json::to_value(o).map(Arc::new))
                 .transpose()
                 .map_err(|source| RequestError::Object { field, source })
         };

@@ -2,6 +2,7 @@
 //! within what the apiserver accepts. Pure functions: no I/O.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
@@ -153,8 +154,8 @@ pub fn parse_review(body: &[u8]) -> Result<ParsedReview, ReviewError> {
     };
     let mut view = ReviewRequest::from_admission(&admission)
         .map_err(|e| ReviewError::Object(e.to_string()))?;
-    view.object = req.object.filter(|v| !v.is_null());
-    view.old_object = req.old_object.filter(|v| !v.is_null());
+    view.object = req.object.filter(|v| !v.is_null()).map(Arc::new);
+    view.old_object = req.old_object.filter(|v| !v.is_null()).map(Arc::new);
     Ok(ParsedReview { admission, view })
 }
 
