@@ -13,6 +13,7 @@ struct Server {
     child: Child,
     port: u16,
     ca: PathBuf,
+    log: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -27,6 +28,7 @@ impl Server {
     fn start(extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let ca = dir.path().join("ca.pem");
+        let log = dir.path().join("stderr.log");
         let port = common::free_port();
         let listen = format!("127.0.0.1:{port}");
         let child = Command::new(common::etcdguard_bin())
@@ -36,13 +38,14 @@ impl Server {
             .args(extra)
             .env("ETCDGUARD_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("serve log file"))
             .spawn()
             .expect("spawn etcdguard serve");
         let s = Server {
             child,
             port,
             ca,
+            log,
             _dir: dir,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -64,6 +67,27 @@ impl Server {
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
         (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
+    /// What serve wrote to stderr so far.
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A TLS handshake sending the IP address as SNI (which RFC 6066 forbids; load generators
+    /// and some probes do it). Returns openssl's report.
+    fn handshake_with_ip_sni(&self) -> String {
+        let out = Command::new("openssl")
+            .args(["s_client", "-connect", &format!("127.0.0.1:{}", self.port)])
+            .args(["-servername", "127.0.0.1", "-brief"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("openssl s_client");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
     }
 
     fn get(&self, path: &str) -> (u16, String) {
@@ -343,4 +367,41 @@ fn store_loss_uses_cached_facts_with_a_warning_until_they_are_stale() {
         "{v:#}"
     );
     std::fs::rename(&moved, store.path()).unwrap();
+}
+
+#[test]
+fn clients_cannot_flood_the_log_through_rustls_warnings() {
+    let store = store_with_age(1);
+    let quiet = Server::start(&["--store", p(store.path())]);
+    for _ in 0..5 {
+        let report = quiet.handshake_with_ip_sni();
+        assert!(report.contains("CONNECTION ESTABLISHED"), "{report}");
+    }
+    // The same handshakes with rustls' warnings let through show what is being held back.
+    let loud = Server::start(&["--store", p(store.path()), "--log", "warn,rustls=warn"]);
+    for _ in 0..5 {
+        loud.handshake_with_ip_sni();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        loud.stderr().matches("Illegal SNI").count() >= 5,
+        "with rustls=warn: {}",
+        loud.stderr()
+    );
+    let held = quiet.stderr();
+    assert!(!held.contains("Illegal SNI"), "default filter: {held}");
+    // Not a terminal: no colour codes in the log.
+    assert!(!loud.stderr().contains('\u{1b}'), "ANSI escapes in a piped log");
+}
+
+#[test]
+fn an_unparsable_log_filter_falls_back_to_warn_and_says_so() {
+    let out = Command::new(common::etcdguard_bin())
+        .args(["--log", "etcdguard=loudest", "verify", "/nonexistent/snapshot.db"])
+        .output()
+        .expect("run etcdguard");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("log filter not understood"), "{err}");
+    assert!(err.contains("/nonexistent/snapshot.db"), "{err}");
 }

@@ -9,14 +9,34 @@ pub enum Output {
     Github,
 }
 
-/// Install a tracing subscriber writing to stderr. Bad filters fall back to `warn`.
+/// Install a tracing subscriber writing to stderr (colour only on a terminal). A filter that
+/// does not parse falls back to `warn`, with a note saying so.
+///
+/// rustls logs some client mistakes at `warn` once per connection (e.g. an IP address sent as
+/// SNI, which load generators and some probes do); a client must not be able to flood the log,
+/// so rustls is held at `error` unless the filter names it.
 pub fn init_tracing(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    use std::io::IsTerminal;
+    let directives = if filter.contains("rustls") {
+        filter.to_string()
+    } else {
+        format!("{filter},rustls=error")
+    };
+    let (env_filter, bad) = match tracing_subscriber::EnvFilter::try_new(&directives) {
+        Ok(f) => (f, None),
+        Err(e) => (
+            tracing_subscriber::EnvFilter::new("warn,rustls=error"),
+            Some(e),
+        ),
+    };
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(env_filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
+    if let Some(e) = bad {
+        tracing::warn!(filter, error = %e, "log filter not understood; using `warn`");
+    }
 }
 
 /// Store-related flags shared by `status`, `check` and `serve` (`#[command(flatten)]`).
