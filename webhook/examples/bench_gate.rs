@@ -2,7 +2,9 @@
 //! the real one — it compares `spec.version` of object and oldObject and decides from a cached
 //! fact (snapshot age), adding an audit annotation. Used by `scripts/bench-webhook`.
 //!
-//! Usage: `bench_gate 127.0.0.1:9443 [inline]` (`inline`: [`GateExecution::Inline`]).
+//! Usage: `bench_gate 127.0.0.1:9443 [blocking]` (default [`GateExecution::Inline`], as
+//! `etcdguard serve` runs its gate; `blocking`: [`GateExecution::BlockingPool`]).
+//! Uses mimalloc like the `etcdguard` binary.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +14,9 @@ use etcdguard_webhook::{
     serve, shutdown_signal, Decision, Gate, GateExecution, ReviewRequest, ServerConfig, TlsSource,
 };
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct CachedFactsGate {
     snapshot_age_seconds: AtomicU64,
 }
@@ -19,7 +24,7 @@ struct CachedFactsGate {
 impl Gate for CachedFactsGate {
     fn review(&self, r: &ReviewRequest) -> Decision {
         let age = self.snapshot_age_seconds.load(Ordering::Relaxed);
-        let version = |o: &Option<serde_json::Value>| {
+        let version = |o: &Option<std::sync::Arc<serde_json::Value>>| {
             o.as_ref()
                 .and_then(|o| o.pointer("/spec/version"))
                 .and_then(|v| v.as_str())
@@ -55,9 +60,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ips: vec![addr.ip()],
     });
     config.listen = addr;
-    if std::env::args().nth(2).as_deref() == Some("inline") {
-        config.gate_execution = GateExecution::Inline;
-    }
+    config.gate_execution = if std::env::args().nth(2).as_deref() == Some("blocking") {
+        GateExecution::BlockingPool
+    } else {
+        GateExecution::Inline
+    };
     let gate = Arc::new(CachedFactsGate {
         snapshot_age_seconds: AtomicU64::new(93_600),
     });
