@@ -7,7 +7,7 @@
 use std::sync::OnceLock;
 
 use etcdguard::gate::{self, Fact, Facts, Verdict};
-use etcdguard::policy::{Operation, PolicySet, Request};
+use etcdguard::policy::PolicySet;
 use libfuzzer_sys::fuzz_target;
 
 fn policies() -> &'static PolicySet {
@@ -21,20 +21,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let r = parsed.view;
-    let op = match r.operation {
-        etcdguard_webhook::Operation::Create => Operation::Create,
-        etcdguard_webhook::Operation::Update => Operation::Update,
-        etcdguard_webhook::Operation::Delete => Operation::Delete,
-        etcdguard_webhook::Operation::Connect => Operation::Connect,
-    };
-    let mut req = Request::from_shared(op, r.old_object.clone(), r.object.clone())
-        .by(r.username.clone(), r.groups.clone());
-    if req.api_group.is_empty() && req.kind.is_empty() {
-        req.api_group = r.kind.group.clone();
-        req.kind = r.kind.kind.clone();
-    }
-    req.subresource = r.sub_resource.clone();
-    req.resource = Some(r.resource.resource.clone());
+    let req = etcdguard::cli::serve::policy_request(&r);
     let matches = policies().matching(&req);
     // The explaining path must agree with the fast one on what matched.
     let explained = policies()

@@ -390,17 +390,7 @@ impl EtcdGate {
     }
 
     fn decide(&self, r: &wh::ReviewRequest, now: DateTime<Utc>) -> wh::Decision {
-        let op = operation(r.operation);
-        // The parsed objects are shared with the request, not copied.
-        let mut req = Request::from_shared(op, r.old_object.clone(), r.object.clone())
-            .by(r.username.clone(), r.groups.clone());
-        if req.api_group.is_empty() && req.kind.is_empty() {
-            req.api_group = r.kind.group.clone();
-            req.kind = r.kind.kind.clone();
-        }
-        req.subresource = r.sub_resource.clone();
-        req.resource = Some(r.resource.resource.clone());
-
+        let req = policy_request(r);
         // An ungated request needs no facts and no change classification.
         let matches = self.policies.matching(&req);
         if matches.is_empty() {
@@ -463,6 +453,25 @@ impl EtcdGate {
             now,
         ))
     }
+}
+
+/// The policy engine's view of an admission request. The parsed objects are shared with the
+/// review, not copied; group and kind come from the objects, else from the review (a DELETE
+/// without objects, a subresource).
+pub fn policy_request(r: &wh::ReviewRequest) -> Request {
+    let mut req = Request::from_shared(
+        operation(r.operation),
+        r.old_object.clone(),
+        r.object.clone(),
+    )
+    .by(r.username.clone(), r.groups.clone());
+    if req.api_group.is_empty() && req.kind.is_empty() {
+        req.api_group = r.kind.group.clone();
+        req.kind = r.kind.kind.clone();
+    }
+    req.subresource = r.sub_resource.clone();
+    req.resource = Some(r.resource.resource.clone());
+    req
 }
 
 /// Classify the object change; the diff is the one policy matching already computed for `req`.
