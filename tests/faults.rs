@@ -12,8 +12,9 @@ mod common;
 
 use common::gate::moto_env;
 use common::hardening::{Mode, Proxy};
+use common::serve::Serve;
 use serde_json::Value;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 const URL: &str = "s3://kops-state/prod.example.com/backups/etcd/main";
@@ -223,57 +224,27 @@ fn etcd_cluster_without_quorum() {
     assert!(elapsed < Duration::from_secs(30), "{elapsed:?}");
 }
 
-fn curl(ca: &std::path::Path, args: &[&str]) -> (u16, String) {
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "10", "--cacert"])
-        .arg(ca)
-        .args(["-w", "\n%{http_code}"])
-        .args(args)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), body.to_string())
-}
-
 #[test]
 fn serve_keeps_answering_when_the_store_goes_away() {
     let moto = moto_store();
     let proxy = Proxy::start(&moto.endpoint, Mode::Forward);
-    let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("ca.pem");
-    let port = common::free_port();
-    let mut child = Command::new(common::etcdguard_bin())
-        .args([
-            "serve",
-            "--self-signed",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--ca-out",
-        ])
-        .arg(&ca)
-        .args([
+    let s = Serve::start(
+        &[
             "--refresh-interval",
             "1s",
             "--store",
             URL,
             "--s3-endpoint",
             &proxy.endpoint,
-        ])
-        .args(["--s3-path-style", "--s3-timeout", "2s"])
-        .envs(moto_env())
-        .env_remove("AWS_ENDPOINT_URL")
-        .env("ETCDGUARD_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let readyz = format!("https://localhost:{port}/readyz");
-    while !(ca.exists() && curl(&ca, &[&readyz]).0 == 200) {
-        assert!(Instant::now() < deadline, "serve never became ready");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+            "--s3-path-style",
+            "--s3-timeout",
+            "2s",
+        ],
+        |c| {
+            c.envs(moto_env()).env_remove("AWS_ENDPOINT_URL");
+        },
+    );
+    s.wait_ready(Duration::from_secs(60));
     let kcp = |v: &str| {
         serde_json::json!({"apiVersion": "controlplane.cluster.x-k8s.io/v1beta1", "kind": "KubeadmControlPlane",
             "metadata": {"name": "prod-cp", "namespace": "default"}, "spec": {"replicas": 3, "version": v}})
@@ -288,25 +259,8 @@ fn serve_keeps_answering_when_the_store_goes_away() {
             "userInfo": {"username": "alice"},
             "object": kcp("v1.31.1"), "oldObject": kcp("v1.30.4"), "dryRun": false
         }
-    })
-    .to_string();
-    let validate = format!("https://localhost:{port}/validate?timeout=10s");
-    let ask = || {
-        let (code, body) = curl(
-            &ca,
-            &[
-                "-H",
-                "Content-Type: application/json",
-                "--data-binary",
-                &review,
-                &validate,
-            ],
-        );
-        (
-            code,
-            serde_json::from_str::<Value>(&body).unwrap_or(Value::Null),
-        )
-    };
+    });
+    let ask = || s.review(&review);
     let (code, v) = ask();
     assert_eq!(code, 200);
     assert_eq!(v["response"]["allowed"], true, "{v:#}");
@@ -328,8 +282,5 @@ fn serve_keeps_answering_when_the_store_goes_away() {
         // answered from the cached facts (allowed) or refused as unknown; never an error
         assert!(v["response"]["allowed"].is_boolean(), "{v:#}");
     }
-    let healthz = format!("https://localhost:{port}/healthz");
-    assert_eq!(curl(&ca, &[&healthz]).0, 200);
-    let _ = child.kill();
-    let _ = child.wait();
+    assert_eq!(s.get("/healthz").0, 200);
 }

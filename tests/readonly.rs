@@ -7,8 +7,9 @@ mod common;
 
 use common::gate::{moto_env, upload_dir};
 use common::hardening::{writes, Mode, Proxy};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use common::serve::Serve;
+use std::process::Command;
+use std::time::Duration;
 
 const BUCKET: &str = "kops-state";
 const PREFIX: &str = "prod.example.com/backups/etcd/main";
@@ -91,19 +92,8 @@ fn status_and_check_send_only_reads_to_s3() {
 fn serve_sends_only_reads_to_s3() {
     let moto = moto_store();
     let proxy = Proxy::start(&moto.endpoint, Mode::Forward);
-    let port = common::free_port();
-    let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("ca.pem");
-    let mut child = Command::new(common::etcdguard_bin())
-        .args([
-            "serve",
-            "--self-signed",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--ca-out",
-        ])
-        .arg(&ca)
-        .args([
+    let mut s = Serve::start(
+        &[
             "--refresh-interval",
             "1s",
             "--store",
@@ -111,41 +101,15 @@ fn serve_sends_only_reads_to_s3() {
             "--s3-endpoint",
             &proxy.endpoint,
             "--s3-path-style",
-        ])
-        .envs(moto_env())
-        .env_remove("AWS_ENDPOINT_URL")
-        .env("ETCDGUARD_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let ready = || {
-        Command::new("curl")
-            .args([
-                "-s",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "--max-time",
-                "5",
-                "--cacert",
-            ])
-            .arg(&ca)
-            .arg(format!("https://localhost:{port}/readyz"))
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout) == "200")
-            .unwrap_or(false)
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !(ca.exists() && ready()) {
-        assert!(Instant::now() < deadline, "serve never became ready");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        ],
+        |c| {
+            c.envs(moto_env()).env_remove("AWS_ENDPOINT_URL");
+        },
+    );
+    s.wait_ready(Duration::from_secs(60));
     // let several refreshes run
     std::thread::sleep(Duration::from_secs(4));
-    let _ = child.kill();
-    let _ = child.wait();
+    s.stop();
     assert_reads_only(&proxy, "serve");
     let listings = proxy
         .requests()

@@ -6,7 +6,8 @@
 mod common;
 
 use common::gate::{etcd_manager_store, real_snapshot, upload_dir, BOTH};
-use std::process::{Command, Output, Stdio};
+use common::serve::Serve;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 const SECRET: &str = "etcdguardFAKEsecretDONOTLEAK0123456789abcd";
@@ -131,35 +132,30 @@ fn fake_credentials_never_printed_on_errors() {
 #[test]
 fn serve_never_prints_credentials() {
     let moto = moto_store();
-    let dir = tempfile::tempdir().unwrap();
-    let port = common::free_port();
-    let child = env(&mut Command::new(common::etcdguard_bin()))
-        .args([
-            "serve",
-            "--self-signed",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--ca-out",
-        ])
-        .arg(dir.path().join("ca.pem"))
-        .args([
+    let mut s = Serve::start(
+        &[
             "--refresh-interval",
             "1s",
             "--store",
             URL,
             "--s3-endpoint",
             &moto.endpoint,
-        ])
-        .args(["--s3-path-style", "--log", "debug"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+            "--s3-path-style",
+            "--log",
+            "debug",
+        ],
+        |c| {
+            env(c);
+        },
+    );
     std::thread::sleep(Duration::from_secs(5));
     // SIGTERM after a few refreshes, then read everything it printed
-    let pid = child.id();
-    let _ = Command::new("kill").arg(pid.to_string()).status();
-    let out = child.wait_with_output().unwrap();
+    s.stop();
+    let out = Output {
+        status: Default::default(),
+        stdout: s.stdout().into_bytes(),
+        stderr: s.stderr().into_bytes(),
+    };
     assert!(!out.stderr.is_empty(), "serve --log debug printed nothing");
     assert_no_secret(&out, "serve --log debug");
 }

@@ -4,114 +4,31 @@
 mod common;
 
 use common::gate::{etcd_manager_store, real_snapshot, BOTH};
+use common::serve::Serve;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-struct Server {
-    child: Child,
-    port: u16,
-    ca: PathBuf,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
+/// `etcdguard serve` with a 1 s refresh interval, on the shared test harness.
+fn start(args: &[&str]) -> Serve {
+    Serve::start(&[&["--refresh-interval", "1s"][..], args].concat(), |_| {})
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(extra: &[&str]) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = dir.path().join("ca.pem");
-        let log = dir.path().join("stderr.log");
-        let port = common::free_port();
-        let listen = format!("127.0.0.1:{port}");
-        let child = Command::new(common::etcdguard_bin())
-            .args(["serve", "--self-signed", "--listen", &listen, "--ca-out"])
-            .arg(&ca)
-            .args(["--refresh-interval", "1s"])
-            .args(extra)
-            .env("ETCDGUARD_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("serve log file"))
-            .spawn()
-            .expect("spawn etcdguard serve");
-        let s = Server {
-            child,
-            port,
-            ca,
-            log,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !s.ca.exists() || s.get("/healthz").0 != 200 {
-            assert!(Instant::now() < deadline, "serve did not come up");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        s
-    }
-
-    fn curl(&self, args: &[&str]) -> (u16, String) {
-        let out = Command::new("curl")
-            .args(["-sS", "--max-time", "10", "--cacert"])
-            .arg(&self.ca)
-            .args(["-w", "\n%{http_code}"])
-            .args(args)
-            .output()
-            .expect("curl");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-        (code.trim().parse().unwrap_or(0), body.to_string())
-    }
-
-    /// What serve wrote to stderr so far.
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// A TLS handshake sending the IP address as SNI (which RFC 6066 forbids; load generators
-    /// and some probes do it). Returns openssl's report.
-    fn handshake_with_ip_sni(&self) -> String {
-        let out = Command::new("openssl")
-            .args(["s_client", "-connect", &format!("127.0.0.1:{}", self.port)])
-            .args(["-servername", "127.0.0.1", "-brief"])
-            .stdin(Stdio::null())
-            .output()
-            .expect("openssl s_client");
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        self.curl(&[&format!("https://localhost:{}{path}", self.port)])
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.get("/readyz").0 != 200 {
-            assert!(Instant::now() < deadline, "serve never became ready");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn review(&self, body: &Value) -> (u16, Value) {
-        let (code, text) = self.curl(&[
-            "-H",
-            "Content-Type: application/json",
-            "--data-binary",
-            &body.to_string(),
-            &format!("https://localhost:{}/validate?timeout=10s", self.port),
-        ]);
-        (code, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
+/// A TLS handshake sending the IP address as SNI (which RFC 6066 forbids; load generators and
+/// some probes do it). Returns openssl's report.
+fn handshake_with_ip_sni(s: &Serve) -> String {
+    let out = Command::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{}", s.port)])
+        .args(["-servername", "127.0.0.1", "-brief"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("openssl s_client");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 fn kcp(version: &str, annotations: Value) -> Value {
@@ -171,8 +88,8 @@ fn p(path: &Path) -> &str {
 #[test]
 fn fresh_backups_allow_stale_deny_with_age_and_metrics() {
     let fresh = store_with_age(1);
-    let s = Server::start(&["--store", p(fresh.path())]);
-    s.wait_ready();
+    let s = start(&["--store", p(fresh.path())]);
+    s.wait_ready(Duration::from_secs(30));
     let (code, v) = s.review(&review(
         kcp("v1.30.4", json!({})),
         kcp("v1.31.1", json!({})),
@@ -223,8 +140,8 @@ fn fresh_backups_allow_stale_deny_with_age_and_metrics() {
     }
 
     let stale = store_with_age(10);
-    let s = Server::start(&["--store", p(stale.path())]);
-    s.wait_ready();
+    let s = start(&["--store", p(stale.path())]);
+    s.wait_ready(Duration::from_secs(30));
     let (code, v) = s.review(&review(
         kcp("v1.30.4", json!({})),
         kcp("v1.31.1", json!({})),
@@ -242,8 +159,8 @@ fn fresh_backups_allow_stale_deny_with_age_and_metrics() {
 #[test]
 fn warn_mode_allows_with_warnings_and_unrelated_kinds_pass() {
     let stale = store_with_age(10);
-    let s = Server::start(&["--store", p(stale.path()), "--mode", "warn"]);
-    s.wait_ready();
+    let s = start(&["--store", p(stale.path()), "--mode", "warn"]);
+    s.wait_ready(Duration::from_secs(30));
     let (_, v) = s.review(&review(
         kcp("v1.30.4", json!({})),
         kcp("v1.31.1", json!({})),
@@ -274,8 +191,8 @@ fn warn_mode_allows_with_warnings_and_unrelated_kinds_pass() {
 #[test]
 fn break_glass_honoured_for_allowed_group_only() {
     let stale = store_with_age(10);
-    let s = Server::start(&["--store", p(stale.path())]);
-    s.wait_ready();
+    let s = start(&["--store", p(stale.path())]);
+    s.wait_ready(Duration::from_secs(30));
     let ann = json!({"etcdguard.dev/break-glass": "INC-1234 restore drill"});
     let (_, v) = s.review(&review(
         kcp("v1.30.4", ann.clone()),
@@ -310,7 +227,7 @@ fn break_glass_honoured_for_allowed_group_only() {
 fn malformed_reviews_get_400_and_unready_until_facts() {
     // A store on an S3 endpoint where nothing listens: facts never complete, never ready.
     let port = common::free_port();
-    let s = Server::start(&[
+    let s = start(&[
         "--store",
         "s3://bucket/prefix",
         "--s3-endpoint",
@@ -342,8 +259,8 @@ fn malformed_reviews_get_400_and_unready_until_facts() {
 #[test]
 fn store_loss_uses_cached_facts_with_a_warning_until_they_are_stale() {
     let store = store_with_age(1);
-    let s = Server::start(&["--store", p(store.path()), "--stale-after", "5s"]);
-    s.wait_ready();
+    let s = start(&["--store", p(store.path()), "--stale-after", "5s"]);
+    s.wait_ready(Duration::from_secs(30));
     let upgrade = review(kcp("v1.30.4", json!({})), kcp("v1.31.1", json!({})), &[]);
     let (_, v) = s.review(&upgrade);
     assert_eq!(v["response"]["allowed"], true, "{v:#}");
@@ -372,15 +289,15 @@ fn store_loss_uses_cached_facts_with_a_warning_until_they_are_stale() {
 #[test]
 fn clients_cannot_flood_the_log_through_rustls_warnings() {
     let store = store_with_age(1);
-    let quiet = Server::start(&["--store", p(store.path())]);
+    let quiet = start(&["--store", p(store.path())]);
     for _ in 0..5 {
-        let report = quiet.handshake_with_ip_sni();
+        let report = handshake_with_ip_sni(&quiet);
         assert!(report.contains("CONNECTION ESTABLISHED"), "{report}");
     }
     // The same handshakes with rustls' warnings let through show what is being held back.
-    let loud = Server::start(&["--store", p(store.path()), "--log", "warn,rustls=warn"]);
+    let loud = start(&["--store", p(store.path()), "--log", "warn,rustls=warn"]);
     for _ in 0..5 {
-        loud.handshake_with_ip_sni();
+        handshake_with_ip_sni(&loud);
     }
     std::thread::sleep(Duration::from_millis(300));
     assert!(
@@ -391,13 +308,21 @@ fn clients_cannot_flood_the_log_through_rustls_warnings() {
     let held = quiet.stderr();
     assert!(!held.contains("Illegal SNI"), "default filter: {held}");
     // Not a terminal: no colour codes in the log.
-    assert!(!loud.stderr().contains('\u{1b}'), "ANSI escapes in a piped log");
+    assert!(
+        !loud.stderr().contains('\u{1b}'),
+        "ANSI escapes in a piped log"
+    );
 }
 
 #[test]
 fn an_unparsable_log_filter_falls_back_to_warn_and_says_so() {
     let out = Command::new(common::etcdguard_bin())
-        .args(["--log", "etcdguard=loudest", "verify", "/nonexistent/snapshot.db"])
+        .args([
+            "--log",
+            "etcdguard=loudest",
+            "verify",
+            "/nonexistent/snapshot.db",
+        ])
         .output()
         .expect("run etcdguard");
     let err = String::from_utf8_lossy(&out.stderr);

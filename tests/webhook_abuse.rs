@@ -6,26 +6,18 @@
 mod common;
 
 use common::gate::{etcd_manager_store, real_snapshot, BOTH};
+use common::serve::Serve;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 struct Server {
-    child: Child,
+    serve: Serve,
     port: u16,
     tls: Arc<rustls::ClientConfig>,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// What happened to one request.
@@ -38,31 +30,12 @@ enum Outcome {
 
 impl Server {
     fn start(store: &std::path::Path) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let ca = dir.path().join("ca.pem");
-        let port = common::free_port();
-        let child = Command::new(common::etcdguard_bin())
-            .args([
-                "serve",
-                "--self-signed",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--ca-out",
-            ])
-            .arg(&ca)
-            .args(["--refresh-interval", "30s", "--store"])
-            .arg(store)
-            .env("ETCDGUARD_LOG", "error")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !ca.exists() || std::fs::read(&ca).map(|b| b.is_empty()).unwrap_or(true) {
-            assert!(Instant::now() < deadline, "serve wrote no CA");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        std::thread::sleep(Duration::from_millis(200));
+        let store = store.to_str().expect("UTF-8 store path");
+        let serve = Serve::start(&["--refresh-interval", "30s", "--store", store], |c| {
+            c.env("ETCDGUARD_LOG", "error");
+        });
+        let (port, ca) = (serve.port, serve.ca.clone());
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
         let mut roots = rustls::RootCertStore::empty();
         for c in CertificateDer::pem_file_iter(&ca).unwrap() {
             roots.add(c.unwrap()).unwrap();
@@ -75,10 +48,9 @@ impl Server {
             .with_no_client_auth();
         cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
         let s = Server {
-            child,
+            serve,
             port,
             tls: Arc::new(cfg),
-            _dir: dir,
         };
         while s
             .send(b"GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
@@ -141,7 +113,7 @@ impl Server {
     }
 
     fn rss(&self) -> u64 {
-        common::hardening::rss_kib(self.child.id()).expect("VmRSS")
+        common::hardening::rss_kib(self.serve.pid()).expect("VmRSS")
     }
 }
 

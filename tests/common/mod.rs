@@ -291,5 +291,6 @@ impl Drop for Moto {
 pub mod gate;
 pub mod hardening;
 pub mod live;
+pub mod serve;
 pub mod snapshot;
 pub mod store;
