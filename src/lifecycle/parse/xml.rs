@@ -38,8 +38,10 @@ fn finish(frame: Frame) -> Value {
 
 /// Convert an XML document to `{"<root>": value}`. Errors describe the XML problem.
 pub(crate) fn to_value(text: &str) -> Result<Value, String> {
+    // No per-event trimming: text arrives in pieces around each `&...;` reference, and
+    // trimming the pieces would eat the spaces next to them. A leaf's whole text is trimmed
+    // once in `finish`; whitespace between elements is dropped there too.
     let mut reader = Reader::from_str(text);
-    reader.config_mut().trim_text(true);
     let mut stack: Vec<Frame> = Vec::new();
     let mut root: Option<(String, Value)> = None;
     loop {
@@ -54,7 +56,7 @@ pub(crate) fn to_value(text: &str) -> Result<Value, String> {
                 if root.is_some() {
                     return Err("content after the root element".to_string());
                 }
-                let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                let name = e.local_name().as_ref().to_string();
                 stack.push(Frame {
                     name,
                     children: Map::new(),
@@ -62,7 +64,7 @@ pub(crate) fn to_value(text: &str) -> Result<Value, String> {
                 });
             }
             Event::Empty(e) => {
-                let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                let name = e.local_name().as_ref().to_string();
                 match stack.last_mut() {
                     Some(parent) => {
                         insert(&mut parent.children, name, Value::String(String::new()))
@@ -71,14 +73,29 @@ pub(crate) fn to_value(text: &str) -> Result<Value, String> {
                 }
             }
             Event::Text(t) => {
-                let s = t.unescape().map_err(|e| format!("bad text: {e}"))?;
                 if let Some(top) = stack.last_mut() {
-                    top.text.push_str(&s);
+                    top.text.push_str(&t.xml10_content());
+                }
+            }
+            // `&amp;`, `&#38;`...: text arrives in pieces around each reference.
+            Event::GeneralRef(r) => {
+                let resolved = match r.resolve_char_ref() {
+                    Ok(Some(c)) => c.to_string(),
+                    Ok(None) => {
+                        let name = r.xml10_content();
+                        quick_xml::escape::resolve_predefined_entity(&name)
+                            .ok_or_else(|| format!("unknown entity &{name};"))?
+                            .to_string()
+                    }
+                    Err(e) => return Err(format!("bad character reference: {e}")),
+                };
+                if let Some(top) = stack.last_mut() {
+                    top.text.push_str(&resolved);
                 }
             }
             Event::CData(c) => {
                 if let Some(top) = stack.last_mut() {
-                    top.text.push_str(&String::from_utf8_lossy(&c));
+                    top.text.push_str(&c.xml10_content());
                 }
             }
             Event::End(_) => {
@@ -101,4 +118,33 @@ pub(crate) fn to_value(text: &str) -> Result<Value, String> {
     let mut m = Map::new();
     m.insert(name, v);
     Ok(Value::Object(m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::to_value;
+    use serde_json::json;
+
+    #[test]
+    fn references_and_cdata_are_resolved_into_the_text() {
+        let v = to_value(
+            "<LifecycleConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Rule>\
+             <ID>a &amp; b&#47;c&#x2F;&lt;d&gt;</ID><Filter><Prefix><![CDATA[x/y&z]]></Prefix></Filter>\
+             <Status>Enabled</Status></Rule></LifecycleConfiguration>",
+        )
+        .unwrap();
+        assert_eq!(
+            v,
+            json!({"LifecycleConfiguration": {"Rule": {
+                "ID": "a & b/c/<d>", "Filter": {"Prefix": "x/y&z"}, "Status": "Enabled"}}})
+        );
+    }
+
+    #[test]
+    fn unknown_entities_and_bad_char_refs_are_errors() {
+        let e = to_value("<Rule><ID>&nbsp;</ID></Rule>").unwrap_err();
+        assert!(e.contains("unknown entity &nbsp;"), "{e}");
+        let e = to_value("<Rule><ID>&#0;</ID></Rule>").unwrap_err();
+        assert!(e.contains("bad character reference"), "{e}");
+    }
 }
