@@ -19,10 +19,11 @@ pub trait Gate: Send + Sync + 'static {
     ///
     /// Contract:
     /// - called once per well-formed AdmissionReview (malformed ones never reach the gate);
-    /// - must be synchronous, CPU-bound and fast (micro- to milliseconds); it runs on a blocking
-    ///   thread, and if it does not return within the request's budget (derived from the
-    ///   apiserver's `?timeout=`), the webhook answers a denial "gate timed out" on its own and
-    ///   drops the late result;
+    /// - must be synchronous, CPU-bound and fast (micro- to milliseconds). Where it runs is
+    ///   [`crate::ServerConfig::gate_execution`]: on a blocking-pool thread (the default), raced
+    ///   against the request's budget (derived from the apiserver's `?timeout=`) so that a late
+    ///   gate is answered "gate timed out" (deny) on time; or inline on the async worker, where a
+    ///   late result is still replaced by that denial but only once the gate returns;
     /// - a panic is caught and answered as a denial (fail closed);
     /// - when the gate cannot know (facts missing or stale) it must say so in the decision:
     ///   deny in enforce mode, or allow with a warning in warn mode. Never silently allow.
