@@ -231,3 +231,25 @@ fn truncated_containers_are_invalid() {
     }
     eprintln!("container truncation cases: {cases}, no panic, no corrupt content passed");
 }
+
+/// Inputs the fuzzer (`scripts/fuzz`, target `verify_reader`) once found mishandled, kept as
+/// regression tests: each must be reported as an invalid snapshot with a problem, not as an
+/// I/O error (exit 2) and not as a panic.
+#[test]
+fn fuzz_regressions_are_invalid_snapshots() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fuzz/verify_reader");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).expect("fuzz regression inputs") {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let r = verify(&bytes, &name);
+        assert!(!r.valid && !r.problems.is_empty(), "{name}: {r:?}");
+        seen += 1;
+    }
+    assert!(seen >= 1, "no regression inputs in {dir}");
+    // The first one: a zip local header cut short inside the zip crate's header read.
+    let cut = std::fs::read(format!("{dir}/zip-local-header-cut-short")).unwrap();
+    let r = verify(&cut, "zip-local-header-cut-short");
+    assert!(r.problems[0].starts_with("zip: "), "{:?}", r.problems);
+}

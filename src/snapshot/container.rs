@@ -190,7 +190,9 @@ fn open_zip<T>(
             Ok(f(&mut entry, Container::Zip, Some(name)))
         }
         Ok(None) => Err(corrupt(Container::Zip, "the archive holds no file")),
-        Err(zip::result::ZipError::Io(e)) => Err(OpenError::Io(e)),
+        // An I/O error here is mostly the archive ending inside a header ("failed to fill whole
+        // buffer"): a corrupt zip. When the caller's reader itself failed, `verify_reader`
+        // turns it back into an I/O error (see `Tracked`).
         Err(e) => Err(corrupt(Container::Zip, e)),
     };
     result
