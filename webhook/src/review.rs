@@ -93,11 +93,80 @@ struct WireRequest {
     operation: kube::core::admission::Operation,
     user_info: k8s_openapi::api::authentication::v1::UserInfo,
     #[serde(default)]
-    object: Option<serde_json::Value>,
+    object: Option<KubeObject>,
     #[serde(default)]
-    old_object: Option<serde_json::Value>,
+    old_object: Option<KubeObject>,
     #[serde(default)]
     dry_run: Option<bool>,
+}
+
+/// A Kubernetes object from a review, as a JSON value without `metadata.managedFields`.
+///
+/// The apiserver sends every object with its server-side-apply bookkeeping
+/// (`metadata.managedFields`: one entry per field manager with a `fieldsV1` tree), often half
+/// the object's size. No gate reads it, and it changes on every update (timestamps), so it is
+/// skipped while parsing instead of being built into the value and diffed. `null` stays `null`;
+/// anything but an object or `null` is not a Kubernetes object and fails the parse (HTTP 400).
+struct KubeObject(serde_json::Value);
+
+impl<'de> serde::Deserialize<'de> for KubeObject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ObjectVisitor { top: true })
+            .map(KubeObject)
+    }
+}
+
+/// Builds an object map; at the top level, `metadata` is read by a nested visitor that drops
+/// `managedFields`.
+struct ObjectVisitor {
+    top: bool,
+}
+
+impl<'de> serde::de::Visitor<'de> for ObjectVisitor {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(if self.top {
+            "a Kubernetes object (a JSON object) or null"
+        } else {
+            "object metadata (a JSON object)"
+        })
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if self.top && key == "metadata" {
+                let meta = map.next_value_seed(MetadataSeed)?;
+                out.insert(key, meta);
+            } else if !self.top && key == "managedFields" {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            } else {
+                out.insert(key, map.next_value()?);
+            }
+        }
+        Ok(serde_json::Value::Object(out))
+    }
+}
+
+/// `metadata` without `managedFields`. Kubernetes metadata is always an object; anything else
+/// fails the parse like any other malformed review.
+struct MetadataSeed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for MetadataSeed {
+    type Value = serde_json::Value;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(ObjectVisitor { top: false })
+    }
 }
 
 /// A parsed review: kube's request (objects omitted; used to build the response) and the
@@ -154,8 +223,16 @@ pub fn parse_review(body: &[u8]) -> Result<ParsedReview, ReviewError> {
     };
     let mut view = ReviewRequest::from_admission(&admission)
         .map_err(|e| ReviewError::Object(e.to_string()))?;
-    view.object = req.object.filter(|v| !v.is_null()).map(Arc::new);
-    view.old_object = req.old_object.filter(|v| !v.is_null()).map(Arc::new);
+    view.object = req
+        .object
+        .map(|o| o.0)
+        .filter(|v| !v.is_null())
+        .map(Arc::new);
+    view.old_object = req
+        .old_object
+        .map(|o| o.0)
+        .filter(|v| !v.is_null())
+        .map(Arc::new);
     Ok(ParsedReview { admission, view })
 }
 
@@ -418,6 +495,51 @@ mod tests {
         let b = serde_json::to_vec(&v).unwrap();
         assert_eq!(parse_review(&b).unwrap().view.object, None);
         assert!(parse_review(&b).unwrap().view.old_object.is_some());
+    }
+
+    #[test]
+    fn managed_fields_are_left_out_of_the_objects_and_nothing_else() {
+        let body = include_bytes!("../tests/fixtures/kcp-update.json");
+        let mut v: serde_json::Value = serde_json::from_slice(body).unwrap();
+        let plain = parse_review(body).unwrap().view;
+        let managed = serde_json::json!([{
+            "manager": "clusterctl", "operation": "Apply", "apiVersion": "v1",
+            "time": "2026-11-23T08:00:00Z", "fieldsType": "FieldsV1",
+            "fieldsV1": {"f:spec": {"f:version": {}, "f:replicas": {}}}
+        }]);
+        for side in ["object", "oldObject"] {
+            v["request"][side]["metadata"]["managedFields"] = managed.clone();
+            // A field named managedFields elsewhere is data, not bookkeeping: kept.
+            v["request"][side]["spec"]["managedFields"] = serde_json::json!("kept");
+        }
+        let with = parse_review(&serde_json::to_vec(&v).unwrap()).unwrap().view;
+        for (a, b) in [
+            (&with.object, &plain.object),
+            (&with.old_object, &plain.old_object),
+        ] {
+            let (a, b) = (a.as_deref().unwrap(), b.as_deref().unwrap());
+            assert!(a.pointer("/metadata/managedFields").is_none(), "{a}");
+            assert_eq!(
+                a.pointer("/spec/managedFields"),
+                Some(&serde_json::json!("kept"))
+            );
+            let mut a = a.clone();
+            a["spec"].as_object_mut().unwrap().remove("managedFields");
+            assert_eq!(&a, b);
+        }
+        // An object that is not a JSON object, or metadata that is not one, is a bad review.
+        for (ptr, bad) in [
+            ("/request/object", serde_json::json!("text")),
+            ("/request/oldObject/metadata", serde_json::json!(7)),
+        ] {
+            let mut v: serde_json::Value = serde_json::from_slice(body).unwrap();
+            *v.pointer_mut(ptr).unwrap() = bad;
+            let e = parse_review(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+            assert!(
+                matches!(&e, ReviewError::Json(m) if m.contains("expected")),
+                "{e}"
+            );
+        }
     }
 
     #[test]
