@@ -237,7 +237,10 @@ fn truncated_containers_are_invalid() {
 /// I/O error (exit 2) and not as a panic.
 #[test]
 fn fuzz_regressions_are_invalid_snapshots() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fuzz/verify_reader");
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/fuzz/verify_reader"
+    );
     let mut seen = 0;
     for entry in std::fs::read_dir(dir).expect("fuzz regression inputs") {
         let path = entry.unwrap().path();
