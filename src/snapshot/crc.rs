@@ -5,8 +5,6 @@
 //! The multiplier depends only on `|B|`, so [`Combiner`] caches it per length: the tree walk
 //! combines one CRC per leaf page, and leaf lengths repeat a lot.
 
-use std::collections::HashMap;
-
 /// CRC-32C (Castagnoli) polynomial, bit-reflected.
 const POLY: u32 = 0x82F6_3B78;
 /// `x^0` in the reflected representation.
@@ -26,11 +24,16 @@ fn mul(a: u32, mut b: u32) -> u32 {
     product
 }
 
+/// Slots of the direct-mapped multiplier cache (indexed by length modulo this).
+const CACHE_SLOTS: usize = 4096;
+
 /// Caches `x^(8n) mod P` per length `n`.
 pub struct Combiner {
     /// `x^(2^k) mod P` for k = 0..64.
     powers: [u32; 64],
-    cache: HashMap<u64, u32>,
+    /// Direct-mapped: slot `n % CACHE_SLOTS` holds `(n, x^(8n) mod P)` for the last `n` seen
+    /// there (no hashing on the walk's per-leaf path; a collision only costs a recompute).
+    cache: Box<[(u64, u32)]>,
 }
 
 impl Default for Combiner {
@@ -43,7 +46,8 @@ impl Default for Combiner {
         }
         Combiner {
             powers,
-            cache: HashMap::new(),
+            // Length 0 never reaches the cache (`combine` returns early), so (0, _) is "empty".
+            cache: vec![(0, 0); CACHE_SLOTS].into_boxed_slice(),
         }
     }
 }
@@ -51,8 +55,11 @@ impl Default for Combiner {
 impl Combiner {
     /// `x^(8n) mod P`.
     fn shift(&mut self, n: u64) -> u32 {
-        if let Some(&s) = self.cache.get(&n) {
-            return s;
+        let slot = (n % CACHE_SLOTS as u64) as usize;
+        if let Some(&(m, s)) = self.cache.get(slot) {
+            if m == n && n != 0 {
+                return s;
+            }
         }
         let mut result = ONE;
         let mut k = 3; // 8n = n << 3
@@ -64,8 +71,8 @@ impl Combiner {
             m >>= 1;
             k += 1;
         }
-        if self.cache.len() < 1 << 16 {
-            self.cache.insert(n, result);
+        if let Some(entry) = self.cache.get_mut(slot) {
+            *entry = (n, result);
         }
         result
     }

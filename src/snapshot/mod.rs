@@ -272,6 +272,13 @@ fn assemble(
         let started = std::time::Instant::now();
         let w = walk::walk(&meta, &scan.pages);
         tracing::debug!(pages = scan.pages.len(), elapsed = ?started.elapsed(), "tree walk done");
+        // Freeing one summary per page (hundreds of thousands of small allocations) takes a few
+        // milliseconds that the report does not need to wait for: do it on another thread.
+        // If no thread can be started, the closure is dropped here and frees them inline.
+        let pages = scan.pages;
+        let _ = std::thread::Builder::new()
+            .name("free-pages".into())
+            .spawn(move || drop(pages));
         if w.problems.is_empty() {
             r.hash = Some(w.hash);
             r.total_key = Some(w.total_key);

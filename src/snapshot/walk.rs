@@ -442,7 +442,7 @@ fn check_freelist(w: &mut Walker<'_>, meta: &Meta) {
 /// order; a stable sort by key hash keeps that order within each key, so the last entry of each
 /// run is the key's newest revision. (A sort of 8-byte entries needs less memory than a map.)
 fn count_live(mut entries: Vec<bbolt::RevEntry>) -> u64 {
-    entries.sort_by_key(|e| e.key_hash());
+    radix_sort_by_key_hash(&mut entries);
     let mut live = 0;
     for (i, e) in entries.iter().enumerate() {
         let last_of_run = entries
@@ -455,10 +455,71 @@ fn count_live(mut entries: Vec<bbolt::RevEntry>) -> u64 {
     live
 }
 
+/// Stable LSD radix sort by [`bbolt::RevEntry::key_hash`] (8 passes of 8 bits): on the walk's
+/// critical path after the streaming pass, and several times faster than a comparison sort for
+/// the hundreds of thousands of entries of a large snapshot. Uses one scratch copy.
+fn radix_sort_by_key_hash(entries: &mut Vec<bbolt::RevEntry>) {
+    if entries.len() < 2 {
+        return;
+    }
+    let mut scratch = entries.clone();
+    let (mut src, mut dst) = (std::mem::take(entries), std::mem::take(&mut scratch));
+    for pass in 0..8u32 {
+        let shift = 8 * pass;
+        let digit = |e: &bbolt::RevEntry| ((e.key_hash() >> shift) & 0xff) as usize;
+        let mut counts = [0usize; 256];
+        for e in &src {
+            counts[digit(e)] += 1;
+        }
+        if counts.iter().any(|&c| c == src.len()) {
+            continue; // every entry has the same digit: this pass would not move anything
+        }
+        let mut next = [0usize; 256];
+        let mut sum = 0;
+        for (n, c) in next.iter_mut().zip(counts) {
+            *n = sum;
+            sum += c;
+        }
+        for e in &src {
+            let d = digit(e);
+            if let Some(slot) = dst.get_mut(next[d]) {
+                *slot = *e;
+            }
+            next[d] += 1;
+        }
+        std::mem::swap(&mut src, &mut dst);
+    }
+    *entries = src;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use bbolt::RevEntry;
+
+    #[test]
+    fn radix_sort_is_a_stable_sort_by_key_hash() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut v: Vec<RevEntry> = (0..20_000)
+            .map(|i| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                // Few distinct keys, so runs of equal hashes are long; the tombstone bit and
+                // the order within a run carry the position (i % 2) to check stability.
+                RevEntry::new((state % 97) << 40 | (state % 5), i % 2 == 1)
+            })
+            .collect();
+        let mut want = v.clone();
+        want.sort_by_key(|e| e.key_hash());
+        radix_sort_by_key_hash(&mut v);
+        let bits = |v: &[RevEntry]| {
+            v.iter()
+                .map(|e| (e.key_hash(), e.tombstone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(bits(&v), bits(&want));
+    }
 
     #[test]
     fn live_keys_follow_the_newest_revision() {

@@ -4,7 +4,6 @@
 //!
 //! Usage: `bench_gate 127.0.0.1:9443 [blocking]` (default [`GateExecution::Inline`], as
 //! `etcdguard serve` runs its gate; `blocking`: [`GateExecution::BlockingPool`]).
-//! Uses mimalloc like the `etcdguard` binary.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,9 +12,6 @@ use std::sync::Arc;
 use etcdguard_webhook::{
     serve, shutdown_signal, Decision, Gate, GateExecution, ReviewRequest, ServerConfig, TlsSource,
 };
-
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 struct CachedFactsGate {
     snapshot_age_seconds: AtomicU64,

@@ -4,8 +4,6 @@
 //! the etcdguard webhook is compared against in `scripts/bench-webhook`.
 //!
 //! Usage: `echo 127.0.0.1:9444`
-//!
-//! Uses mimalloc like the `etcdguard` binary, so allocators do not differ between the subjects.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,9 +19,6 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
