@@ -471,7 +471,7 @@ fn radix_sort_by_key_hash(entries: &mut Vec<bbolt::RevEntry>) {
         for e in &src {
             counts[digit(e)] += 1;
         }
-        if counts.iter().any(|&c| c == src.len()) {
+        if counts.contains(&src.len()) {
             continue; // every entry has the same digit: this pass would not move anything
         }
         let mut next = [0usize; 256];
