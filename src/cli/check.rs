@@ -120,19 +120,22 @@ fn proposed(args: &Args, lifecycle_given: bool) -> Result<Proposed, String> {
         };
         let old = args.object_old.as_ref().map(load).transpose()?;
         let new = args.object_new.as_ref().map(load).transpose()?;
-        let set = change::from_objects(old.as_ref(), new.as_ref()).map_err(|e| e.to_string())?;
-        facts::summarize(&set, "objects", &mut change);
-        sets.push(set);
         let op = match (&old, &new) {
             (None, Some(_)) => Operation::Create,
             (Some(_), None) => Operation::Delete,
             _ => Operation::Update,
         };
+        let req = Request::from_objects(op, old, new).by(args.user.clone(), args.groups.clone());
+        // One json-patch diff for both the classification and the policy matching.
+        let diff = || req.changes().iter().map(|c| c.path.clone()).collect();
+        let set = change::from_objects_with_diff(req.old.as_deref(), req.new.as_deref(), diff)
+            .map_err(|e| e.to_string())?;
+        facts::summarize(&set, "objects", &mut change);
+        sets.push(set);
         if request.is_some() {
             return Err("give either a CLI change (--kops-dry-run/--terraform-plan) or --object-old/--object-new, not both".into());
         }
-        request =
-            Some(Request::from_objects(op, old, new).by(args.user.clone(), args.groups.clone()));
+        request = Some(req);
     }
     if lifecycle_given {
         change.sources.push("lifecycle".to_string());
