@@ -6,7 +6,7 @@
 //! pattern). Kinds not in [`KINDS`] are "not a gated change": an empty [`ChangeSet`] with a note.
 
 use super::{show, Change, ChangeError, ChangeKind, ChangeSet};
-use crate::json::pointer;
+use crate::json::{Doc, Node};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -36,7 +36,7 @@ pub fn load_object(bytes: &[u8], name: &str) -> Result<Value, ChangeError> {
             detail: e.to_string(),
         })?,
     };
-    gvk(&value, name)?;
+    gvk(Doc::from_value(&value).root(), name)?;
     Ok(value)
 }
 
@@ -47,7 +47,7 @@ struct Gvk {
     kind: String,
 }
 
-fn gvk(v: &Value, input: &str) -> Result<Gvk, ChangeError> {
+fn gvk(v: Node<'_>, input: &str) -> Result<Gvk, ChangeError> {
     let invalid = |detail: &str| ChangeError::InvalidObject {
         input: input.to_string(),
         detail: detail.to_string(),
@@ -57,12 +57,12 @@ fn gvk(v: &Value, input: &str) -> Result<Gvk, ChangeError> {
     }
     let api_version = v
         .get("apiVersion")
-        .and_then(Value::as_str)
+        .and_then(Node::as_str)
         .filter(|s| !s.is_empty())
         .ok_or_else(|| invalid("missing string `apiVersion`"))?;
     let kind = v
         .get("kind")
-        .and_then(Value::as_str)
+        .and_then(Node::as_str)
         .filter(|s| !s.is_empty())
         .ok_or_else(|| invalid("missing string `kind`"))?;
     let group = match api_version.rsplit_once('/') {
@@ -143,18 +143,24 @@ pub fn known_kinds() -> impl Iterator<Item = (&'static str, &'static str)> {
 ///
 /// CREATE of a cluster kind ⇒ ClusterCreation (not gated); DELETE ⇒ ClusterDeletion (gated).
 pub fn from_objects(old: Option<&Value>, new: Option<&Value>) -> Result<ChangeSet, ChangeError> {
+    let (old, new) = (old.map(Doc::from_value), new.map(Doc::from_value));
+    from_docs(old.as_ref().map(Doc::root), new.as_ref().map(Doc::root))
+}
+
+/// [`from_objects`] for parsed documents.
+pub fn from_docs(old: Option<Node<'_>>, new: Option<Node<'_>>) -> Result<ChangeSet, ChangeError> {
     from_objects_with_diff(old, new, || match (old, new) {
         (Some(o), Some(n)) => diff_paths(o, n),
         _ => Vec::new(),
     })
 }
 
-/// [`from_objects`] with the json-patch diff of `old` → `new` supplied by the caller (its
+/// [`from_docs`] with the json-patch diff of `old` → `new` supplied by the caller (its
 /// paths, in `json_patch::diff` order) when it already has it, e.g. the webhook's policy
 /// matching computed it for the same pair. `diff` is called only for a gated kind on an UPDATE.
 pub fn from_objects_with_diff(
-    old: Option<&Value>,
-    new: Option<&Value>,
+    old: Option<Node<'_>>,
+    new: Option<Node<'_>>,
     diff: impl FnOnce() -> Vec<String>,
 ) -> Result<ChangeSet, ChangeError> {
     let (gvk_old, gvk_new) = (
@@ -192,7 +198,7 @@ pub fn from_objects_with_diff(
             });
         }
     }
-    let resource = resource_name(&g, new.or(old).unwrap_or(&Value::Null));
+    let resource = resource_name(&g, new.or(old).unwrap_or(Doc::null()));
     let Some((_, _, classify)) = KINDS
         .iter()
         .find(|(group, kind, _)| *group == g.group && *kind == g.kind)
@@ -208,8 +214,8 @@ pub fn from_objects_with_diff(
     // A deletionTimestamp appearing on an UPDATE is a deletion in progress.
     let deleting = match (old, new) {
         (Some(o), Some(n)) => {
-            pointer(o, "/metadata/deletionTimestamp").is_none()
-                && pointer(n, "/metadata/deletionTimestamp").is_some()
+            o.pointer("/metadata/deletionTimestamp").is_none()
+                && n.pointer("/metadata/deletionTimestamp").is_some()
         }
         _ => false,
     };
@@ -237,24 +243,24 @@ pub fn from_objects_with_diff(
 }
 
 /// The paths of the json-patch diff of `old` → `new`, in `json_patch::diff` order.
-fn diff_paths(old: &Value, new: &Value) -> Vec<String> {
+fn diff_paths(old: Node<'_>, new: Node<'_>) -> Vec<String> {
     let mut out = Vec::new();
     crate::json::diff(old, new, |_, path| out.push(path.to_string()));
     out
 }
 
-fn meta_name(v: &Value) -> Option<&str> {
-    pointer(v, "/metadata/name").and_then(Value::as_str)
+fn meta_name(v: Node<'_>) -> Option<&str> {
+    v.pointer("/metadata/name").and_then(Node::as_str)
 }
 
-fn resource_name(g: &Gvk, v: &Value) -> String {
+fn resource_name(g: &Gvk, v: Node<'_>) -> String {
     let kind = if g.group.is_empty() {
         g.kind.clone()
     } else {
         format!("{}/{}", g.group, g.kind)
     };
     let name = meta_name(v).unwrap_or("<unnamed>");
-    match pointer(v, "/metadata/namespace").and_then(Value::as_str) {
+    match v.pointer("/metadata/namespace").and_then(Node::as_str) {
         Some(ns) => format!("{kind} {ns}/{name}"),
         None => format!("{kind} {name}"),
     }
@@ -262,8 +268,8 @@ fn resource_name(g: &Gvk, v: &Value) -> String {
 
 /// One classification in progress.
 struct Ctx<'a> {
-    old: Option<&'a Value>,
-    new: Option<&'a Value>,
+    old: Option<Node<'a>>,
+    new: Option<Node<'a>>,
     /// Paths `json_patch::diff(old, new)` touched (UPDATE only).
     touched: Vec<String>,
     resource: String,
@@ -275,11 +281,14 @@ fn dotted(ptr: &str) -> String {
     ptr.trim_start_matches('/').replace('/', ".")
 }
 
-fn display(v: Option<&Value>) -> String {
+fn display(v: Option<Node<'_>>) -> String {
     match v {
-        None | Some(Value::Null) => "<none>".to_string(),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
+        None => "<none>".to_string(),
+        Some(n) if n.is_null() => "<none>".to_string(),
+        Some(n) => match n.as_str() {
+            Some(s) => s.to_string(),
+            None => n.to_string(),
+        },
     }
 }
 
@@ -294,14 +303,14 @@ impl<'a> Ctx<'a> {
     fn is_update(&self) -> bool {
         self.old.is_some() && self.new.is_some()
     }
-    fn old_at(&self, ptr: &str) -> Option<&'a Value> {
+    fn old_at(&self, ptr: &str) -> Option<Node<'a>> {
         self.old
-            .and_then(|o| pointer(o, ptr))
+            .and_then(|o| o.pointer(ptr))
             .filter(|v| !v.is_null())
     }
-    fn new_at(&self, ptr: &str) -> Option<&'a Value> {
+    fn new_at(&self, ptr: &str) -> Option<Node<'a>> {
         self.new
-            .and_then(|n| pointer(n, ptr))
+            .and_then(|n| n.pointer(ptr))
             .filter(|v| !v.is_null())
     }
     fn old_str(&self, ptr: &str) -> Option<String> {
@@ -391,8 +400,8 @@ fn version_change(ptr: &'static str) -> impl FnOnce(&Ctx<'_>) -> ChangeKind {
 
 fn replicas_change(ptr: &'static str) -> impl FnOnce(&Ctx<'_>) -> ChangeKind {
     move |c| ChangeKind::ControlPlaneScale {
-        from: c.old_at(ptr).and_then(Value::as_i64),
-        to: c.new_at(ptr).and_then(Value::as_i64),
+        from: c.old_at(ptr).and_then(Node::as_i64),
+        to: c.new_at(ptr).and_then(Node::as_i64),
     }
 }
 
@@ -519,7 +528,7 @@ fn openshift_cluster_version(c: &mut Ctx<'_>) {
     });
 }
 
-fn kops_cluster(c: &mut Ctx<'_>) {
+fn kops_cluster<'a>(c: &mut Ctx<'a>) {
     if c.lifecycle("kops Cluster") {
         return;
     }
@@ -527,15 +536,14 @@ fn kops_cluster(c: &mut Ctx<'_>) {
         "/spec/kubernetesVersion",
         version_change("/spec/kubernetesVersion"),
     );
-    let index = |v: Option<&Value>| -> BTreeMap<String, (usize, Value)> {
-        v.and_then(|v| pointer(v, "/spec/etcdClusters"))
-            .and_then(Value::as_array)
+    let index = |v: Option<Node<'a>>| -> BTreeMap<String, (usize, Node<'a>)> {
+        v.and_then(|v| v.pointer("/spec/etcdClusters"))
             .map(|a| {
-                a.iter()
+                a.elements()
                     .enumerate()
                     .filter_map(|(i, e)| {
-                        let name = e.get("name").and_then(Value::as_str)?;
-                        Some((name.to_string(), (i, e.clone())))
+                        let name = e.get("name").and_then(Node::as_str)?;
+                        Some((name.to_string(), (i, e)))
                     })
                     .collect()
             })
@@ -561,9 +569,10 @@ fn kops_cluster(c: &mut Ctx<'_>) {
             }
             p
         };
-        let members = |v: &Value| {
+        let (o, n) = (*o, *n);
+        let members = |v: Node<'_>| {
             v.get("etcdMembers")
-                .and_then(Value::as_array)
+                .filter(|a| a.is_array())
                 .map(|a| a.len() as i64)
         };
         if members(o) != members(n) {
@@ -581,7 +590,7 @@ fn kops_cluster(c: &mut Ctx<'_>) {
                 ptrs(c, "/etcdMembers"),
             );
         }
-        let s = |v: &Value, p: &str| pointer(v, p).and_then(Value::as_str).map(str::to_string);
+        let s = |v: Node<'_>, p: &str| v.pointer(p).and_then(Node::as_str).map(str::to_string);
         if s(o, "/version") != s(n, "/version") {
             c.push(
                 ChangeKind::EtcdUpgrade {
@@ -600,9 +609,9 @@ fn kops_cluster(c: &mut Ctx<'_>) {
         let store = "/backups/backupStore";
         // The effective store: backups.backupStore, else `<configBase>/backups/etcd/<name>`
         // (kops `etcdmanager/options.go`), so spelling out the default is not a move.
-        let effective = |side: Option<&Value>, entry: &Value| {
+        let effective = |side: Option<Node<'_>>, entry: Node<'_>| {
             s(entry, store).or_else(|| {
-                let base = pointer(side?, "/spec/configBase")?.as_str()?;
+                let base = side?.pointer("/spec/configBase")?.as_str()?;
                 Some(format!(
                     "{}/backups/etcd/{name}",
                     base.trim_end_matches('/')
@@ -629,8 +638,8 @@ fn kops_cluster(c: &mut Ctx<'_>) {
             );
         }
         if o != n {
-            let mut rest_o = o.clone();
-            let mut rest_n = n.clone();
+            let mut rest_o = o.to_value();
+            let mut rest_n = n.to_value();
             for v in [&mut rest_o, &mut rest_n] {
                 if let Some(m) = v.as_object_mut() {
                     m.remove("etcdMembers");
@@ -647,7 +656,9 @@ fn kops_cluster(c: &mut Ctx<'_>) {
                 }
             }
             if rest_o != rest_n {
-                let rel = diff_paths(&rest_o, &rest_n);
+                let (rest_o, rest_n) = (Doc::from_value(&rest_o), Doc::from_value(&rest_n));
+                let (rest_o, rest_n) = (rest_o.root(), rest_n.root());
+                let rel = diff_paths(rest_o, rest_n);
                 // Evidence from each side's own entry (indices may differ between old and new).
                 let ev = rel
                     .iter()
@@ -655,8 +666,8 @@ fn kops_cluster(c: &mut Ctx<'_>) {
                         format!(
                             "spec.etcdClusters[{ni}] ({name}) {}: {} -> {}",
                             dotted(p),
-                            display(pointer(&rest_o, p)),
-                            display(pointer(&rest_n, p))
+                            display(rest_o.pointer(p)),
+                            display(rest_n.pointer(p))
                         )
                     })
                     .collect::<Vec<_>>()
@@ -688,9 +699,9 @@ fn kops_cluster(c: &mut Ctx<'_>) {
 }
 
 fn kops_instance_group(c: &mut Ctx<'_>) {
-    let role = |v: Option<&Value>| {
-        v.and_then(|v| pointer(v, "/spec/role"))
-            .and_then(Value::as_str)
+    let role = |v: Option<Node<'_>>| {
+        v.and_then(|v| v.pointer("/spec/role"))
+            .and_then(Node::as_str)
             .map(str::to_string)
     };
     let is_cp = |r: Option<String>| matches!(r.as_deref(), Some("ControlPlane" | "Master"));
@@ -791,8 +802,8 @@ fn etcd_cluster(c: &mut Ctx<'_>) {
     let n1 = name.clone();
     c.field("/spec/size", move |c| ChangeKind::EtcdScale {
         cluster: n1,
-        from: c.old_at("/spec/size").and_then(Value::as_i64),
-        to: c.new_at("/spec/size").and_then(Value::as_i64),
+        from: c.old_at("/spec/size").and_then(Node::as_i64),
+        to: c.new_at("/spec/size").and_then(Node::as_i64),
     });
     c.field("/spec/version", move |c| ChangeKind::EtcdUpgrade {
         cluster: name,
@@ -821,7 +832,7 @@ fn rancher_cluster(c: &mut Ctx<'_>) {
     );
     const DISABLE: &str = "/spec/rkeConfig/etcd/disableSnapshots";
     if c.changed(DISABLE) {
-        let disabled = c.new_at(DISABLE).and_then(Value::as_bool) == Some(true);
+        let disabled = c.new_at(DISABLE).and_then(Node::as_bool) == Some(true);
         let kind = if disabled {
             ChangeKind::EtcdConfigChange {
                 detail: "etcd snapshots are disabled".to_string(),
@@ -862,13 +873,16 @@ fn rancher_cluster(c: &mut Ctx<'_>) {
         );
         c.push(ChangeKind::EtcdRestore { detail }, ev, ptrs);
     }
-    let etcd_nodes = |v: Option<&Value>| -> Option<i64> {
-        let pools = pointer(v?, "/spec/rkeConfig/machinePools")?.as_array()?;
+    let etcd_nodes = |v: Option<Node<'_>>| -> Option<i64> {
+        let pools = v?.pointer("/spec/rkeConfig/machinePools")?;
+        if !pools.is_array() {
+            return None;
+        }
         Some(
             pools
-                .iter()
-                .filter(|p| p.get("etcdRole").and_then(Value::as_bool) == Some(true))
-                .map(|p| p.get("quantity").and_then(Value::as_i64).unwrap_or(1))
+                .elements()
+                .filter(|p| p.get("etcdRole").and_then(Node::as_bool) == Some(true))
+                .map(|p| p.get("quantity").and_then(Node::as_i64).unwrap_or(1))
                 .sum(),
         )
     };

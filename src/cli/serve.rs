@@ -8,6 +8,7 @@
 
 use super::facts::{self, FactArgs};
 use crate::gate::{self, request::Overrides, Fact, Facts, Severity, Verdict};
+use crate::json::Doc;
 use crate::policy::{Operation, PolicySet, Request};
 use chrono::{DateTime, Utc};
 use etcdguard_webhook as wh;
@@ -70,6 +71,29 @@ pub struct Args {
     /// Override every policy's mode.
     #[arg(long, value_enum, value_name = "MODE")]
     pub mode: Option<super::check::ModeArg>,
+}
+
+/// The facts a review decides on: the cached snapshot, or unknown facts (none yet, or stale).
+enum FactsNow {
+    Cached(Arc<Snapshot>),
+    Unknown(Facts),
+}
+
+impl FactsNow {
+    fn facts(&self) -> &Facts {
+        match self {
+            FactsNow::Cached(s) => &s.facts,
+            FactsNow::Unknown(f) => f,
+        }
+    }
+
+    /// Per-store results; empty when the facts are unknown.
+    fn stores(&self) -> &[facts::StoreResult] {
+        match self {
+            FactsNow::Cached(s) => &s.stores,
+            FactsNow::Unknown(_) => &[],
+        }
+    }
 }
 
 /// The facts cache shared by the refresher and the reviews.
@@ -158,8 +182,9 @@ impl EtcdGate {
         self.cache.read().ok().and_then(|c| c.clone())
     }
 
-    /// Facts as a review may use them at `now`: stale or missing facts become unknown.
-    fn facts_at(&self, now: DateTime<Utc>) -> (Facts, Vec<facts::StoreResult>) {
+    /// Facts as a review may use them at `now`: stale or missing facts become unknown. The
+    /// cached snapshot is shared, not copied.
+    fn facts_at(&self, now: DateTime<Utc>) -> FactsNow {
         let unknown = |reason: String| Facts {
             stores: if self.args.stores.is_empty() {
                 vec![]
@@ -178,25 +203,21 @@ impl EtcdGate {
             lifecycle: Fact::unknown(reason.clone()),
         };
         match self.current() {
-            None => (
-                unknown("facts not gathered yet: the first refresh has not completed".into()),
-                vec![],
-            ),
+            None => FactsNow::Unknown(unknown(
+                "facts not gathered yet: the first refresh has not completed".into(),
+            )),
             Some(s) => {
                 let age = now.signed_duration_since(s.refreshed_at);
                 let bound =
                     chrono::Duration::from_std(self.stale_after).unwrap_or(chrono::Duration::MAX);
                 if age > bound {
-                    (
-                        unknown(format!(
-                            "facts are stale: last refresh {} ago (bound {})",
-                            gate::human_age(age),
-                            humantime::format_duration(self.stale_after)
-                        )),
-                        vec![],
-                    )
+                    FactsNow::Unknown(unknown(format!(
+                        "facts are stale: last refresh {} ago (bound {})",
+                        gate::human_age(age),
+                        humantime::format_duration(self.stale_after)
+                    )))
                 } else {
-                    (s.facts.clone(), s.stores.clone())
+                    FactsNow::Cached(s)
                 }
             }
         }
@@ -390,18 +411,31 @@ impl EtcdGate {
     }
 
     fn decide(&self, r: &wh::ReviewRequest, now: DateTime<Utc>) -> wh::Decision {
-        let req = policy_request(r);
+        let req = match policy_request(r) {
+            Ok(req) => req,
+            // The webhook checked the objects' shape; a gate that cannot read them refuses.
+            Err(e) => {
+                return wh::Decision::deny(format!("etcdguard cannot read this review: {e}"))
+                    .with_code(400, "BadRequest")
+                    .with_annotation("decision", "unreadable")
+            }
+        };
         // An ungated request needs no facts and no change classification.
         let matches = self.policies.matching(&req);
         if matches.is_empty() {
             return wh::Decision::allow().with_annotation("decision", "not-gated");
         }
-        let change = object_change(r, &req);
+        let change = object_change(&req);
         let max_age = gate::request::requirements(&self.policies, &matches, self.overrides).max_age;
-        let (mut facts, stores) = self.facts_at(now);
-        if let Some(issues) = self.lifecycle_object(r, &stores, max_age, now) {
-            facts.lifecycle = issues;
-        }
+        let known = self.facts_at(now);
+        let facts = match self.lifecycle_object(r, known.stores(), max_age, now) {
+            Some(issues) => {
+                let mut f = known.facts().clone();
+                f.lifecycle = issues;
+                std::borrow::Cow::Owned(f)
+            }
+            None => std::borrow::Cow::Borrowed(known.facts()),
+        };
         let d = gate::request::decide_matched(
             &self.policies,
             Some(&req),
@@ -438,15 +472,11 @@ impl EtcdGate {
         if !is_lifecycle {
             return None;
         }
-        let new = r.object.as_deref()?;
-        let bytes = serde_json::to_vec(new).ok()?;
-        let old = r
-            .old_object
-            .as_deref()
-            .and_then(|o| serde_json::to_vec(o).ok());
+        let new = r.object.as_ref()?;
+        let old = r.old_object.as_ref().map(|o| o.json().as_bytes());
         Some(facts::lifecycle_from_object(
-            &bytes,
-            old.as_deref(),
+            new.json().as_bytes(),
+            old,
             stores,
             &self.args,
             max_age,
@@ -455,31 +485,38 @@ impl EtcdGate {
     }
 }
 
-/// The policy engine's view of an admission request. The parsed objects are shared with the
-/// review, not copied; group and kind come from the objects, else from the review (a DELETE
-/// without objects, a subresource).
-pub fn policy_request(r: &wh::ReviewRequest) -> Request {
-    let mut req = Request::from_shared(
-        operation(r.operation),
-        r.old_object.clone(),
-        r.object.clone(),
-    )
-    .by(r.username.clone(), r.groups.clone());
+/// The policy engine's view of an admission request: the objects parsed once into
+/// [`Doc`]s (their text shared with the review, not copied; `metadata.managedFields` left out);
+/// group and kind come from the objects, else from the review (a DELETE without objects, a
+/// subresource). `Err` names an object that is not a readable Kubernetes object.
+pub fn policy_request(r: &wh::ReviewRequest) -> Result<Request, String> {
+    let doc = |o: &Option<wh::RawObject>, what: &str| {
+        o.as_ref()
+            .map(|o| Doc::parse_object(o.shared()).map(Arc::new))
+            .transpose()
+            .map_err(|e| format!("{what} is not a Kubernetes object: {e}"))
+    };
+    let (old, new) = (doc(&r.old_object, "oldObject")?, doc(&r.object, "object")?);
+    let mut req = Request::from_shared(operation(r.operation), old, new)
+        .by(r.username.clone(), r.groups.clone());
     if req.api_group.is_empty() && req.kind.is_empty() {
         req.api_group = r.kind.group.clone();
         req.kind = r.kind.kind.clone();
     }
     req.subresource = r.sub_resource.clone();
     req.resource = Some(r.resource.resource.clone());
-    req
+    Ok(req)
 }
 
-/// Classify the object change; the diff is the one policy matching already computed for `req`.
-fn object_change(r: &wh::ReviewRequest, req: &Request) -> gate::Change {
+/// Classify the object change of `req`; the diff is the one policy matching already computed.
+pub fn object_change(req: &Request) -> gate::Change {
     let mut change = gate::Change::default();
     let diff = || req.changes().iter().map(|c| c.path.clone()).collect();
-    match crate::change::from_objects_with_diff(r.old_object.as_deref(), r.object.as_deref(), diff)
-    {
+    let (old, new) = (
+        req.old.as_deref().map(Doc::root),
+        req.new.as_deref().map(Doc::root),
+    );
+    match crate::change::from_objects_with_diff(old, new, diff) {
         Ok(set) => facts::summarize(&set, "admission", &mut change),
         Err(e) => change.gated.push(format!("object not classified: {e}")),
     }

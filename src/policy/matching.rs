@@ -2,6 +2,7 @@
 
 use super::model::{ChangeSource, Operation, PathPattern, ResourceRule, Segment};
 use super::Policy;
+use crate::json::{Doc, Node};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -31,10 +32,10 @@ pub struct Request {
     pub subresource: Option<String>,
     /// The object before the change (UPDATE, DELETE).
     #[serde(skip)]
-    pub old: Option<Arc<Value>>,
+    pub old: Option<Arc<Doc>>,
     /// The object after the change (CREATE, UPDATE).
     #[serde(skip)]
-    pub new: Option<Arc<Value>>,
+    pub new: Option<Arc<Doc>>,
     /// Requesting user name.
     pub user: String,
     /// Requesting user's groups.
@@ -66,20 +67,21 @@ impl Request {
     /// `kind` of `new` (or `old`); annotations from its `metadata.annotations`.
     /// Missing or malformed `apiVersion`/`kind` leave the fields empty (nothing will match).
     pub fn from_objects(operation: Operation, old: Option<Value>, new: Option<Value>) -> Request {
-        Request::from_shared(operation, old.map(Arc::new), new.map(Arc::new))
+        let doc = |v: Value| Arc::new(Doc::from_value(&v));
+        Request::from_shared(operation, old.map(doc), new.map(doc))
     }
 
-    /// [`Request::from_objects`] for objects already shared (the webhook's parsed review):
+    /// [`Request::from_objects`] for objects already parsed and shared (the webhook's review):
     /// no copy of the documents is made.
     pub fn from_shared(
         operation: Operation,
-        old: Option<Arc<Value>>,
-        new: Option<Arc<Value>>,
+        old: Option<Arc<Doc>>,
+        new: Option<Arc<Doc>>,
     ) -> Request {
-        let subject = new.as_deref().or(old.as_deref());
+        let subject = new.as_deref().or(old.as_deref()).map(Doc::root);
         let api_version = subject
             .and_then(|o| o.get("apiVersion"))
-            .and_then(Value::as_str)
+            .and_then(Node::as_str)
             .unwrap_or("");
         // `group/version`, or just `version` for the core group.
         let api_group = match api_version.rsplit_once('/') {
@@ -88,15 +90,15 @@ impl Request {
         };
         let kind = subject
             .and_then(|o| o.get("kind"))
-            .and_then(Value::as_str)
+            .and_then(Node::as_str)
             .unwrap_or("")
             .to_string();
+        // Collected in document order into a map: a repeated key keeps its last value.
         let annotations = subject
-            .and_then(|o| crate::json::pointer(o, "/metadata/annotations"))
-            .and_then(Value::as_object)
+            .and_then(|o| o.pointer("/metadata/annotations"))
             .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                m.entries()
+                    .filter_map(|(k, v)| v.as_str().map(|s| (k.to_string(), s.to_string())))
                     .collect()
             })
             .unwrap_or_default();
@@ -134,9 +136,8 @@ impl Request {
             if self.source.is_some() {
                 return Vec::new();
             }
-            let null = Value::Null;
-            let old = self.old.as_deref().unwrap_or(&null);
-            let new = self.new.as_deref().unwrap_or(&null);
+            let old = self.old.as_deref().map_or(Doc::null(), Doc::root);
+            let new = self.new.as_deref().map_or(Doc::null(), Doc::root);
             diff(old, new)
         })
     }
@@ -153,7 +154,7 @@ pub struct Change {
 
 /// The json-patch (RFC 6902) diff of two documents, as (op, path) pairs: the operations
 /// `json_patch::diff` would emit, computed without copying values ([`crate::json::diff`]).
-pub fn diff(old: &Value, new: &Value) -> Vec<Change> {
+pub fn diff(old: Node<'_>, new: Node<'_>) -> Vec<Change> {
     let mut out = Vec::new();
     crate::json::diff(old, new, |op, path| {
         out.push(Change {
@@ -382,9 +383,8 @@ fn path_hits<'c>(
         return Ok(Vec::new());
     }
     let changes = changes();
-    let null = Value::Null;
-    let old = req.old.as_deref().unwrap_or(&null);
-    let new = req.new.as_deref().unwrap_or(&null);
+    let old = req.old.as_deref().map_or(Doc::null(), Doc::root);
+    let new = req.new.as_deref().map_or(Doc::null(), Doc::root);
     let hits: Vec<PathHit> = rule
         .paths
         .iter()
@@ -432,7 +432,7 @@ fn seg_matches(seg: &Segment, raw: &str) -> bool {
 ///   only if the values selected by the rest of the pattern differ between old and new,
 ///   so replacing `/spec/desiredUpdate` without changing `version` does not trigger
 ///   a rule watching `/spec/desiredUpdate/version`.
-pub fn touches(pattern: &PathPattern, changed: &str, old: &Value, new: &Value) -> bool {
+pub fn touches(pattern: &PathPattern, changed: &str, old: Node<'_>, new: Node<'_>) -> bool {
     let segs = pattern.segments();
     let mut depth = 0;
     for (i, tok) in raw_tokens(changed).enumerate() {
@@ -454,12 +454,8 @@ pub fn touches(pattern: &PathPattern, changed: &str, old: &Value, new: &Value) -
 }
 
 /// The values `rest` selects below the pointer `at` in `doc` (`at` empty: the root).
-fn selected<'a>(doc: &'a Value, at: &str, rest: &[Segment]) -> Vec<&'a Value> {
-    let base = if at.is_empty() {
-        Some(doc)
-    } else {
-        crate::json::pointer(doc, at)
-    };
+fn selected<'a>(doc: Node<'a>, at: &str, rest: &[Segment]) -> Vec<Node<'a>> {
+    let base = doc.pointer(at);
     let mut out = Vec::new();
     if let Some(b) = base {
         select(b, rest, &mut out);
@@ -468,24 +464,29 @@ fn selected<'a>(doc: &'a Value, at: &str, rest: &[Segment]) -> Vec<&'a Value> {
 }
 
 /// Collect the values selected by `segs` under `v` (wildcards expand, in document order).
-fn select<'a>(v: &'a Value, segs: &[Segment], out: &mut Vec<&'a Value>) {
+fn select<'a>(v: Node<'a>, segs: &[Segment], out: &mut Vec<Node<'a>>) {
     let Some((first, rest)) = segs.split_first() else {
         out.push(v);
         return;
     };
-    match (first, v) {
-        (Segment::Key(k), Value::Object(m)) => {
-            if let Some(c) = m.get(k) {
+    match first {
+        Segment::Key(k) if v.is_object() => {
+            if let Some(c) = v.get(k) {
                 select(c, rest, out);
             }
         }
-        (Segment::Key(k), Value::Array(a)) => {
-            if let Some(c) = k.parse::<usize>().ok().and_then(|i| a.get(i)) {
+        Segment::Key(k) if v.is_array() => {
+            if let Some(c) = k.parse::<usize>().ok().and_then(|i| v.at(i)) {
                 select(c, rest, out);
             }
         }
-        (Segment::Any, Value::Object(m)) => m.values().for_each(|c| select(c, rest, out)),
-        (Segment::Any, Value::Array(a)) => a.iter().for_each(|c| select(c, rest, out)),
+        // A map's values in key order (repeated keys once, last value), as `serde_json::Map`.
+        Segment::Any if v.is_object() => {
+            let mut entries = Vec::new();
+            v.sorted_entries_into(&mut entries);
+            entries.into_iter().for_each(|(_, c)| select(c, rest, out));
+        }
+        Segment::Any if v.is_array() => v.elements().for_each(|c| select(c, rest, out)),
         _ => {}
     }
 }
@@ -494,6 +495,15 @@ fn select<'a>(v: &'a Value, segs: &[Segment], out: &mut Vec<&'a Value>) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn touches(p: &PathPattern, changed: &str, old: &Value, new: &Value) -> bool {
+        let (old, new) = (Doc::from_value(old), Doc::from_value(new));
+        super::touches(p, changed, old.root(), new.root())
+    }
+
+    fn diff(old: &Value, new: &Value) -> Vec<Change> {
+        super::diff(Doc::from_value(old).root(), Doc::from_value(new).root())
+    }
 
     fn p(s: &str) -> PathPattern {
         PathPattern::parse(s).unwrap()

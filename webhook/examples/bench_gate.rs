@@ -20,11 +20,21 @@ struct CachedFactsGate {
 impl Gate for CachedFactsGate {
     fn review(&self, r: &ReviewRequest) -> Decision {
         let age = self.snapshot_age_seconds.load(Ordering::Relaxed);
-        let version = |o: &Option<std::sync::Arc<serde_json::Value>>| {
-            o.as_ref()
-                .and_then(|o| o.pointer("/spec/version"))
-                .and_then(|v| v.as_str())
-                .map(str::to_string)
+        // A typed, partial read: serde skips every other field without building it.
+        #[derive(serde::Deserialize)]
+        struct Object<'a> {
+            #[serde(borrow)]
+            spec: Option<Spec<'a>>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Spec<'a> {
+            #[serde(borrow)]
+            version: Option<std::borrow::Cow<'a, str>>,
+        }
+        let version = |o: &Option<etcdguard_webhook::RawObject>| {
+            let o = o.as_ref()?;
+            let parsed: Object = serde_json::from_str(o.json()).ok()?;
+            parsed.spec?.version.map(|v| v.into_owned())
         };
         let (new, old) = (version(&r.object), version(&r.old_object));
         let d = if new != old && age > 6 * 3600 {

@@ -94,11 +94,12 @@ pub struct ReviewRequest {
     pub username: String,
     /// The requesting user's groups.
     pub groups: Vec<String>,
-    /// The new object (`None` for DELETE). Shared: a gate may keep or pass it on without
-    /// copying the document.
-    pub object: Option<Arc<Value>>,
-    /// The old object (UPDATE and DELETE only). Shared like `object`.
-    pub old_object: Option<Arc<Value>>,
+    /// The new object (`None` for DELETE), as the JSON text the apiserver sent. A gate parses
+    /// what it needs (typed, lazily or in full with [`RawObject::to_value`]); the webhook only
+    /// checked that it is a JSON object with object `metadata`.
+    pub object: Option<RawObject>,
+    /// The old object (UPDATE and DELETE only), like `object`.
+    pub old_object: Option<RawObject>,
     /// `true` for `--dry-run=server`; the gate decides the same way (sideEffects: None).
     pub dry_run: bool,
 }
@@ -116,12 +117,46 @@ pub enum RequestError {
     },
 }
 
+/// A Kubernetes object of a review: its JSON text, exactly as sent (shared, never copied
+/// again). Parsing is left to the gate, which usually needs a few fields, not a whole tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawObject(Arc<str>);
+
+impl RawObject {
+    /// Wrap JSON text. The webhook only builds these from text it has checked to be a JSON
+    /// object with object `metadata`; other callers (tests, other adapters) should do the same.
+    pub fn new(json: impl Into<Arc<str>>) -> Self {
+        RawObject(json.into())
+    }
+
+    /// The object serialized from a value.
+    pub fn from_value(value: &Value) -> Self {
+        RawObject(value.to_string().into())
+    }
+
+    /// The JSON text.
+    pub fn json(&self) -> &str {
+        &self.0
+    }
+
+    /// The JSON text, shared (no copy).
+    pub fn shared(&self) -> Arc<str> {
+        self.0.clone()
+    }
+
+    /// The whole object as a `serde_json::Value`, without `metadata.managedFields` (the
+    /// apiserver's server-side-apply bookkeeping, which no gate reads). Parses on every call.
+    pub fn to_value(&self) -> Result<Value, serde_json::Error> {
+        crate::review::object_value(&self.0)
+    }
+}
+
 impl ReviewRequest {
     /// Build the view from kube's parsed request.
     pub fn from_admission(req: &AdmissionRequest<DynamicObject>) -> Result<Self, RequestError> {
         let to_value = |field: &'static str, obj: &Option<DynamicObject>| {
             obj.as_ref()
-                .map(|o| serde_json::to_value(o).map(Arc::new))
+                .map(|o| serde_json::to_string(o).map(RawObject::new))
                 .transpose()
                 .map_err(|source| RequestError::Object { field, source })
         };

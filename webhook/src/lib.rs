@@ -32,7 +32,7 @@ pub mod review;
 pub mod server;
 pub mod tls;
 
-pub use gate::{Decision, Gate, Operation, RequestError, ReviewRequest};
+pub use gate::{Decision, Gate, Operation, RawObject, RequestError, ReviewRequest};
 pub use server::{
     bind, install_crypto_provider, serve, shutdown_signal, GateExecution, ServeError, Server,
     ServerConfig, TlsSource, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, HEALTHZ_PATH, METRICS_PATH,

@@ -2,13 +2,13 @@
 //! within what the apiserver accepts. Pure functions: no I/O.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::time::Duration;
 
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
 use kube::core::DynamicObject;
 
-use crate::gate::{Decision, ReviewRequest};
+use crate::gate::{Decision, RawObject, ReviewRequest};
+use serde_json::value::RawValue;
 
 /// `apiVersion` of the only AdmissionReview version served.
 pub const ADMISSION_API_VERSION: &str = "admission.k8s.io/v1";
@@ -57,24 +57,25 @@ pub enum ReviewError {
 ///
 /// kube's `AdmissionReview<DynamicObject>` uses `#[serde(flatten)]` at the top level and inside
 /// `DynamicObject`, which makes serde buffer the whole body into an intermediate tree and walk it
-/// again, and the gate wants the objects as `serde_json::Value` anyway. Measured on the benchmark
-/// (`scripts/bench-webhook`) that doubled the cost of a review, so the body is read into this
-/// struct (same field names and types as kube's `AdmissionRequest`, objects kept as `Value`) and
-/// kube's types are still used for everything on the response side.
+/// again. Measured on the benchmark (`scripts/bench-webhook`) that doubled the cost of a review,
+/// so the body is read into this struct (same field names and types as kube's
+/// `AdmissionRequest`) and kube's types are still used for everything on the response side.
+/// The objects are kept as their JSON text: building `serde_json::Value` trees for them was a
+/// third of a review's CPU time, and a gate reads a few of their fields.
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct WireReview {
+struct WireReview<'a> {
     #[serde(default)]
     api_version: String,
     #[serde(default)]
     kind: String,
-    #[serde(default)]
-    request: Option<WireRequest>,
+    #[serde(default, borrow)]
+    request: Option<WireRequest<'a>>,
 }
 
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct WireRequest {
+struct WireRequest<'a> {
     uid: String,
     kind: kube::core::GroupVersionKind,
     resource: kube::core::GroupVersionResource,
@@ -92,12 +93,84 @@ struct WireRequest {
     namespace: Option<String>,
     operation: kube::core::admission::Operation,
     user_info: k8s_openapi::api::authentication::v1::UserInfo,
-    #[serde(default)]
-    object: Option<KubeObject>,
-    #[serde(default)]
-    old_object: Option<KubeObject>,
+    #[serde(default, borrow)]
+    object: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    old_object: Option<&'a RawValue>,
     #[serde(default)]
     dry_run: Option<bool>,
+}
+
+/// A Kubernetes object (checked for shape, see [`ShapeCheck`]) as a JSON value without
+/// `metadata.managedFields`: [`RawObject::to_value`].
+pub(crate) fn object_value(json: &str) -> Result<serde_json::Value, serde_json::Error> {
+    serde_json::from_str::<KubeObject>(json).map(|o| o.0)
+}
+
+/// Checks that an object's text is a Kubernetes object (a JSON object whose `metadata`, when
+/// present, is an object; `managedFields` and everything else unread) without building anything.
+struct ShapeCheck {
+    top: bool,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for ShapeCheck {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ShapeCheck {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(if self.top {
+            "a Kubernetes object (a JSON object) or null"
+        } else {
+            "object metadata (a JSON object)"
+        })
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(is_metadata) = map.next_key_seed(IsMetadata)? {
+            if self.top && is_metadata {
+                map.next_value_seed(ShapeCheck { top: false })?;
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads a key, answering whether it is `metadata` (no allocation).
+struct IsMetadata;
+
+impl<'de> serde::de::DeserializeSeed<'de> for IsMetadata {
+    type Value = bool;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for IsMetadata {
+    type Value = bool;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_str<E>(self, v: &str) -> Result<bool, E> {
+        Ok(v == "metadata")
+    }
+}
+
+/// Check an object's shape and keep its text.
+fn raw_object(raw: &RawValue) -> Result<RawObject, ReviewError> {
+    use serde::de::DeserializeSeed;
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    ShapeCheck { top: true }
+        .deserialize(&mut de)
+        .map_err(|e| ReviewError::Json(e.to_string()))?;
+    Ok(RawObject::new(raw.get()))
 }
 
 /// A Kubernetes object from a review, as a JSON value without `metadata.managedFields`.
@@ -223,16 +296,8 @@ pub fn parse_review(body: &[u8]) -> Result<ParsedReview, ReviewError> {
     };
     let mut view = ReviewRequest::from_admission(&admission)
         .map_err(|e| ReviewError::Object(e.to_string()))?;
-    view.object = req
-        .object
-        .map(|o| o.0)
-        .filter(|v| !v.is_null())
-        .map(Arc::new);
-    view.old_object = req
-        .old_object
-        .map(|o| o.0)
-        .filter(|v| !v.is_null())
-        .map(Arc::new);
+    view.object = req.object.map(raw_object).transpose()?;
+    view.old_object = req.old_object.map(raw_object).transpose()?;
     Ok(ParsedReview { admission, view })
 }
 
@@ -486,8 +551,13 @@ mod tests {
         assert_eq!(fast.name, kube.name);
         assert_eq!(fast.username, kube.username);
         assert_eq!(fast.groups, kube.groups);
-        assert_eq!(fast.object, kube.object);
-        assert_eq!(fast.old_object, kube.old_object);
+        let value = |o: &Option<RawObject>| o.as_ref().map(|o| o.to_value().expect("object"));
+        assert_eq!(value(&fast.object), value(&kube.object));
+        assert_eq!(value(&fast.old_object), value(&kube.old_object));
+        assert!(value(&fast.object).is_some() && value(&fast.old_object).is_some());
+        // The text is the body's, as sent.
+        let text = std::str::from_utf8(body).unwrap();
+        assert!(text.contains(fast.object.as_ref().unwrap().json()));
         assert_eq!(fast.dry_run, kube.dry_run);
         // DELETE: object null.
         let mut v: serde_json::Value = serde_json::from_slice(body).unwrap();
@@ -517,7 +587,10 @@ mod tests {
             (&with.object, &plain.object),
             (&with.old_object, &plain.old_object),
         ] {
-            let (a, b) = (a.as_deref().unwrap(), b.as_deref().unwrap());
+            let (a, b) = (
+                a.as_ref().unwrap().to_value().unwrap(),
+                b.as_ref().unwrap().to_value().unwrap(),
+            );
             assert!(a.pointer("/metadata/managedFields").is_none(), "{a}");
             assert_eq!(
                 a.pointer("/spec/managedFields"),
@@ -525,12 +598,14 @@ mod tests {
             );
             let mut a = a.clone();
             a["spec"].as_object_mut().unwrap().remove("managedFields");
-            assert_eq!(&a, b);
+            assert_eq!(a, b);
         }
         // An object that is not a JSON object, or metadata that is not one, is a bad review.
         for (ptr, bad) in [
             ("/request/object", serde_json::json!("text")),
+            ("/request/object", serde_json::json!([1])),
             ("/request/oldObject/metadata", serde_json::json!(7)),
+            ("/request/object/metadata", serde_json::json!(null)),
         ] {
             let mut v: serde_json::Value = serde_json::from_slice(body).unwrap();
             *v.pointer_mut(ptr).unwrap() = bad;

@@ -33,19 +33,20 @@ fn self_signed_config() -> ServerConfig {
 /// snapshot is 26 h old), allow anything else.
 fn upgrade_gate() -> std::sync::Arc<TestGate> {
     TestGate::new(|r| {
-        let new = r.object.as_ref().and_then(|o| o.pointer("/spec/version"));
-        let old = r
-            .old_object
-            .as_ref()
-            .and_then(|o| o.pointer("/spec/version"));
+        let version = |o: &Option<etcdguard_webhook::RawObject>| {
+            o.as_ref()
+                .and_then(|o| o.to_value().ok())
+                .and_then(|v| v.pointer("/spec/version").cloned())
+        };
+        let (new, old) = (version(&r.object), version(&r.old_object));
         if r.operation == Operation::Update && new != old {
             Decision::deny(format!(
                 "{} {}/{}: upgrade {} -> {} refused: newest valid etcd snapshot is 26h old (max 6h)",
                 r.kind.kind,
                 r.namespace.as_deref().unwrap_or(""),
                 r.name,
-                old.and_then(Value::as_str).unwrap_or("?"),
-                new.and_then(Value::as_str).unwrap_or("?"),
+                old.as_ref().and_then(Value::as_str).unwrap_or("?"),
+                new.as_ref().and_then(Value::as_str).unwrap_or("?"),
             ))
             .with_annotation("snapshot-age-seconds", "93600")
             .with_warning("etcd snapshot is stale\nsee the runbook")
@@ -157,7 +158,7 @@ async fn gate_sees_typed_request_fields() {
         .iter()
         .any(|g| g == "system:serviceaccounts:flux-system"));
     assert!(r.dry_run);
-    let obj = r.object.expect("object");
+    let obj = r.object.expect("object").to_value().expect("object JSON");
     assert_eq!(
         obj.pointer("/spec/kubeadmConfigSpec/clusterConfiguration/etcd/local/imageTag"),
         Some(&Value::from("3.6.4-0"))
@@ -167,7 +168,11 @@ async fn gate_sees_typed_request_fields() {
         Some(&Value::from("prod-eu1"))
     );
     assert_eq!(
-        r.old_object.expect("oldObject").pointer("/spec/version"),
+        r.old_object
+            .expect("oldObject")
+            .to_value()
+            .expect("oldObject JSON")
+            .pointer("/spec/version"),
         Some(&Value::from("v1.33.4"))
     );
     run.stop().await.unwrap();

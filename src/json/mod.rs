@@ -8,6 +8,9 @@
 
 use serde_json::Value;
 
+mod doc;
+pub use doc::{diff, Doc, Elements, Entries, Node};
+
 /// Look up an RFC 6901 JSON pointer, like [`Value::pointer`] (same results, no allocation
 /// unless a token carries an `~0`/`~1` escape).
 pub fn pointer<'a>(value: &'a Value, ptr: &str) -> Option<&'a Value> {
@@ -39,70 +42,15 @@ pub fn unescape(token: &str) -> String {
 }
 
 /// An array index as RFC 6901 allows it (no sign, no leading zero), like serde_json.
-fn parse_index(s: &str) -> Option<usize> {
+pub(crate) fn parse_index(s: &str) -> Option<usize> {
     if s.starts_with('+') || (s.starts_with('0') && s.len() != 1) {
         return None;
     }
     s.parse().ok()
 }
 
-/// The operations of the json-patch (RFC 6902) diff of `left` → `right`, as
-/// `json_patch::diff` emits them (same operations, same paths, same order), reported as
-/// `(op, path)` with `op` one of `add`, `remove`, `replace`; no value is copied.
-pub fn diff(left: &Value, right: &Value, mut emit: impl FnMut(&'static str, &str)) {
-    let mut path = String::new();
-    diff_at(left, right, &mut path, &mut emit);
-}
-
-fn diff_at(
-    left: &Value,
-    right: &Value,
-    path: &mut String,
-    emit: &mut impl FnMut(&'static str, &str),
-) {
-    match (left, right) {
-        (Value::Object(l), Value::Object(r)) => {
-            for (key, rv) in r {
-                let len = push_key(path, key);
-                match l.get(key) {
-                    Some(lv) => diff_at(lv, rv, path, emit),
-                    None => emit("add", path),
-                }
-                path.truncate(len);
-            }
-            for key in l.keys().filter(|k| !r.contains_key(*k)) {
-                let len = push_key(path, key);
-                emit("remove", path);
-                path.truncate(len);
-            }
-        }
-        (Value::Array(l), Value::Array(r)) => {
-            // json_patch's array diff: element-wise; removals at the tail all name the index
-            // where the first one happened (each removal shifts the rest down).
-            let mut shift = 0usize;
-            for idx in 0..l.len().max(r.len()) {
-                let len = path.len();
-                path.push('/');
-                path.push_str(&(idx - shift).to_string());
-                match (l.get(idx), r.get(idx)) {
-                    (Some(lv), Some(rv)) => diff_at(lv, rv, path, emit),
-                    (Some(_), None) => {
-                        shift += 1;
-                        emit("remove", path);
-                    }
-                    (None, Some(_)) => emit("add", path),
-                    (None, None) => {}
-                }
-                path.truncate(len);
-            }
-        }
-        _ if left == right => {}
-        _ => emit("replace", path),
-    }
-}
-
 /// Append `/key` (escaped) to `path`; returns the length to truncate back to.
-fn push_key(path: &mut String, key: &str) -> usize {
+pub(crate) fn push_key(path: &mut String, key: &str) -> usize {
     let len = path.len();
     path.push('/');
     if key.contains(['~', '/']) {
@@ -118,10 +66,23 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// Our diff, on documents built from the values and on documents parsed from their text
+    /// (both must agree).
     fn ours(l: &Value, r: &Value) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        diff(l, r, |op, p| out.push((op.to_string(), p.to_string())));
-        out
+        let run = |a: &Doc, b: &Doc| {
+            let mut out = Vec::new();
+            diff(a.root(), b.root(), |op, p| {
+                out.push((op.to_string(), p.to_string()))
+            });
+            out
+        };
+        let from_values = run(&Doc::from_value(l), &Doc::from_value(r));
+        let parsed = run(
+            &Doc::parse(l.to_string()).unwrap(),
+            &Doc::parse(r.to_string()).unwrap(),
+        );
+        assert_eq!(from_values, parsed, "left {l}\nright {r}");
+        from_values
     }
 
     fn reference(l: &Value, r: &Value) -> Vec<(String, String)> {
@@ -224,6 +185,51 @@ mod tests {
             nonempty > 1000,
             "generator produced too few differing pairs: {nonempty}"
         );
+    }
+
+    /// JSON text for `v` with every object's keys in reverse order, each preceded by a stale
+    /// duplicate of itself (`"k": "stale"`): the same document for serde_json (last key wins),
+    /// but neither sorted nor free of repeats.
+    fn scrambled(v: &Value) -> String {
+        match v {
+            Value::Object(m) => {
+                let entries: Vec<String> = m
+                    .iter()
+                    .rev()
+                    .map(|(k, c)| {
+                        let k = Value::from(k.as_str()).to_string();
+                        format!("{k}:\"stale\",{k}:{}", scrambled(c))
+                    })
+                    .collect();
+                format!("{{{}}}", entries.join(","))
+            }
+            Value::Array(a) => {
+                format!(
+                    "[{}]",
+                    a.iter().map(scrambled).collect::<Vec<_>>().join(",")
+                )
+            }
+            other => other.to_string(),
+        }
+    }
+
+    #[test]
+    fn diff_agrees_with_json_patch_on_unsorted_documents_with_repeated_keys() {
+        let mut g = Gen(0x2545_f491_4f6c_dd1d);
+        for _ in 0..3000 {
+            let a = g.value(4);
+            let b = g.mutate(&a, 4);
+            let (ta, tb) = (scrambled(&a), scrambled(&b));
+            assert_eq!(serde_json::from_str::<Value>(&ta).unwrap(), a);
+            let (da, db) = (Doc::parse(ta).unwrap(), Doc::parse(tb).unwrap());
+            let mut got = Vec::new();
+            diff(da.root(), db.root(), |op, p| {
+                got.push((op.to_string(), p.to_string()))
+            });
+            assert_eq!(got, reference(&a, &b), "left {a}\nright {b}");
+            assert_eq!(da.root() == db.root(), a == b);
+            assert_eq!(da.root().to_value(), a);
+        }
     }
 
     #[test]

@@ -1,0 +1,895 @@
+//! A parsed JSON document as one flat tape ([`Doc`]) and cheap handles into it ([`Node`]).
+//!
+//! The webhook's hot path reads a few dozen pointers of two Kubernetes objects and their
+//! json-patch diff. Building `serde_json::Value` trees for that costs one allocation per string
+//! and per map node (about a third of a review's CPU time, measured with `scripts/bench-webhook`).
+//! A [`Doc`] is built in one serde pass into a single `Vec` of tokens; strings stay where they
+//! are in the source text (only strings with escapes are copied), and every container records
+//! where its subtree ends, so skipping a subtree is one index jump.
+//!
+//! Semantics follow `serde_json::Value` exactly, and the tests check it: an object with a
+//! repeated key means its last value ([`Node::get`], equality, [`Node::to_value`]); equality is
+//! `Value`'s (objects as maps, numbers as `serde_json::Number`); [`diff`] emits what
+//! `json_patch::diff` emits for the same documents, in the same order. Pure; no I/O.
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::{Number, Value};
+use std::fmt;
+use std::fmt::Write as _;
+use std::sync::{Arc, LazyLock};
+
+/// Where a string lives: in the source text, or in the document's own buffer (strings with
+/// escapes, and every string of a document built from a `Value`).
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: usize,
+    len: usize,
+    owned: bool,
+}
+
+#[derive(Debug, Clone)]
+enum Tok {
+    Null,
+    Bool(bool),
+    Num(Number),
+    Str(Span),
+    /// An array of `len` elements; `end` is the index after its last descendant.
+    Arr {
+        end: usize,
+        len: usize,
+    },
+    /// An object of `len` entries (each a `Key` then the value's subtree); `end` as for `Arr`.
+    Obj {
+        end: usize,
+        len: usize,
+    },
+    Key(Span),
+}
+
+/// A parsed JSON document. Immutable; share it with `Arc`.
+pub struct Doc {
+    text: Arc<str>,
+    owned: String,
+    toks: Vec<Tok>,
+}
+
+impl fmt::Debug for Doc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Doc({})", self.root())
+    }
+}
+
+impl PartialEq for Doc {
+    fn eq(&self, other: &Self) -> bool {
+        self.root() == other.root()
+    }
+}
+
+static NULL: LazyLock<Doc> = LazyLock::new(|| Doc::from_value(&Value::Null));
+
+impl Doc {
+    /// Parse any JSON text (the whole text must be one value).
+    pub fn parse(text: impl Into<Arc<str>>) -> Result<Doc, serde_json::Error> {
+        Doc::build(text.into(), Shape::Any)
+    }
+
+    /// Parse a Kubernetes object: the text must be a JSON object, `metadata` (when present)
+    /// must be an object, and `metadata.managedFields` is skipped. That field is the
+    /// apiserver's server-side-apply bookkeeping (often half an object's size); no gate reads
+    /// it and it changes on every write (timestamps), so it is neither stored nor diffed.
+    pub fn parse_object(text: impl Into<Arc<str>>) -> Result<Doc, serde_json::Error> {
+        Doc::build(text.into(), Shape::KubeObject)
+    }
+
+    fn build(text: Arc<str>, shape: Shape) -> Result<Doc, serde_json::Error> {
+        let mut b = Builder {
+            base: text.as_ptr() as usize,
+            text_len: text.len(),
+            owned: String::new(),
+            // About one token per 12 bytes of a typical Kubernetes object.
+            toks: Vec::with_capacity(text.len() / 12 + 4),
+        };
+        let mut de = serde_json::Deserializer::from_str(&text);
+        Seed { b: &mut b, shape }.deserialize(&mut de)?;
+        de.end()?;
+        let Builder { owned, toks, .. } = b;
+        Ok(Doc { text, owned, toks })
+    }
+
+    /// The same document as `value` (strings copied into the document).
+    pub fn from_value(value: &Value) -> Doc {
+        fn push(v: &Value, toks: &mut Vec<Tok>, owned: &mut String) {
+            let span = |s: &str, owned: &mut String| {
+                let start = owned.len();
+                owned.push_str(s);
+                Span {
+                    start,
+                    len: s.len(),
+                    owned: true,
+                }
+            };
+            match v {
+                Value::Null => toks.push(Tok::Null),
+                Value::Bool(b) => toks.push(Tok::Bool(*b)),
+                Value::Number(n) => toks.push(Tok::Num(n.clone())),
+                Value::String(s) => {
+                    let sp = span(s, owned);
+                    toks.push(Tok::Str(sp));
+                }
+                Value::Array(a) => {
+                    let at = toks.len();
+                    toks.push(Tok::Arr { end: 0, len: 0 });
+                    for c in a {
+                        push(c, toks, owned);
+                    }
+                    toks[at] = Tok::Arr {
+                        end: toks.len(),
+                        len: a.len(),
+                    };
+                }
+                Value::Object(m) => {
+                    let at = toks.len();
+                    toks.push(Tok::Obj { end: 0, len: 0 });
+                    for (k, c) in m {
+                        let sp = span(k, owned);
+                        toks.push(Tok::Key(sp));
+                        push(c, toks, owned);
+                    }
+                    toks[at] = Tok::Obj {
+                        end: toks.len(),
+                        len: m.len(),
+                    };
+                }
+            }
+        }
+        let mut toks = Vec::new();
+        let mut owned = String::new();
+        push(value, &mut toks, &mut owned);
+        Doc {
+            text: Arc::from(""),
+            owned,
+            toks,
+        }
+    }
+
+    /// The document's value.
+    pub fn root(&self) -> Node<'_> {
+        Node { doc: self, i: 0 }
+    }
+
+    /// A `null` node, for an absent side of a comparison.
+    pub fn null() -> Node<'static> {
+        NULL.root()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Any,
+    /// The top of a Kubernetes object.
+    KubeObject,
+    /// `metadata` of a Kubernetes object.
+    KubeMetadata,
+}
+
+struct Builder {
+    base: usize,
+    text_len: usize,
+    owned: String,
+    toks: Vec<Tok>,
+}
+
+impl Builder {
+    /// Record a string: in place when it is a slice of the source text, else copied.
+    fn span(&mut self, s: &str, borrowed: bool) -> Span {
+        let p = s.as_ptr() as usize;
+        if borrowed && p >= self.base && p - self.base + s.len() <= self.text_len {
+            return Span {
+                start: p - self.base,
+                len: s.len(),
+                owned: false,
+            };
+        }
+        let start = self.owned.len();
+        self.owned.push_str(s);
+        Span {
+            start,
+            len: s.len(),
+            owned: true,
+        }
+    }
+}
+
+struct Seed<'b> {
+    b: &'b mut Builder,
+    shape: Shape,
+}
+
+impl<'de> DeserializeSeed<'de> for Seed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl Seed<'_> {
+    fn scalar<E: de::Error>(self, tok: Tok, unexpected: de::Unexpected<'_>) -> Result<(), E> {
+        if self.shape != Shape::Any {
+            return Err(E::invalid_type(unexpected, &self));
+        }
+        self.b.toks.push(tok);
+        Ok(())
+    }
+}
+
+impl<'de> Visitor<'de> for Seed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(match self.shape {
+            Shape::Any => "any JSON value",
+            Shape::KubeObject => "a Kubernetes object (a JSON object)",
+            Shape::KubeMetadata => "object metadata (a JSON object)",
+        })
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.scalar(Tok::Bool(v), de::Unexpected::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        self.scalar(Tok::Num(v.into()), de::Unexpected::Signed(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        self.scalar(Tok::Num(v.into()), de::Unexpected::Unsigned(v))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        // As serde_json::Value: a non-finite float (not producible from JSON text) is null.
+        let tok = Number::from_f64(v).map_or(Tok::Null, Tok::Num);
+        self.scalar(tok, de::Unexpected::Float(v))
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<(), E> {
+        if self.shape != Shape::Any {
+            return Err(E::invalid_type(de::Unexpected::Str(v), &self));
+        }
+        let sp = self.b.span(v, true);
+        self.b.toks.push(Tok::Str(sp));
+        Ok(())
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        if self.shape != Shape::Any {
+            return Err(E::invalid_type(de::Unexpected::Str(v), &self));
+        }
+        let sp = self.b.span(v, false);
+        self.b.toks.push(Tok::Str(sp));
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.scalar(Tok::Null, de::Unexpected::Unit)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        self.scalar(Tok::Null, de::Unexpected::Option)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        if self.shape != Shape::Any {
+            return Err(de::Error::invalid_type(de::Unexpected::Seq, &self));
+        }
+        let at = self.b.toks.len();
+        self.b.toks.push(Tok::Arr { end: 0, len: 0 });
+        let mut len = 0;
+        while seq
+            .next_element_seed(Seed {
+                b: &mut *self.b,
+                shape: Shape::Any,
+            })?
+            .is_some()
+        {
+            len += 1;
+        }
+        let end = self.b.toks.len();
+        self.b.toks[at] = Tok::Arr { end, len };
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let at = self.b.toks.len();
+        self.b.toks.push(Tok::Obj { end: 0, len: 0 });
+        let mut len = 0;
+        while let Some((span, key)) = map.next_key_seed(KeySeed { b: &mut *self.b })? {
+            let shape = match (self.shape, key) {
+                (Shape::KubeObject, KeyIs::Metadata) => Shape::KubeMetadata,
+                (Shape::KubeMetadata, KeyIs::ManagedFields) => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+                _ => Shape::Any,
+            };
+            self.b.toks.push(Tok::Key(span));
+            map.next_value_seed(Seed {
+                b: &mut *self.b,
+                shape,
+            })?;
+            len += 1;
+        }
+        let end = self.b.toks.len();
+        self.b.toks[at] = Tok::Obj { end, len };
+        Ok(())
+    }
+}
+
+/// The keys [`Shape`] cares about.
+#[derive(Clone, Copy)]
+enum KeyIs {
+    Metadata,
+    ManagedFields,
+    Other,
+}
+
+impl KeyIs {
+    fn of(k: &str) -> KeyIs {
+        match k {
+            "metadata" => KeyIs::Metadata,
+            "managedFields" => KeyIs::ManagedFields,
+            _ => KeyIs::Other,
+        }
+    }
+}
+
+struct KeySeed<'b> {
+    b: &'b mut Builder,
+}
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = (Span, KeyIs);
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed<'_> {
+    type Value = (Span, KeyIs);
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok((self.b.span(v, true), KeyIs::of(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok((self.b.span(v, false), KeyIs::of(v)))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading
+
+/// A value inside a [`Doc`]: a copyable handle (document + position), with the read side of
+/// `serde_json::Value`'s API.
+#[derive(Clone, Copy)]
+pub struct Node<'a> {
+    doc: &'a Doc,
+    i: usize,
+}
+
+impl<'a> Node<'a> {
+    fn tok(self) -> &'a Tok {
+        &self.doc.toks[self.i]
+    }
+
+    fn text(self, s: Span) -> &'a str {
+        let src: &'a str = if s.owned {
+            &self.doc.owned
+        } else {
+            &self.doc.text
+        };
+        &src[s.start..s.start + s.len]
+    }
+
+    /// Index after this node's subtree.
+    fn skip(self) -> usize {
+        match *self.tok() {
+            Tok::Arr { end, .. } | Tok::Obj { end, .. } => end,
+            _ => self.i + 1,
+        }
+    }
+
+    fn at_index(self, i: usize) -> Node<'a> {
+        Node { doc: self.doc, i }
+    }
+
+    pub fn is_null(self) -> bool {
+        matches!(self.tok(), Tok::Null)
+    }
+    pub fn is_object(self) -> bool {
+        matches!(self.tok(), Tok::Obj { .. })
+    }
+    pub fn is_array(self) -> bool {
+        matches!(self.tok(), Tok::Arr { .. })
+    }
+    pub fn as_bool(self) -> Option<bool> {
+        match self.tok() {
+            Tok::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> Option<&'a str> {
+        match *self.tok() {
+            Tok::Str(s) => Some(self.text(s)),
+            _ => None,
+        }
+    }
+    pub fn as_number(self) -> Option<&'a Number> {
+        match self.tok() {
+            Tok::Num(n) => Some(n),
+            _ => None,
+        }
+    }
+    pub fn as_i64(self) -> Option<i64> {
+        self.as_number().and_then(Number::as_i64)
+    }
+    pub fn as_u64(self) -> Option<u64> {
+        self.as_number().and_then(Number::as_u64)
+    }
+    pub fn as_f64(self) -> Option<f64> {
+        self.as_number().and_then(Number::as_f64)
+    }
+
+    /// Elements of an array, or entries of an object (a repeated key counted each time);
+    /// 0 for anything else.
+    pub fn len(self) -> usize {
+        match *self.tok() {
+            Tok::Arr { len, .. } | Tok::Obj { len, .. } => len,
+            _ => 0,
+        }
+    }
+
+    /// Whether [`Node::len`] is 0.
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
+    }
+
+    /// The entries of an object in document order (a repeated key appears each time; use
+    /// [`Node::get`] for the effective value); empty for anything else.
+    pub fn entries(self) -> Entries<'a> {
+        let (pos, end) = match *self.tok() {
+            Tok::Obj { end, .. } => (self.i + 1, end),
+            _ => (0, 0),
+        };
+        Entries {
+            node: self,
+            pos,
+            end,
+        }
+    }
+
+    /// The elements of an array; empty for anything else.
+    pub fn elements(self) -> Elements<'a> {
+        let (pos, end) = match *self.tok() {
+            Tok::Arr { end, .. } => (self.i + 1, end),
+            _ => (0, 0),
+        };
+        Elements {
+            node: self,
+            pos,
+            end,
+        }
+    }
+
+    /// The value of `key` in an object (the last one when the key repeats, as
+    /// `serde_json::Value`); `None` for a missing key or a non-object.
+    pub fn get(self, key: &str) -> Option<Node<'a>> {
+        self.entries()
+            .filter(|(k, _)| *k == key)
+            .last()
+            .map(|e| e.1)
+    }
+
+    /// Element `index` of an array.
+    pub fn at(self, index: usize) -> Option<Node<'a>> {
+        self.elements().nth(index)
+    }
+
+    /// Look up an RFC 6901 JSON pointer, like `serde_json::Value::pointer`.
+    pub fn pointer(self, ptr: &str) -> Option<Node<'a>> {
+        if ptr.is_empty() {
+            return Some(self);
+        }
+        let rest = ptr.strip_prefix('/')?;
+        let mut at = self;
+        for raw in rest.split('/') {
+            let unescaped;
+            let token = if raw.contains('~') {
+                unescaped = super::unescape(raw);
+                unescaped.as_str()
+            } else {
+                raw
+            };
+            at = match at.tok() {
+                Tok::Obj { .. } => at.get(token)?,
+                Tok::Arr { .. } => at.at(super::parse_index(token)?)?,
+                _ => return None,
+            };
+        }
+        Some(at)
+    }
+
+    /// The value as a `serde_json::Value`.
+    pub fn to_value(self) -> Value {
+        match self.tok() {
+            Tok::Null => Value::Null,
+            Tok::Bool(b) => Value::Bool(*b),
+            Tok::Num(n) => Value::Number(n.clone()),
+            Tok::Str(s) => Value::String(self.text(*s).to_string()),
+            Tok::Arr { .. } => Value::Array(self.elements().map(Node::to_value).collect()),
+            Tok::Obj { .. } => Value::Object(
+                self.entries()
+                    .map(|(k, v)| (k.to_string(), v.to_value()))
+                    .collect(),
+            ),
+            Tok::Key(_) => unreachable!("a node never points at a key"),
+        }
+    }
+
+    /// The object's entries sorted by key with repeated keys resolved to their last value (the
+    /// iteration order of `serde_json::Map`), appended to `out`.
+    pub(crate) fn sorted_entries_into(self, out: &mut Vec<(&'a str, Node<'a>)>) {
+        let start = out.len();
+        out.extend(self.entries());
+        let slice = &mut out[start..];
+        if slice.windows(2).all(|w| w[0].0 < w[1].0) {
+            return;
+        }
+        // Stable: a repeated key keeps document order, so the last one wins below.
+        slice.sort_by(|a, b| a.0.cmp(b.0));
+        let mut w = start;
+        for r in start..out.len() {
+            if w > start && out[w - 1].0 == out[r].0 {
+                out[w - 1] = out[r];
+            } else {
+                out[w] = out[r];
+                w += 1;
+            }
+        }
+        out.truncate(w);
+    }
+}
+
+/// Iterator over an object's entries; see [`Node::entries`].
+pub struct Entries<'a> {
+    node: Node<'a>,
+    pos: usize,
+    end: usize,
+}
+
+impl<'a> Iterator for Entries<'a> {
+    type Item = (&'a str, Node<'a>);
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.pos >= self.end {
+            return None;
+        }
+        let key = match *self.node.at_index(self.pos).tok() {
+            Tok::Key(s) => self.node.text(s),
+            _ => unreachable!("object entries start with a key"),
+        };
+        let value = self.node.at_index(self.pos + 1);
+        self.pos = value.skip();
+        Some((key, value))
+    }
+}
+
+/// Iterator over an array's elements; see [`Node::elements`].
+pub struct Elements<'a> {
+    node: Node<'a>,
+    pos: usize,
+    end: usize,
+}
+
+impl<'a> Iterator for Elements<'a> {
+    type Item = Node<'a>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.pos >= self.end {
+            return None;
+        }
+        let n = self.node.at_index(self.pos);
+        self.pos = n.skip();
+        Some(n)
+    }
+}
+
+impl PartialEq for Node<'_> {
+    /// `serde_json::Value` equality: objects compare as maps (order-insensitive, a repeated
+    /// key meaning its last value), numbers as `serde_json::Number`.
+    fn eq(&self, other: &Self) -> bool {
+        match (self.tok(), other.tok()) {
+            (Tok::Null, Tok::Null) => true,
+            (Tok::Bool(a), Tok::Bool(b)) => a == b,
+            (Tok::Num(a), Tok::Num(b)) => a == b,
+            (Tok::Str(a), Tok::Str(b)) => self.text(*a) == other.text(*b),
+            (Tok::Arr { len: la, .. }, Tok::Arr { len: lb, .. }) => {
+                la == lb && self.elements().zip(other.elements()).all(|(a, b)| a == b)
+            }
+            (Tok::Obj { .. }, Tok::Obj { .. }) => {
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                self.sorted_entries_into(&mut a);
+                other.sorted_entries_into(&mut b);
+                a.len() == b.len()
+                    && a.iter()
+                        .zip(&b)
+                        .all(|((ka, va), (kb, vb))| ka == kb && va == vb)
+            }
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Node<'_> {
+    /// Compact JSON, as `serde_json::Value`'s `Display`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.to_value(), f)
+    }
+}
+
+impl fmt::Debug for Node<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Diff
+
+/// The operations of the json-patch (RFC 6902) diff of `left` → `right`, as
+/// `json_patch::diff` emits them for the same documents as `serde_json::Value` (same
+/// operations, same paths, same order), reported as `(op, path)` with `op` one of `add`,
+/// `remove`, `replace`; nothing is copied.
+pub fn diff<'a>(left: Node<'a>, right: Node<'a>, mut emit: impl FnMut(&'static str, &str)) {
+    let mut path = String::new();
+    let mut scratch = Vec::new();
+    diff_at(left, right, &mut path, &mut scratch, &mut emit);
+}
+
+fn diff_at<'a>(
+    left: Node<'a>,
+    right: Node<'a>,
+    path: &mut String,
+    scratch: &mut Vec<(&'a str, Node<'a>)>,
+    emit: &mut impl FnMut(&'static str, &str),
+) {
+    match (left.tok(), right.tok()) {
+        (Tok::Obj { .. }, Tok::Obj { .. }) => {
+            // Both sides' entries in `serde_json::Map` order, on a shared stack: deeper levels
+            // push above `end` and pop back before returning.
+            let base = scratch.len();
+            left.sorted_entries_into(scratch);
+            let mid = scratch.len();
+            right.sorted_entries_into(scratch);
+            let end = scratch.len();
+            let mut li = base;
+            for ri in mid..end {
+                let (key, rv) = scratch[ri];
+                while li < mid && scratch[li].0 < key {
+                    li += 1;
+                }
+                let len = super::push_key(path, key);
+                if li < mid && scratch[li].0 == key {
+                    let lv = scratch[li].1;
+                    diff_at(lv, rv, path, scratch, emit);
+                } else {
+                    emit("add", path);
+                }
+                path.truncate(len);
+            }
+            let mut ri = mid;
+            for li in base..mid {
+                let key = scratch[li].0;
+                while ri < end && scratch[ri].0 < key {
+                    ri += 1;
+                }
+                if !(ri < end && scratch[ri].0 == key) {
+                    let len = super::push_key(path, key);
+                    emit("remove", path);
+                    path.truncate(len);
+                }
+            }
+            scratch.truncate(base);
+        }
+        (Tok::Arr { .. }, Tok::Arr { .. }) => {
+            // json_patch's array diff: element-wise; removals at the tail all name the index
+            // where the first one happened (each removal shifts the rest down).
+            let (mut l, mut r) = (left.elements(), right.elements());
+            let mut shift = 0usize;
+            let mut idx = 0usize;
+            loop {
+                let (lv, rv) = (l.next(), r.next());
+                if lv.is_none() && rv.is_none() {
+                    break;
+                }
+                let len = path.len();
+                let _ = write!(path, "/{}", idx - shift);
+                match (lv, rv) {
+                    (Some(lv), Some(rv)) => diff_at(lv, rv, path, scratch, emit),
+                    (Some(_), None) => {
+                        shift += 1;
+                        emit("remove", path);
+                    }
+                    (None, Some(_)) => emit("add", path),
+                    (None, None) => {}
+                }
+                path.truncate(len);
+                idx += 1;
+            }
+        }
+        _ if left == right => {}
+        _ => emit("replace", path),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Every way of reading a node agrees with the `Value` it came from.
+    fn same(node: Node<'_>, value: &Value) {
+        assert_eq!(node.to_value(), *value);
+        assert_eq!(node.is_null(), value.is_null());
+        assert_eq!(node.as_str(), value.as_str());
+        assert_eq!(node.as_i64(), value.as_i64());
+        assert_eq!(node.as_u64(), value.as_u64());
+        assert_eq!(node.as_bool(), value.as_bool());
+        assert_eq!(node.to_string(), value.to_string());
+        match value {
+            Value::Object(m) => {
+                for (k, v) in m {
+                    same(node.get(k).expect("key present"), v);
+                }
+                assert!(node.get("no such key").is_none());
+                assert!(node.is_object());
+            }
+            Value::Array(a) => {
+                assert_eq!(node.len(), a.len());
+                for (i, v) in a.iter().enumerate() {
+                    same(node.at(i).expect("element"), v);
+                }
+                assert!(node.at(a.len()).is_none());
+            }
+            _ => assert!(node.entries().next().is_none() && node.elements().next().is_none()),
+        }
+    }
+
+    #[test]
+    fn parsed_documents_read_like_serde_json_values() {
+        let texts = [
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","annotations":{"x/y":"1"}},"data":{"k":"v\n\"q\"\u00e9"}}"#,
+            r#"[1, -2, 3.5, 1e3, 18446744073709551615, -9223372036854775808, true, false, null, "", [], {}]"#,
+            r#"{"a":{"b":[{"c":[[]]}]},"esc\\aped":"\ud83d\ude00","":0}"#,
+            r#""just a string""#,
+            "12",
+            "null",
+        ];
+        for t in texts {
+            let value: Value = serde_json::from_str(t).unwrap();
+            let doc = Doc::parse(t).unwrap();
+            same(doc.root(), &value);
+            same(Doc::from_value(&value).root(), &value);
+            assert!(doc.root() == Doc::from_value(&value).root());
+        }
+    }
+
+    #[test]
+    fn repeated_keys_mean_the_last_value_as_in_serde_json() {
+        let t = r#"{"a":1,"b":{"x":1},"a":2,"b":{"y":2},"c":[1],"a":3}"#;
+        let value: Value = serde_json::from_str(t).unwrap();
+        let doc = Doc::parse(t).unwrap();
+        assert_eq!(doc.root().get("a").unwrap().as_i64(), Some(3));
+        assert_eq!(doc.root().to_value(), value);
+        assert!(doc.root() == Doc::from_value(&value).root());
+        assert_eq!(doc.root().pointer("/b/y").unwrap().as_i64(), Some(2));
+        assert!(doc.root().pointer("/b/x").is_none());
+    }
+
+    #[test]
+    fn equality_is_serde_json_equality() {
+        let pairs = [
+            (json!({"a": 1, "b": 2}), json!({"b": 2, "a": 1})),
+            (json!({"a": 1}), json!({"a": 1.0})),
+            (json!([1, 2]), json!([2, 1])),
+            (json!({"a": null}), json!({})),
+            (json!("1"), json!(1)),
+            (
+                json!({"a": {"b": [1, {"c": "d"}]}}),
+                json!({"a": {"b": [1, {"c": "d"}]}}),
+            ),
+            (json!(-0.0), json!(0.0)),
+            (json!(u64::MAX), json!(u64::MAX)),
+        ];
+        for (a, b) in &pairs {
+            let (da, db) = (
+                Doc::parse(a.to_string()).unwrap(),
+                Doc::parse(b.to_string()).unwrap(),
+            );
+            assert_eq!(da.root() == db.root(), a == b, "{a} vs {b}");
+            assert!(da.root() == da.root());
+        }
+        // Repeated keys: equal to the object holding the last values only.
+        let dup = Doc::parse(r#"{"a":1,"a":2}"#).unwrap();
+        assert!(dup.root() == Doc::from_value(&json!({"a": 2})).root());
+        assert!(dup.root() != Doc::from_value(&json!({"a": 1})).root());
+    }
+
+    #[test]
+    fn kubernetes_objects_drop_managed_fields_and_need_object_metadata() {
+        let t = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","managedFields":[{"manager":"kubectl","fieldsV1":{"f:data":{}}}],"labels":{"managedFields":"kept"}},"spec":{"managedFields":"kept"}}"#;
+        let doc = Doc::parse_object(t).unwrap();
+        let mut expected: Value = serde_json::from_str(t).unwrap();
+        expected["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("managedFields");
+        assert_eq!(doc.root().to_value(), expected);
+        assert_eq!(doc.root().get("metadata").unwrap().len(), 2);
+
+        for (bad, want) in [
+            (r#"[1]"#, "a Kubernetes object"),
+            (r#""x""#, "a Kubernetes object"),
+            (r#"null"#, "a Kubernetes object"),
+            (r#"{"metadata":"x"}"#, "object metadata"),
+            (r#"{"metadata":[]}"#, "object metadata"),
+            (r#"{"metadata":null}"#, "object metadata"),
+            (r#"{"metadata":{}} trailing"#, "trailing"),
+            (r#"{"metadata":{}"#, "EOF"),
+        ] {
+            let e = Doc::parse_object(bad).unwrap_err().to_string();
+            assert!(e.contains(want), "{bad}: {e}");
+        }
+        // Plain parsing accepts any value and keeps everything.
+        assert!(Doc::parse(r#"{"metadata":"x"}"#).is_ok());
+        assert!(Doc::parse("[1] x").is_err());
+    }
+
+    #[test]
+    fn pointer_agrees_with_serde_json() {
+        let value = json!({
+            "metadata": {"name": "a", "annotations": {"x/y": "1", "t~x": "2", "": "3"}},
+            "spec": {"list": [10, 20, {"k": true}], "0": "zero"},
+        });
+        let doc = Doc::parse(value.to_string()).unwrap();
+        for p in [
+            "",
+            "/",
+            "/metadata",
+            "/metadata/name",
+            "/metadata/annotations/x~1y",
+            "/metadata/annotations/t~0x",
+            "/metadata/annotations/",
+            "/spec/list/0",
+            "/spec/list/2/k",
+            "/spec/list/3",
+            "/spec/list/01",
+            "/spec/list/+1",
+            "/spec/list/-",
+            "/spec/0",
+            "/missing/x",
+            "metadata",
+            "/metadata/name/x",
+            "/spec/list/2/k/z",
+        ] {
+            assert_eq!(
+                doc.root().pointer(p).map(Node::to_value),
+                value.pointer(p).cloned(),
+                "pointer {p:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let deep = "[".repeat(100_000) + &"]".repeat(100_000);
+        assert!(Doc::parse(deep)
+            .unwrap_err()
+            .to_string()
+            .contains("recursion"));
+    }
+}
