@@ -186,6 +186,27 @@ fn warn_mode_allows_with_warnings_and_unrelated_kinds_pass() {
             .is_none_or(|w| w.is_null() || w.as_array().is_some_and(|a| a.is_empty())),
         "{v:#}"
     );
+    // An object the gate cannot read is refused, even in warn mode (fail closed), with a
+    // status code of 400 and a message naming the object: metadata that is not an object, and
+    // nesting deeper than the JSON reader's limit of 128 levels.
+    let mut bad_metadata = kcp("v1.31.1", json!({}));
+    bad_metadata["metadata"] = json!(7);
+    let mut deep = json!("bottom");
+    for _ in 0..200 {
+        deep = json!([deep]);
+    }
+    let mut too_deep = kcp("v1.31.1", json!({}));
+    too_deep["spec"]["extra"] = deep;
+    for (new, expect) in [(bad_metadata, "object metadata"), (too_deep, "recursion")] {
+        let (code, v) = s.review(&review(kcp("v1.30.4", json!({})), new, &[]));
+        assert_eq!(code, 200);
+        let r = &v["response"];
+        assert_eq!(r["allowed"], false, "{v:#}");
+        assert_eq!(r["status"]["code"], 400, "{v:#}");
+        let msg = r["status"]["message"].as_str().unwrap_or_default();
+        assert!(msg.contains("object is not a Kubernetes object"), "{v:#}");
+        assert!(msg.contains(expect), "{v:#}");
+    }
 }
 
 #[test]

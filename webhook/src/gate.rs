@@ -96,7 +96,7 @@ pub struct ReviewRequest {
     pub groups: Vec<String>,
     /// The new object (`None` for DELETE), as the JSON text the apiserver sent. A gate parses
     /// what it needs (typed, lazily or in full with [`RawObject::to_value`]); the webhook only
-    /// checked that it is a JSON object with object `metadata`.
+    /// checked that it is a JSON object. A gate that cannot read it must refuse.
     pub object: Option<RawObject>,
     /// The old object (UPDATE and DELETE only), like `object`.
     pub old_object: Option<RawObject>,
@@ -123,8 +123,8 @@ pub enum RequestError {
 pub struct RawObject(Arc<str>);
 
 impl RawObject {
-    /// Wrap JSON text. The webhook only builds these from text it has checked to be a JSON
-    /// object with object `metadata`; other callers (tests, other adapters) should do the same.
+    /// Wrap JSON text. The webhook only builds these from valid JSON text of an object; other
+    /// callers (tests, other adapters) should do the same.
     pub fn new(json: impl Into<Arc<str>>) -> Self {
         RawObject(json.into())
     }

@@ -101,76 +101,28 @@ struct WireRequest<'a> {
     dry_run: Option<bool>,
 }
 
-/// A Kubernetes object (checked for shape, see [`ShapeCheck`]) as a JSON value without
-/// `metadata.managedFields`: [`RawObject::to_value`].
+/// A Kubernetes object's text as a JSON value without `metadata.managedFields` (and an error
+/// when `metadata` is not an object): [`RawObject::to_value`].
 pub(crate) fn object_value(json: &str) -> Result<serde_json::Value, serde_json::Error> {
     serde_json::from_str::<KubeObject>(json).map(|o| o.0)
 }
 
-/// Checks that an object's text is a Kubernetes object (a JSON object whose `metadata`, when
-/// present, is an object; `managedFields` and everything else unread) without building anything.
-struct ShapeCheck {
-    top: bool,
-}
-
-impl<'de> serde::de::DeserializeSeed<'de> for ShapeCheck {
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
+/// Keep an object's text after checking that it is a JSON object. Its content (`metadata`
+/// and the rest) is the gate's to read: the adapter does not parse what it does not use.
+fn raw_object(raw: &RawValue, field: &str) -> Result<RawObject, ReviewError> {
+    let text = raw.get();
+    if !text.starts_with('{') {
+        let found = match text.as_bytes().first() {
+            Some(b'[') => "an array",
+            Some(b'"') => "a string",
+            Some(b't' | b'f') => "a boolean",
+            _ => "a number",
+        };
+        return Err(ReviewError::Json(format!(
+            "request.{field} is {found}; expected a Kubernetes object (a JSON object) or null"
+        )));
     }
-}
-
-impl<'de> serde::de::Visitor<'de> for ShapeCheck {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str(if self.top {
-            "a Kubernetes object (a JSON object) or null"
-        } else {
-            "object metadata (a JSON object)"
-        })
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(is_metadata) = map.next_key_seed(IsMetadata)? {
-            if self.top && is_metadata {
-                map.next_value_seed(ShapeCheck { top: false })?;
-            } else {
-                map.next_value::<serde::de::IgnoredAny>()?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Reads a key, answering whether it is `metadata` (no allocation).
-struct IsMetadata;
-
-impl<'de> serde::de::DeserializeSeed<'de> for IsMetadata {
-    type Value = bool;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for IsMetadata {
-    type Value = bool;
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("an object key")
-    }
-    fn visit_str<E>(self, v: &str) -> Result<bool, E> {
-        Ok(v == "metadata")
-    }
-}
-
-/// Check an object's shape and keep its text.
-fn raw_object(raw: &RawValue) -> Result<RawObject, ReviewError> {
-    use serde::de::DeserializeSeed;
-    let mut de = serde_json::Deserializer::from_str(raw.get());
-    ShapeCheck { top: true }
-        .deserialize(&mut de)
-        .map_err(|e| ReviewError::Json(e.to_string()))?;
-    Ok(RawObject::new(raw.get()))
+    Ok(RawObject::new(text))
 }
 
 /// A Kubernetes object from a review, as a JSON value without `metadata.managedFields`.
@@ -178,8 +130,8 @@ fn raw_object(raw: &RawValue) -> Result<RawObject, ReviewError> {
 /// The apiserver sends every object with its server-side-apply bookkeeping
 /// (`metadata.managedFields`: one entry per field manager with a `fieldsV1` tree), often half
 /// the object's size. No gate reads it, and it changes on every update (timestamps), so it is
-/// skipped while parsing instead of being built into the value and diffed. `null` stays `null`;
-/// anything but an object or `null` is not a Kubernetes object and fails the parse (HTTP 400).
+/// skipped while parsing instead of being built into the value. `null` stays `null`; anything
+/// but an object or `null`, or `metadata` that is not an object, fails the parse.
 struct KubeObject(serde_json::Value);
 
 impl<'de> serde::Deserialize<'de> for KubeObject {
@@ -296,8 +248,11 @@ pub fn parse_review(body: &[u8]) -> Result<ParsedReview, ReviewError> {
     };
     let mut view = ReviewRequest::from_admission(&admission)
         .map_err(|e| ReviewError::Object(e.to_string()))?;
-    view.object = req.object.map(raw_object).transpose()?;
-    view.old_object = req.old_object.map(raw_object).transpose()?;
+    view.object = req.object.map(|o| raw_object(o, "object")).transpose()?;
+    view.old_object = req
+        .old_object
+        .map(|o| raw_object(o, "oldObject"))
+        .transpose()?;
     Ok(ParsedReview { admission, view })
 }
 
@@ -600,21 +555,44 @@ mod tests {
             a["spec"].as_object_mut().unwrap().remove("managedFields");
             assert_eq!(a, b);
         }
-        // An object that is not a JSON object, or metadata that is not one, is a bad review.
-        for (ptr, bad) in [
-            ("/request/object", serde_json::json!("text")),
-            ("/request/object", serde_json::json!([1])),
-            ("/request/oldObject/metadata", serde_json::json!(7)),
-            ("/request/object/metadata", serde_json::json!(null)),
+        // An object that is not a JSON object is a bad review.
+        for (ptr, bad, found) in [
+            (
+                "/request/object",
+                serde_json::json!("text"),
+                "request.object is a string",
+            ),
+            (
+                "/request/object",
+                serde_json::json!([1]),
+                "request.object is an array",
+            ),
+            (
+                "/request/oldObject",
+                serde_json::json!(7),
+                "request.oldObject is a number",
+            ),
+            (
+                "/request/oldObject",
+                serde_json::json!(true),
+                "request.oldObject is a boolean",
+            ),
         ] {
             let mut v: serde_json::Value = serde_json::from_slice(body).unwrap();
             *v.pointer_mut(ptr).unwrap() = bad;
             let e = parse_review(&serde_json::to_vec(&v).unwrap()).unwrap_err();
             assert!(
-                matches!(&e, ReviewError::Json(m) if m.contains("expected")),
+                matches!(&e, ReviewError::Json(m) if m.contains(found) && m.contains("expected")),
                 "{e}"
             );
         }
+        // What is inside an object is the gate's to read: metadata that is not an object
+        // passes the adapter, and reading the object as a value names the problem.
+        let mut v: serde_json::Value = serde_json::from_slice(body).unwrap();
+        v["request"]["oldObject"]["metadata"] = serde_json::json!(7);
+        let r = parse_review(&serde_json::to_vec(&v).unwrap()).unwrap().view;
+        let e = r.old_object.unwrap().to_value().unwrap_err().to_string();
+        assert!(e.contains("object metadata"), "{e}");
     }
 
     #[test]
