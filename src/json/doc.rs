@@ -532,6 +532,29 @@ impl<'a> Node<'a> {
         }
     }
 
+    /// Whether the two subtrees are the same token for token (same keys in the same order,
+    /// same values). Implies equality; the converse fails only for reordered or repeated keys.
+    fn same_tokens(self, other: Node<'_>) -> bool {
+        let (a, b) = (self.skip() - self.i, other.skip() - other.i);
+        a == b
+            && (0..a).all(|k| {
+                let (x, y) = (self.at_index(self.i + k), other.at_index(other.i + k));
+                match (x.tok(), y.tok()) {
+                    (Tok::Null, Tok::Null) => true,
+                    (Tok::Bool(p), Tok::Bool(q)) => p == q,
+                    (Tok::Num(p), Tok::Num(q)) => p == q,
+                    (Tok::Str(p), Tok::Str(q)) | (Tok::Key(p), Tok::Key(q)) => {
+                        x.text(*p) == y.text(*q)
+                    }
+                    (Tok::Arr { end: e, len: l }, Tok::Arr { end: f, len: m })
+                    | (Tok::Obj { end: e, len: l }, Tok::Obj { end: f, len: m }) => {
+                        l == m && e - x.i == f - y.i
+                    }
+                    _ => false,
+                }
+            })
+    }
+
     /// The object's entries sorted by key with repeated keys resolved to their last value (the
     /// iteration order of `serde_json::Map`), appended to `out`.
     pub(crate) fn sorted_entries_into(self, out: &mut Vec<(&'a str, Node<'a>)>) {
@@ -610,6 +633,7 @@ impl PartialEq for Node<'_> {
             (Tok::Arr { len: la, .. }, Tok::Arr { len: lb, .. }) => {
                 la == lb && self.elements().zip(other.elements()).all(|(a, b)| a == b)
             }
+            (Tok::Obj { .. }, Tok::Obj { .. }) if self.same_tokens(*other) => true,
             (Tok::Obj { .. }, Tok::Obj { .. }) => {
                 let (mut a, mut b) = (Vec::new(), Vec::new());
                 self.sorted_entries_into(&mut a);
@@ -658,6 +682,8 @@ fn diff_at<'a>(
     emit: &mut impl FnMut(&'static str, &str),
 ) {
     match (left.tok(), right.tok()) {
+        // Most of two versions of an object is the same, token for token: nothing to report.
+        (Tok::Obj { .. }, Tok::Obj { .. }) if left.same_tokens(right) => {}
         (Tok::Obj { .. }, Tok::Obj { .. }) => {
             // Both sides' entries in `serde_json::Map` order, on a shared stack: deeper levels
             // push above `end` and pop back before returning.
