@@ -39,9 +39,12 @@ enum Tok {
         len: usize,
     },
     /// An object of `len` entries (each a `Key` then the value's subtree); `end` as for `Arr`.
+    /// `sorted`: keys strictly increasing (so no key repeats), as the apiserver writes custom
+    /// resources (Go sorts map keys): lookups stop early.
     Obj {
         end: usize,
         len: usize,
+        sorted: bool,
     },
     Key(Span),
 }
@@ -83,8 +86,7 @@ impl Doc {
 
     fn build(text: Arc<str>, shape: Shape) -> Result<Doc, serde_json::Error> {
         let mut b = Builder {
-            base: text.as_ptr() as usize,
-            text_len: text.len(),
+            text: &text,
             owned: String::new(),
             // About one token per 12 bytes of a typical Kubernetes object.
             toks: Vec::with_capacity(text.len() / 12 + 4),
@@ -93,7 +95,11 @@ impl Doc {
         Seed { b: &mut b, shape }.deserialize(&mut de)?;
         de.end()?;
         let Builder { owned, toks, .. } = b;
-        Ok(Doc { text, owned, toks })
+        Ok(Doc {
+            text: text.clone(),
+            owned,
+            toks,
+        })
     }
 
     /// The same document as `value` (strings copied into the document).
@@ -129,15 +135,21 @@ impl Doc {
                 }
                 Value::Object(m) => {
                     let at = toks.len();
-                    toks.push(Tok::Obj { end: 0, len: 0 });
+                    toks.push(Tok::Obj {
+                        end: 0,
+                        len: 0,
+                        sorted: true,
+                    });
                     for (k, c) in m {
                         let sp = span(k, owned);
                         toks.push(Tok::Key(sp));
                         push(c, toks, owned);
                     }
+                    // A serde_json map iterates in key order, each key once.
                     toks[at] = Tok::Obj {
                         end: toks.len(),
                         len: m.len(),
+                        sorted: true,
                     };
                 }
             }
@@ -175,20 +187,19 @@ enum Shape {
     KubeMetadata,
 }
 
-struct Builder {
-    base: usize,
-    text_len: usize,
+struct Builder<'t> {
+    text: &'t str,
     owned: String,
     toks: Vec<Tok>,
 }
 
-impl Builder {
+impl Builder<'_> {
     /// Record a string: in place when it is a slice of the source text, else copied.
     fn span(&mut self, s: &str, borrowed: bool) -> Span {
-        let p = s.as_ptr() as usize;
-        if borrowed && p >= self.base && p - self.base + s.len() <= self.text_len {
+        let (p, base) = (s.as_ptr() as usize, self.text.as_ptr() as usize);
+        if borrowed && p >= base && p - base + s.len() <= self.text.len() {
             return Span {
-                start: p - self.base,
+                start: p - base,
                 len: s.len(),
                 owned: false,
             };
@@ -201,21 +212,26 @@ impl Builder {
             owned: true,
         }
     }
+
+    fn str(&self, s: Span) -> &str {
+        let src = if s.owned { &self.owned } else { self.text };
+        &src[s.start..s.start + s.len]
+    }
 }
 
-struct Seed<'b> {
-    b: &'b mut Builder,
+struct Seed<'b, 't> {
+    b: &'b mut Builder<'t>,
     shape: Shape,
 }
 
-impl<'de> DeserializeSeed<'de> for Seed<'_> {
+impl<'de> DeserializeSeed<'de> for Seed<'_, '_> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl Seed<'_> {
+impl Seed<'_, '_> {
     fn scalar<E: de::Error>(self, tok: Tok, unexpected: de::Unexpected<'_>) -> Result<(), E> {
         if self.shape != Shape::Any {
             return Err(E::invalid_type(unexpected, &self));
@@ -225,7 +241,7 @@ impl Seed<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for Seed<'_> {
+impl<'de> Visitor<'de> for Seed<'_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -296,8 +312,14 @@ impl<'de> Visitor<'de> for Seed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let at = self.b.toks.len();
-        self.b.toks.push(Tok::Obj { end: 0, len: 0 });
+        self.b.toks.push(Tok::Obj {
+            end: 0,
+            len: 0,
+            sorted: true,
+        });
         let mut len = 0;
+        let mut sorted = true;
+        let mut prev: Option<Span> = None;
         while let Some((span, key)) = map.next_key_seed(KeySeed { b: &mut *self.b })? {
             let shape = match (self.shape, key) {
                 (Shape::KubeObject, KeyIs::Metadata) => Shape::KubeMetadata,
@@ -307,6 +329,10 @@ impl<'de> Visitor<'de> for Seed<'_> {
                 }
                 _ => Shape::Any,
             };
+            if let Some(p) = prev {
+                sorted = sorted && self.b.str(p) < self.b.str(span);
+            }
+            prev = Some(span);
             self.b.toks.push(Tok::Key(span));
             map.next_value_seed(Seed {
                 b: &mut *self.b,
@@ -315,7 +341,7 @@ impl<'de> Visitor<'de> for Seed<'_> {
             len += 1;
         }
         let end = self.b.toks.len();
-        self.b.toks[at] = Tok::Obj { end, len };
+        self.b.toks[at] = Tok::Obj { end, len, sorted };
         Ok(())
     }
 }
@@ -338,18 +364,18 @@ impl KeyIs {
     }
 }
 
-struct KeySeed<'b> {
-    b: &'b mut Builder,
+struct KeySeed<'b, 't> {
+    b: &'b mut Builder<'t>,
 }
 
-impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+impl<'de> DeserializeSeed<'de> for KeySeed<'_, '_> {
     type Value = (Span, KeyIs);
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_str(self)
     }
 }
 
-impl<'de> Visitor<'de> for KeySeed<'_> {
+impl<'de> Visitor<'de> for KeySeed<'_, '_> {
     type Value = (Span, KeyIs);
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an object key")
@@ -480,6 +506,16 @@ impl<'a> Node<'a> {
     /// The value of `key` in an object (the last one when the key repeats, as
     /// `serde_json::Value`); `None` for a missing key or a non-object.
     pub fn get(self, key: &str) -> Option<Node<'a>> {
+        if let Tok::Obj { sorted: true, .. } = self.tok() {
+            for (k, v) in self.entries() {
+                match k.cmp(key) {
+                    std::cmp::Ordering::Less => {}
+                    std::cmp::Ordering::Equal => return Some(v),
+                    std::cmp::Ordering::Greater => return None,
+                }
+            }
+            return None;
+        }
         self.entries()
             .filter(|(k, _)| *k == key)
             .last()
@@ -547,7 +583,7 @@ impl<'a> Node<'a> {
                         x.text(*p) == y.text(*q)
                     }
                     (Tok::Arr { end: e, len: l }, Tok::Arr { end: f, len: m })
-                    | (Tok::Obj { end: e, len: l }, Tok::Obj { end: f, len: m }) => {
+                    | (Tok::Obj { end: e, len: l, .. }, Tok::Obj { end: f, len: m, .. }) => {
                         l == m && e - x.i == f - y.i
                     }
                     _ => false,
@@ -560,6 +596,9 @@ impl<'a> Node<'a> {
     pub(crate) fn sorted_entries_into(self, out: &mut Vec<(&'a str, Node<'a>)>) {
         let start = out.len();
         out.extend(self.entries());
+        if let Tok::Obj { sorted: true, .. } = self.tok() {
+            return;
+        }
         let slice = &mut out[start..];
         if slice.windows(2).all(|w| w[0].0 < w[1].0) {
             return;

@@ -1,0 +1,78 @@
+//! CPU cost of the gate path of one admission review, without TLS, HTTP or the facts refresh:
+//! the webhook's body parse, then what `etcdguard serve` does with it (objects into `Doc`s,
+//! policy matching with the json-patch diff, change classification, the decision over facts
+//! held in memory). A profiling aid next to `scripts/bench-webhook`, which measures the server.
+//!
+//! Usage: `cargo run --release --example gate_cpu [REVIEW.json] [N]`
+//! (default: `webhook/tests/fixtures/kcp-update.json`, 200000 reviews).
+
+use std::time::Instant;
+
+use etcdguard::gate::{self, Fact, Facts};
+use etcdguard::policy::PolicySet;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let path = args
+        .next()
+        .unwrap_or_else(|| "webhook/tests/fixtures/kcp-update.json".to_string());
+    let n: u32 = args
+        .next()
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(200_000);
+    let body = std::fs::read(&path)?;
+    let policies = PolicySet::embedded()?;
+    let facts = Facts {
+        stores: vec![Fact::unknown("gate_cpu: no store")],
+        etcd: Fact::not_checked("gate_cpu"),
+        lifecycle: Fact::not_checked("gate_cpu"),
+    };
+    let mut stages = [0f64; 6];
+    let mut allowed = 0u32;
+    for _ in 0..n {
+        let t0 = Instant::now();
+        let parsed = etcdguard_webhook::review::parse_review(&body)?;
+        let t1 = Instant::now();
+        let req = etcdguard::cli::serve::policy_request(&parsed.view)?;
+        let t1b = Instant::now();
+        let _ = req.changes();
+        let t1c = Instant::now();
+        let matches = policies.matching(&req);
+        let t2 = Instant::now();
+        stages[4] += (t1b - t1).as_secs_f64();
+        stages[5] += (t1c - t1b).as_secs_f64();
+        let change = etcdguard::cli::serve::object_change(&req);
+        let t3 = Instant::now();
+        let d = gate::request::decide_matched(
+            &policies,
+            Some(&req),
+            matches,
+            &facts,
+            &change,
+            Default::default(),
+            chrono::Utc::now(),
+        );
+        let t4 = Instant::now();
+        allowed += u32::from(d.outcome.verdict != gate::Verdict::Refuse);
+        for (s, d) in stages.iter_mut().zip([t1 - t0, t2 - t1, t3 - t2, t4 - t3]) {
+            *s += d.as_secs_f64();
+        }
+    }
+    let per = |s: f64| s * 1e6 / f64::from(n);
+    println!(
+        "{path}: {n} reviews ({allowed} allowed), µs per review: parse {:.2}, docs+matching {:.2}, \
+         classification {:.2}, decision {:.2}, total {:.2}",
+        per(stages[0]),
+        per(stages[1]),
+        per(stages[2]),
+        per(stages[3]),
+        per(stages[..4].iter().sum())
+    );
+    println!(
+        "  of which docs {:.2}, diff {:.2}",
+        per(stages[4]),
+        per(stages[5])
+    );
+    Ok(())
+}
