@@ -25,7 +25,7 @@ pub fn load_object(bytes: &[u8], name: &str) -> Result<Value, ChangeError> {
                     .to_string(),
             })
         }
-        Some(b'{') => serde_json::from_slice(bytes).map_err(|e| ChangeError::Syntax {
+        Some(b'{') => crate::json::value_from_slice(bytes).map_err(|e| ChangeError::Syntax {
             input: name.to_string(),
             format: "JSON",
             detail: e.to_string(),

@@ -18,7 +18,7 @@ pub(crate) struct EtcdClusterSpec {
 impl EtcdClusterSpec {
     /// Parse the file contents. `None` when the text is not a JSON object.
     pub fn parse(text: &str) -> Option<EtcdClusterSpec> {
-        let v: Value = serde_json::from_str(text).ok()?;
+        let v: Value = crate::json::value_from_str(text).ok()?;
         let obj = v.as_object()?;
         let member_count = obj
             .get("memberCount")

@@ -38,7 +38,7 @@ const OBJECT_TYPES: &[&str] = &[
 /// Errors when the input is not JSON, or is JSON without `format_version` and
 /// `resource_changes` (for example a state file rather than a plan).
 pub fn from_terraform_plan(json: &[u8], input: &str) -> Result<ChangeSet, ChangeError> {
-    let plan: Value = serde_json::from_slice(json).map_err(|e| ChangeError::Syntax {
+    let plan: Value = crate::json::value_from_slice(json).map_err(|e| ChangeError::Syntax {
         input: input.to_string(),
         format: "JSON",
         detail: e.to_string(),
@@ -274,7 +274,7 @@ fn classify(i: usize, rc: &Value, set: &mut ChangeSet) {
 
 /// The JSON text on one line (for evidence), or the raw text when it is not JSON.
 fn compact(text: &str) -> String {
-    serde_json::from_str::<Value>(text)
+    crate::json::value_from_str(text)
         .map(|v| v.to_string())
         .unwrap_or_else(|_| text.split_whitespace().collect::<Vec<_>>().join(" "))
 }

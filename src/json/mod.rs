@@ -11,6 +11,28 @@ use serde_json::Value;
 mod doc;
 pub use doc::{diff, Doc, Elements, Entries, Node};
 
+/// The name serde_json gives a one-key object when its `raw_value` feature is on (axum turns it
+/// on for the whole binary): `serde_json::Value` then parses `{"$serde_json::private::RawValue":
+/// "<text>"}` as the JSON *in the string*, where the apiserver, kubectl and every other reader
+/// see an object with that key. Parsing untrusted JSON with `Value`'s own `Deserialize` would
+/// let such an object look different to etcdguard than to Kubernetes.
+pub const SERDE_RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
+
+/// Parse JSON text into a `Value` the way every other JSON reader does (through [`Doc`]: an
+/// object key is only a key; see [`SERDE_RAW_VALUE_TOKEN`]). Errors are serde_json's.
+pub fn value_from_str(text: &str) -> Result<Value, serde_json::Error> {
+    Doc::parse(text).map(|d| d.root().to_value())
+}
+
+/// [`value_from_str`] on bytes.
+pub fn value_from_slice(bytes: &[u8]) -> Result<Value, serde_json::Error> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => value_from_str(text),
+        // JSON text is UTF-8: serde_json fails on these bytes and says where.
+        Err(_) => serde_json::from_slice(bytes),
+    }
+}
+
 /// Look up an RFC 6901 JSON pointer, like [`Value::pointer`] (same results, no allocation
 /// unless a token carries an `~0`/`~1` escape).
 pub fn pointer<'a>(value: &'a Value, ptr: &str) -> Option<&'a Value> {
@@ -230,6 +252,26 @@ mod tests {
             assert_eq!(da.root() == db.root(), a == b);
             assert_eq!(da.root().to_value(), a);
         }
+    }
+
+    #[test]
+    fn serde_raw_value_token_is_an_ordinary_key() {
+        let text = format!(r#"{{"a":{{"{SERDE_RAW_VALUE_TOKEN}":"[1, 2]"}}}}"#);
+        let v = value_from_str(&text).unwrap();
+        assert_eq!(v["a"][SERDE_RAW_VALUE_TOKEN], Value::from("[1, 2]"));
+        assert_eq!(value_from_slice(text.as_bytes()).unwrap(), v);
+        let d = Doc::parse(text.as_str()).unwrap();
+        assert_eq!(
+            d.root()
+                .pointer("/a")
+                .unwrap()
+                .get(SERDE_RAW_VALUE_TOKEN)
+                .unwrap()
+                .as_str(),
+            Some("[1, 2]")
+        );
+        assert!(value_from_slice(b"{\"a\": \"\xff\"}").is_err());
+        assert!(value_from_str("{").unwrap_err().to_string().contains("EOF"));
     }
 
     #[test]

@@ -124,7 +124,7 @@ fn string_value(v: &Value, what: &str) -> Result<String, String> {
 }
 
 fn object(bytes: &[u8], what: &str) -> Result<Map<String, Value>, String> {
-    match serde_json::from_slice::<Value>(bytes) {
+    match crate::json::value_from_slice(bytes) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(other) => Err(format!("{what} is JSON but not an object: {other}")),
         Err(e) => Err(format!("{what} is not JSON: {e}")),

@@ -175,7 +175,7 @@ impl<'de> serde::de::Visitor<'de> for ObjectVisitor {
             } else if !self.top && key == "managedFields" {
                 map.next_value::<serde::de::IgnoredAny>()?;
             } else {
-                out.insert(key, map.next_value()?);
+                out.insert(key, map.next_value_seed(Plain)?);
             }
         }
         Ok(serde_json::Value::Object(out))
@@ -191,6 +191,65 @@ impl<'de> serde::de::DeserializeSeed<'de> for MetadataSeed {
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_any(ObjectVisitor { top: false })
+    }
+}
+
+/// Any JSON value, built without `serde_json::Value`'s own `Deserialize`: with serde_json's
+/// `raw_value` feature (which axum enables) that impl reads an object whose only key is
+/// `$serde_json::private::RawValue` as the JSON text in its string, where the apiserver sees an
+/// object with that key. Here every key is just a key.
+struct Plain;
+
+impl<'de> serde::de::DeserializeSeed<'de> for Plain {
+    type Value = serde_json::Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Plain {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, Into::into))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element_seed(Plain)? {
+            out.push(v);
+        }
+        Ok(serde_json::Value::Array(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            out.insert(key, map.next_value_seed(Plain)?);
+        }
+        Ok(serde_json::Value::Object(out))
     }
 }
 
@@ -593,6 +652,16 @@ mod tests {
         let r = parse_review(&serde_json::to_vec(&v).unwrap()).unwrap().view;
         let e = r.old_object.unwrap().to_value().unwrap_err().to_string();
         assert!(e.contains("object metadata"), "{e}");
+        // serde_json's raw-value key is an ordinary key in an object's value, at any depth.
+        let token = "$serde_json::private::RawValue";
+        let mut v: serde_json::Value = serde_json::from_slice(body).unwrap();
+        v["request"]["object"]["spec"]["x"] = serde_json::json!({ token: "[1]" });
+        v["request"]["object"]["metadata"]["labels"] = serde_json::json!({ token: "2" });
+        let text = serde_json::to_vec(&v).unwrap();
+        let r = parse_review(&text).unwrap().view;
+        let o = r.object.unwrap().to_value().unwrap();
+        assert_eq!(o["spec"]["x"][token], "[1]", "{o}");
+        assert_eq!(o["metadata"]["labels"][token], "2", "{o}");
     }
 
     #[test]

@@ -177,7 +177,7 @@ pub fn parse(
         })?;
         (vec![v], true)
     } else {
-        match serde_json::from_str::<Value>(trimmed) {
+        match crate::json::value_from_str(trimmed) {
             Ok(v) => (vec![v], false),
             Err(json_err) => {
                 let docs = yaml_documents(trimmed).map_err(|yaml_err| {
