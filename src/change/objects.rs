@@ -30,11 +30,14 @@ pub fn load_object(bytes: &[u8], name: &str) -> Result<Value, ChangeError> {
             format: "JSON",
             detail: e.to_string(),
         })?,
-        Some(_) => serde_yaml_ng::from_slice(bytes).map_err(|e| ChangeError::Syntax {
-            input: name.to_string(),
-            format: "YAML",
-            detail: e.to_string(),
-        })?,
+        Some(_) => {
+            crate::json::value_from_deserializer(serde_yaml_ng::Deserializer::from_slice(bytes))
+                .map_err(|e| ChangeError::Syntax {
+                    input: name.to_string(),
+                    format: "YAML",
+                    detail: e.to_string(),
+                })?
+        }
     };
     gvk(Doc::from_value(&value).root(), name)?;
     Ok(value)

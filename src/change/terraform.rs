@@ -233,7 +233,10 @@ fn classify(i: usize, rc: &Value, set: &mut ChangeSet) {
         if name.contains("cluster-completed") && updates {
             let version = |side: Option<&Value>| -> Option<String> {
                 let text = side.and_then(|s| str_at(s, "content"))?;
-                let doc: Value = serde_yaml_ng::from_str(text).ok()?;
+                let doc: Value = crate::json::value_from_deserializer(
+                    serde_yaml_ng::Deserializer::from_str(text),
+                )
+                .ok()?;
                 doc.pointer("/spec/kubernetesVersion")
                     .and_then(Value::as_str)
                     .map(str::to_string)

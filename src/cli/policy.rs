@@ -151,8 +151,9 @@ fn lint(args: LintArgs) -> u8 {
 fn read_object(path: &Path) -> Result<Value, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let value: Value = serde_yaml_ng::from_str(&text)
-        .map_err(|e| format!("{} is not a YAML or JSON object: {e}", path.display()))?;
+    let value: Value =
+        crate::json::value_from_deserializer(serde_yaml_ng::Deserializer::from_str(&text))
+            .map_err(|e| format!("{} is not a YAML or JSON object: {e}", path.display()))?;
     if !value.is_object() {
         return Err(format!(
             "{} is not a Kubernetes object: expected a mapping with apiVersion, kind and metadata",

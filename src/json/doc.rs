@@ -102,6 +102,26 @@ impl Doc {
         })
     }
 
+    /// Build a document from any serde deserializer (YAML, for instance); strings are copied.
+    pub fn from_deserializer<'de, D: Deserializer<'de>>(d: D) -> Result<Doc, D::Error> {
+        let mut b = Builder {
+            text: "",
+            owned: String::new(),
+            toks: Vec::new(),
+        };
+        Seed {
+            b: &mut b,
+            shape: Shape::Any,
+        }
+        .deserialize(d)?;
+        let Builder { owned, toks, .. } = b;
+        Ok(Doc {
+            text: Arc::from(""),
+            owned,
+            toks,
+        })
+    }
+
     /// The same document as `value` (strings copied into the document).
     pub fn from_value(value: &Value) -> Doc {
         fn push(v: &Value, toks: &mut Vec<Tok>, owned: &mut String) {

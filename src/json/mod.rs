@@ -24,6 +24,12 @@ pub fn value_from_str(text: &str) -> Result<Value, serde_json::Error> {
     Doc::parse(text).map(|d| d.root().to_value())
 }
 
+/// A `Value` from any serde deserializer (YAML, for instance), keys read as keys (see
+/// [`value_from_str`]).
+pub fn value_from_deserializer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+    Doc::from_deserializer(d).map(|d| d.root().to_value())
+}
+
 /// [`value_from_str`] on bytes.
 pub fn value_from_slice(bytes: &[u8]) -> Result<Value, serde_json::Error> {
     match std::str::from_utf8(bytes) {
@@ -271,6 +277,10 @@ mod tests {
             Some("[1, 2]")
         );
         assert!(value_from_slice(b"{\"a\": \"\xff\"}").is_err());
+        let yaml = format!("a:\n  \"{SERDE_RAW_VALUE_TOKEN}\": \"[1, 2]\"\n");
+        let from_yaml =
+            value_from_deserializer(serde_yaml_ng::Deserializer::from_str(&yaml)).unwrap();
+        assert_eq!(from_yaml, v);
         assert!(value_from_str("{").unwrap_err().to_string().contains("EOF"));
     }
 
