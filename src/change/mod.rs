@@ -27,7 +27,9 @@ pub use kops::from_kops_dry_run;
 pub use kops_spec::{
     check_store_scheme, stores_from_cluster_spec, KopsBackupStore, StoreOrigin, UnsupportedScheme,
 };
-pub use objects::{from_objects, from_objects_with_diff, is_known_kind, known_kinds, load_object};
+pub use objects::{
+    from_objects, from_objects_with_diff, from_request, is_known_kind, known_kinds, load_object,
+};
 pub use terraform::from_terraform_plan;
 
 /// Errors from the change parsers. Every variant names the input it could not read and what

@@ -17,30 +17,29 @@ use std::collections::BTreeMap;
 /// `apiVersion` and `kind`. A multi-document YAML stream is an error.
 pub fn load_object(bytes: &[u8], name: &str) -> Result<Value, ChangeError> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
-    let value: Value = match first {
-        None => {
-            return Err(ChangeError::InvalidObject {
+    let doc =
+        match first {
+            None => {
+                return Err(ChangeError::InvalidObject {
+                    input: name.to_string(),
+                    detail: "input is empty; expected one Kubernetes object in YAML or JSON"
+                        .to_string(),
+                })
+            }
+            Some(b'{') => crate::json::doc_from_slice(bytes).map_err(|e| ChangeError::Syntax {
                 input: name.to_string(),
-                detail: "input is empty; expected one Kubernetes object in YAML or JSON"
-                    .to_string(),
-            })
-        }
-        Some(b'{') => crate::json::value_from_slice(bytes).map_err(|e| ChangeError::Syntax {
-            input: name.to_string(),
-            format: "JSON",
-            detail: e.to_string(),
-        })?,
-        Some(_) => {
-            crate::json::value_from_deserializer(serde_yaml_ng::Deserializer::from_slice(bytes))
+                format: "JSON",
+                detail: e.to_string(),
+            })?,
+            Some(_) => Doc::from_deserializer(serde_yaml_ng::Deserializer::from_slice(bytes))
                 .map_err(|e| ChangeError::Syntax {
                     input: name.to_string(),
                     format: "YAML",
                     detail: e.to_string(),
-                })?
-        }
-    };
-    gvk(Doc::from_value(&value).root(), name)?;
-    Ok(value)
+                })?,
+        };
+    gvk(doc.root(), name)?;
+    Ok(doc.root().to_value())
 }
 
 /// Group, version and kind of an object.
@@ -147,18 +146,26 @@ pub fn known_kinds() -> impl Iterator<Item = (&'static str, &'static str)> {
 /// CREATE of a cluster kind ⇒ ClusterCreation (not gated); DELETE ⇒ ClusterDeletion (gated).
 pub fn from_objects(old: Option<&Value>, new: Option<&Value>) -> Result<ChangeSet, ChangeError> {
     let (old, new) = (old.map(Doc::from_value), new.map(Doc::from_value));
-    from_docs(old.as_ref().map(Doc::root), new.as_ref().map(Doc::root))
-}
-
-/// [`from_objects`] for parsed documents.
-pub fn from_docs(old: Option<Node<'_>>, new: Option<Node<'_>>) -> Result<ChangeSet, ChangeError> {
+    let (old, new) = (old.as_ref().map(Doc::root), new.as_ref().map(Doc::root));
     from_objects_with_diff(old, new, || match (old, new) {
         (Some(o), Some(n)) => diff_paths(o, n),
         _ => Vec::new(),
     })
 }
 
-/// [`from_docs`] with the json-patch diff of `old` → `new` supplied by the caller (its
+/// Classify the object change of a policy request (`check --object-old/--object-new`, an
+/// admission review), with the json-patch diff its policy matching computes once
+/// ([`Request::changes`](crate::policy::Request::changes)).
+pub fn from_request(req: &crate::policy::Request) -> Result<ChangeSet, ChangeError> {
+    let diff = || req.changes().iter().map(|c| c.path.clone()).collect();
+    let (old, new) = (
+        req.old.as_deref().map(Doc::root),
+        req.new.as_deref().map(Doc::root),
+    );
+    from_objects_with_diff(old, new, diff)
+}
+
+/// [`from_objects`] on parsed documents, with the json-patch diff of `old` → `new` supplied by the caller (its
 /// paths, in `json_patch::diff` order) when it already has it, e.g. the webhook's policy
 /// matching computed it for the same pair. `diff` is called only for a gated kind on an UPDATE.
 pub fn from_objects_with_diff(

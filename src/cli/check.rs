@@ -127,12 +127,7 @@ fn proposed(args: &Args, lifecycle_given: bool) -> Result<Proposed, String> {
         };
         let req = Request::from_objects(op, old, new).by(args.user.clone(), args.groups.clone());
         // One json-patch diff for both the classification and the policy matching.
-        let diff = || req.changes().iter().map(|c| c.path.clone()).collect();
-        let (o, n) = (
-            req.old.as_deref().map(crate::json::Doc::root),
-            req.new.as_deref().map(crate::json::Doc::root),
-        );
-        let set = change::from_objects_with_diff(o, n, diff).map_err(|e| e.to_string())?;
+        let set = change::from_request(&req).map_err(|e| e.to_string())?;
         facts::summarize(&set, "objects", &mut change);
         sets.push(set);
         if request.is_some() {

@@ -511,12 +511,7 @@ pub fn policy_request(r: &wh::ReviewRequest) -> Result<Request, String> {
 /// Classify the object change of `req`; the diff is the one policy matching already computed.
 pub fn object_change(req: &Request) -> gate::Change {
     let mut change = gate::Change::default();
-    let diff = || req.changes().iter().map(|c| c.path.clone()).collect();
-    let (old, new) = (
-        req.old.as_deref().map(Doc::root),
-        req.new.as_deref().map(Doc::root),
-    );
-    match crate::change::from_objects_with_diff(old, new, diff) {
+    match crate::change::from_request(req) {
         Ok(set) => facts::summarize(&set, "admission", &mut change),
         Err(e) => change.gated.push(format!("object not classified: {e}")),
     }

@@ -33,10 +33,15 @@ pub fn value_from_deserializer<'de, D: serde::Deserializer<'de>>(d: D) -> Result
 
 /// [`value_from_str`] on bytes.
 pub fn value_from_slice(bytes: &[u8]) -> Result<Value, serde_json::Error> {
+    doc_from_slice(bytes).map(|d| d.root().to_value())
+}
+
+/// [`Doc::parse`] on bytes.
+pub fn doc_from_slice(bytes: &[u8]) -> Result<Doc, serde_json::Error> {
     match std::str::from_utf8(bytes) {
-        Ok(text) => value_from_str(text),
+        Ok(text) => Doc::parse(text),
         // JSON text is UTF-8: serde_json fails on these bytes and says where.
-        Err(_) => serde_json::from_slice(bytes),
+        Err(_) => serde_json::from_slice::<Value>(bytes).map(|v| Doc::from_value(&v)),
     }
 }
 

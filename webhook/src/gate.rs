@@ -129,11 +129,6 @@ impl RawObject {
         RawObject(json.into())
     }
 
-    /// The object serialized from a value.
-    pub fn from_value(value: &Value) -> Self {
-        RawObject(value.to_string().into())
-    }
-
     /// The JSON text.
     pub fn json(&self) -> &str {
         &self.0
@@ -154,7 +149,7 @@ impl RawObject {
 impl ReviewRequest {
     /// Build the view from kube's parsed request.
     pub fn from_admission(req: &AdmissionRequest<DynamicObject>) -> Result<Self, RequestError> {
-        let to_value = |field: &'static str, obj: &Option<DynamicObject>| {
+        let raw = |field: &'static str, obj: &Option<DynamicObject>| {
             obj.as_ref()
                 .map(|o| serde_json::to_string(o).map(RawObject::new))
                 .transpose()
@@ -175,8 +170,8 @@ impl ReviewRequest {
             name: req.name.clone(),
             username: req.user_info.username.clone().unwrap_or_default(),
             groups: req.user_info.groups.clone().unwrap_or_default(),
-            object: to_value("object", &req.object)?,
-            old_object: to_value("oldObject", &req.old_object)?,
+            object: raw("object", &req.object)?,
+            old_object: raw("oldObject", &req.old_object)?,
             dry_run: req.dry_run,
         })
     }
