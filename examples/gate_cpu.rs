@@ -3,13 +3,32 @@
 //! policy matching with the json-patch diff, change classification, the decision over facts
 //! held in memory). A profiling aid next to `scripts/bench-webhook`, which measures the server.
 //!
+//! Two measurements:
+//! - stages, deciding on unknown facts: parse, docs + matching, classification, decision;
+//! - the whole handler as `etcdguard serve` runs it (minus TLS and HTTP): parse, the gate's
+//!   `review` over facts refreshed from the sample kops store (`samples/kops-store`, every
+//!   backup counted fresh, so reviews are allowed as in a healthy cluster), the response review
+//!   built and serialized.
+//!
 //! Usage: `cargo run --release --example gate_cpu [REVIEW.json] [N]`
-//! (default: `webhook/tests/fixtures/kcp-update.json`, 200000 reviews).
+//! (default: `webhook/tests/fixtures/kcp-update.json`, 200000 reviews). With
+//! `GATE_CPU_SERVE_ONLY=1` only the handler is measured (for `perf record`).
 
 use std::time::Instant;
 
+use clap::Parser;
+use etcdguard::cli::facts::FactArgs;
+use etcdguard::cli::serve::EtcdGate;
 use etcdguard::gate::{self, Fact, Facts};
 use etcdguard::policy::PolicySet;
+use etcdguard_webhook::Gate;
+
+/// The fact flags `scripts/bench-webhook` gives `etcdguard serve`.
+#[derive(Parser)]
+struct ServeFacts {
+    #[command(flatten)]
+    facts: FactArgs,
+}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -30,7 +49,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut stages = [0f64; 6];
     let mut allowed = 0u32;
-    for _ in 0..n {
+    let n1 = if std::env::var_os("GATE_CPU_SERVE_ONLY").is_some() {
+        1
+    } else {
+        n
+    };
+    for _ in 0..n1 {
         let t0 = Instant::now();
         let parsed = etcdguard_webhook::review::parse_review(&body)?;
         let t1 = Instant::now();
@@ -73,6 +97,63 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "  of which docs {:.2}, diff {:.2}",
         per(stages[4]),
         per(stages[5])
+    );
+
+    // The whole handler over real facts.
+    let args = ServeFacts::try_parse_from([
+        "serve",
+        "--store",
+        "samples/kops-store/backups/etcd/main",
+        "--max-age",
+        "100000h",
+    ])?
+    .facts;
+    let overrides = gate::request::Overrides {
+        max_age: args.max_age,
+        mode: None,
+    };
+    let etcd_gate = EtcdGate::new(
+        PolicySet::embedded()?,
+        args,
+        std::time::Duration::from_secs(24 * 3600),
+        overrides,
+    );
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(etcd_gate.refresh());
+    if !etcd_gate.ready() {
+        return Err("gate_cpu: the fact refresh over samples/kops-store failed".into());
+    }
+    let mut stages = [0f64; 3];
+    let mut allowed = 0u32;
+    let mut bytes = 0usize;
+    for _ in 0..n {
+        let t0 = Instant::now();
+        let parsed = etcdguard_webhook::review::parse_review(&body)?;
+        let t1 = Instant::now();
+        let d = etcd_gate.review(&parsed.view);
+        let t2 = Instant::now();
+        let response = etcdguard_webhook::review::build_response(
+            &parsed.admission,
+            &d,
+            &[("decision", if d.allowed { "allowed" } else { "denied" })],
+        );
+        bytes += serde_json::to_vec(&response)?.len();
+        let t3 = Instant::now();
+        allowed += u32::from(d.allowed);
+        for (s, d) in stages.iter_mut().zip([t1 - t0, t2 - t1, t3 - t2]) {
+            *s += d.as_secs_f64();
+        }
+    }
+    println!(
+        "serve handler over sample-store facts: {n} reviews ({allowed} allowed, {} response bytes \
+         each), µs per review: parse {:.2}, gate {:.2}, response {:.2}, total {:.2}",
+        bytes / n as usize,
+        per(stages[0]),
+        per(stages[1]),
+        per(stages[2]),
+        per(stages.iter().sum())
     );
     Ok(())
 }

@@ -302,6 +302,11 @@ fn display(v: Option<Node<'_>>) -> String {
     }
 }
 
+/// `a.b.c: old -> new`.
+fn evidence(ptr: &str, old: Option<Node<'_>>, new: Option<Node<'_>>) -> String {
+    format!("{}: {} -> {}", dotted(ptr), display(old), display(new))
+}
+
 fn under(path: &str, prefix: &str) -> bool {
     path == prefix
         || path
@@ -337,29 +342,28 @@ impl<'a> Ctx<'a> {
             .cloned()
             .collect()
     }
-    /// Whether the value at `ptr` differs between old and new (UPDATE only). The json-patch
-    /// diff names every difference, at the pointer, below it or at an ancestor, so a pointer
-    /// no touched path is related to is unchanged without looking it up.
-    fn changed(&self, ptr: &str) -> bool {
-        if !self.is_update() {
-            return false;
-        }
+    /// Whether a touched path is at, under or above `ptr`. The json-patch diff names every
+    /// difference, so a pointer no touched path is related to is unchanged (see
+    /// [`Ctx::changed`], which checks it in debug builds).
+    fn related(&self, ptr: &str) -> bool {
         let related = self.touched.iter().any(|p| under(p, ptr) || under(ptr, p));
-        // Checked on every classification the tests run.
         debug_assert!(
             related || self.old_at(ptr) == self.new_at(ptr),
             "{ptr} differs but no touched path is related to it: {:?}",
             self.touched
         );
-        related && self.old_at(ptr) != self.new_at(ptr)
+        related
+    }
+    /// Whether the value at `ptr` differs between old and new (UPDATE only); pointers no
+    /// touched path is related to are not looked up.
+    fn changed(&self, ptr: &str) -> bool {
+        if !self.is_update() {
+            return false;
+        }
+        self.related(ptr) && self.old_at(ptr) != self.new_at(ptr)
     }
     fn evidence(&self, ptr: &str) -> String {
-        format!(
-            "{}: {} -> {}",
-            dotted(ptr),
-            display(self.old_at(ptr)),
-            display(self.new_at(ptr))
-        )
+        evidence(ptr, self.old_at(ptr), self.new_at(ptr))
     }
     fn push(&mut self, kind: ChangeKind, evidence: String, pointers: Vec<String>) {
         self.set.changes.push(Change {
@@ -369,11 +373,20 @@ impl<'a> Ctx<'a> {
             json_pointers: pointers,
         });
     }
-    /// Push a change for a scalar field at `ptr` if it changed.
-    fn field(&mut self, ptr: &str, make: impl FnOnce(&Self) -> ChangeKind) {
-        if self.changed(ptr) {
-            let kind = make(self);
-            let ev = self.evidence(ptr);
+    /// Push a change for a scalar field at `ptr` if it changed. `make` gets the old and new
+    /// values at `ptr` (`None`: absent or null), looked up once.
+    fn field(
+        &mut self,
+        ptr: &str,
+        make: impl FnOnce(&Self, Option<Node<'a>>, Option<Node<'a>>) -> ChangeKind,
+    ) {
+        if !self.is_update() || !self.related(ptr) {
+            return;
+        }
+        let (old, new) = (self.old_at(ptr), self.new_at(ptr));
+        if old != new {
+            let kind = make(self, old, new);
+            let ev = evidence(ptr, old, new);
             let mut ptrs = self.touched_under(ptr);
             if ptrs.is_empty() {
                 ptrs.push(ptr.to_string());
@@ -413,17 +426,17 @@ impl<'a> Ctx<'a> {
     }
 }
 
-fn version_change(ptr: &'static str) -> impl FnOnce(&Ctx<'_>) -> ChangeKind {
-    move |c| ChangeKind::KubernetesUpgrade {
-        from: c.old_str(ptr),
-        to: c.new_str(ptr),
+fn version_change<'a>(_: &Ctx<'a>, old: Option<Node<'a>>, new: Option<Node<'a>>) -> ChangeKind {
+    ChangeKind::KubernetesUpgrade {
+        from: old.map(|v| display(Some(v))),
+        to: new.map(|v| display(Some(v))),
     }
 }
 
-fn replicas_change(ptr: &'static str) -> impl FnOnce(&Ctx<'_>) -> ChangeKind {
-    move |c| ChangeKind::ControlPlaneScale {
-        from: c.old_at(ptr).and_then(Node::as_i64),
-        to: c.new_at(ptr).and_then(Node::as_i64),
+fn replicas_change<'a>(_: &Ctx<'a>, old: Option<Node<'a>>, new: Option<Node<'a>>) -> ChangeKind {
+    ChangeKind::ControlPlaneScale {
+        from: old.and_then(Node::as_i64),
+        to: new.and_then(Node::as_i64),
     }
 }
 
@@ -431,16 +444,10 @@ fn capi_cluster(c: &mut Ctx<'_>) {
     if c.lifecycle("Cluster API Cluster") {
         return;
     }
-    c.field(
-        "/spec/topology/version",
-        version_change("/spec/topology/version"),
-    );
-    c.field(
-        "/spec/topology/controlPlane/replicas",
-        replicas_change("/spec/topology/controlPlane/replicas"),
-    );
+    c.field("/spec/topology/version", version_change);
+    c.field("/spec/topology/controlPlane/replicas", replicas_change);
     for ptr in ["/spec/topology/classRef", "/spec/topology/class"] {
-        c.field(ptr, |_| ChangeKind::ControlPlaneRollout {
+        c.field(ptr, |_, _, _| ChangeKind::ControlPlaneRollout {
             detail: "ClusterClass changes: control-plane machines may be replaced".to_string(),
         });
     }
@@ -453,13 +460,13 @@ fn kubeadm_control_plane(c: &mut Ctx<'_>) {
     if c.lifecycle("KubeadmControlPlane") {
         return;
     }
-    c.field("/spec/version", version_change("/spec/version"));
-    c.field("/spec/replicas", replicas_change("/spec/replicas"));
+    c.field("/spec/version", version_change);
+    c.field("/spec/replicas", replicas_change);
     let name = c.name();
-    c.field(KCP_ETCD_TAG, |c| ChangeKind::EtcdUpgrade {
+    c.field(KCP_ETCD_TAG, |_, old, new| ChangeKind::EtcdUpgrade {
         cluster: name,
-        from: c.old_str(KCP_ETCD_TAG),
-        to: c.new_str(KCP_ETCD_TAG),
+        from: old.map(|v| display(Some(v))),
+        to: new.map(|v| display(Some(v))),
     });
     let other: Vec<String> = c
         .touched_under(KCP_ETCD)
@@ -483,7 +490,7 @@ fn kubeadm_control_plane(c: &mut Ctx<'_>) {
         );
     }
     for ptr in ["/spec/rollout/after", "/spec/rolloutAfter"] {
-        c.field(ptr, |_| ChangeKind::ControlPlaneRollout {
+        c.field(ptr, |_, _, _| ChangeKind::ControlPlaneRollout {
             detail: "rollout requested: every control-plane machine is replaced".to_string(),
         });
     }
@@ -545,7 +552,7 @@ fn openshift_cluster_version(c: &mut Ctx<'_>) {
         };
         c.push(kind, ev, ptrs);
     }
-    c.field("/spec/channel", |_| ChangeKind::Other {
+    c.field("/spec/channel", |_, _, _| ChangeKind::Other {
         detail: "update channel changes (no update by itself)".to_string(),
     });
 }
@@ -554,10 +561,7 @@ fn kops_cluster<'a>(c: &mut Ctx<'a>) {
     if c.lifecycle("kops Cluster") {
         return;
     }
-    c.field(
-        "/spec/kubernetesVersion",
-        version_change("/spec/kubernetesVersion"),
-    );
+    c.field("/spec/kubernetesVersion", version_change);
     let index = |v: Option<Node<'a>>| -> BTreeMap<String, (usize, Node<'a>)> {
         v.and_then(|v| v.pointer("/spec/etcdClusters"))
             .map(|a| {
@@ -822,15 +826,17 @@ fn etcd_cluster(c: &mut Ctx<'_>) {
     }
     let name = c.name();
     let n1 = name.clone();
-    c.field("/spec/size", move |c| ChangeKind::EtcdScale {
+    c.field("/spec/size", move |_, old, new| ChangeKind::EtcdScale {
         cluster: n1,
-        from: c.old_at("/spec/size").and_then(Node::as_i64),
-        to: c.new_at("/spec/size").and_then(Node::as_i64),
+        from: old.and_then(Node::as_i64),
+        to: new.and_then(Node::as_i64),
     });
-    c.field("/spec/version", move |c| ChangeKind::EtcdUpgrade {
-        cluster: name,
-        from: c.old_str("/spec/version"),
-        to: c.new_str("/spec/version"),
+    c.field("/spec/version", move |_, old, new| {
+        ChangeKind::EtcdUpgrade {
+            cluster: name,
+            from: old.map(|v| display(Some(v))),
+            to: new.map(|v| display(Some(v))),
+        }
     });
     for p in [
         "/spec/repository",
@@ -838,7 +844,7 @@ fn etcd_cluster(c: &mut Ctx<'_>) {
         "/spec/storageSpec",
         "/spec/etcdOptions",
     ] {
-        c.field(p, |_| ChangeKind::EtcdConfigChange {
+        c.field(p, |_, _, _| ChangeKind::EtcdConfigChange {
             detail: format!("{} changes: members are recreated", dotted(p)),
         });
     }
@@ -848,10 +854,7 @@ fn rancher_cluster(c: &mut Ctx<'_>) {
     if c.lifecycle("Rancher provisioning Cluster") {
         return;
     }
-    c.field(
-        "/spec/kubernetesVersion",
-        version_change("/spec/kubernetesVersion"),
-    );
+    c.field("/spec/kubernetesVersion", version_change);
     const DISABLE: &str = "/spec/rkeConfig/etcd/disableSnapshots";
     if c.changed(DISABLE) {
         let disabled = c.new_at(DISABLE).and_then(Node::as_bool) == Some(true);
@@ -881,7 +884,7 @@ fn rancher_cluster(c: &mut Ctx<'_>) {
             "etcd snapshot retention changes",
         ),
     ] {
-        c.field(p, |_| ChangeKind::EtcdConfigChange {
+        c.field(p, |_, _, _| ChangeKind::EtcdConfigChange {
             detail: what.to_string(),
         });
     }

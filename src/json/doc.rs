@@ -526,20 +526,33 @@ impl<'a> Node<'a> {
     /// The value of `key` in an object (the last one when the key repeats, as
     /// `serde_json::Value`); `None` for a missing key or a non-object.
     pub fn get(self, key: &str) -> Option<Node<'a>> {
-        if let Tok::Obj { sorted: true, .. } = self.tok() {
-            for (k, v) in self.entries() {
-                match k.cmp(key) {
+        let Tok::Obj { end, sorted, .. } = *self.tok() else {
+            return None;
+        };
+        // Keys are compared by length first, then bytes: most keys differ in length, and a
+        // sorted object stops at the first key past `key`.
+        let want = key.as_bytes();
+        let mut found = None;
+        let mut pos = self.i + 1;
+        while pos < end {
+            let Tok::Key(span) = self.doc.toks[pos] else {
+                unreachable!("object entries start with a key")
+            };
+            let value = self.at_index(pos + 1);
+            if sorted {
+                let k = self.text(span).as_bytes();
+                match k.first().cmp(&want.first()).then_with(|| k.cmp(want)) {
                     std::cmp::Ordering::Less => {}
-                    std::cmp::Ordering::Equal => return Some(v),
+                    std::cmp::Ordering::Equal => return Some(value),
                     std::cmp::Ordering::Greater => return None,
                 }
+            } else if span.len == want.len() && self.text(span).as_bytes() == want {
+                // Unsorted: a repeated key means its last value, so keep looking.
+                found = Some(value);
             }
-            return None;
+            pos = value.skip();
         }
-        self.entries()
-            .filter(|(k, _)| *k == key)
-            .last()
-            .map(|e| e.1)
+        found
     }
 
     /// Element `index` of an array.

@@ -434,6 +434,24 @@ fn seg_matches(seg: &Segment, raw: &str) -> bool {
 ///   a rule watching `/spec/desiredUpdate/version`.
 pub fn touches(pattern: &PathPattern, changed: &str, old: Node<'_>, new: Node<'_>) -> bool {
     let segs = pattern.segments();
+    // The common case, both plain pointers: string prefixes, no splitting.
+    if let Some(watched) = pattern.literal().filter(|_| !changed.contains('~')) {
+        if under(changed, watched) {
+            return true;
+        }
+        if !under(watched, changed) {
+            return false;
+        }
+        // `changed` is an ancestor: one segment per `/`.
+        let depth = changed.bytes().filter(|&b| b == b'/').count();
+        let rest = segs.get(depth..).unwrap_or(&[]);
+        return selected(old, changed, rest) != selected(new, changed, rest);
+    }
+    touches_by_segments(segs, changed, old, new)
+}
+
+/// [`touches`] for any pattern: `changed` split into tokens, compared segment by segment.
+fn touches_by_segments(segs: &[Segment], changed: &str, old: Node<'_>, new: Node<'_>) -> bool {
     let mut depth = 0;
     for (i, tok) in raw_tokens(changed).enumerate() {
         if i >= segs.len() {
@@ -451,6 +469,12 @@ pub fn touches(pattern: &PathPattern, changed: &str, old: Node<'_>, new: Node<'_
     // Ancestor: compare what the remainder of the pattern selects below `changed`.
     let rest = segs.get(depth..).unwrap_or(&[]);
     selected(old, changed, rest) != selected(new, changed, rest)
+}
+
+/// Whether `path` is `prefix` or below it (`prefix` empty: the root, above everything).
+fn under(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// The values `rest` selects below the pointer `at` in `doc` (`at` empty: the root).
@@ -507,6 +531,67 @@ mod tests {
 
     fn p(s: &str) -> PathPattern {
         PathPattern::parse(s).unwrap()
+    }
+
+    #[test]
+    fn literal_patterns_touch_as_the_segment_comparison_does() {
+        let old = json!({"spec": {"version": "v1", "etcd": {"local": {"imageTag": "3.5"}},
+                                  "list": [1, {"a": 2}], "x/y": 1, "s": "str"}});
+        let new = json!({"spec": {"version": "v2", "etcd": {"local": {"imageTag": "3.6"}},
+                                  "list": [1, {"a": 3}, 4], "x/y": 2, "s": {"t": 1}}});
+        let (o, n) = (Doc::from_value(&old), Doc::from_value(&new));
+        let patterns = [
+            "/spec",
+            "/spec/version",
+            "/spec/versions",
+            "/spec/etcd",
+            "/spec/etcd/local/imageTag",
+            "/spec/etcd/local/imageTag/x",
+            "/spec/list/1/a",
+            "/spec/list/2",
+            "/spec/s/t",
+            "/spec/s/t/u",
+            "/status",
+            "/spe",
+            "/spec/",
+        ];
+        let changed = [
+            "",
+            "/spec",
+            "/spec/version",
+            "/spec/versionX",
+            "/spec/etcd",
+            "/spec/etcd/local",
+            "/spec/etcd/local/imageTag",
+            "/spec/list",
+            "/spec/list/1",
+            "/spec/list/1/a",
+            "/spec/list/2",
+            "/spec/s",
+            "/spec/s/t",
+            "/spec/x~1y",
+            "/spe",
+            "/spec/",
+        ];
+        let mut literal = 0;
+        for pat in patterns {
+            let pat = p(pat);
+            literal += usize::from(pat.literal().is_some());
+            for c in changed {
+                assert_eq!(
+                    super::touches(&pat, c, o.root(), n.root()),
+                    touches_by_segments(pat.segments(), c, o.root(), n.root()),
+                    "pattern {pat}, changed {c:?}"
+                );
+            }
+        }
+        assert_eq!(
+            literal,
+            patterns.len(),
+            "every pattern here takes the literal path"
+        );
+        assert!(p("/spec/*/x").literal().is_none());
+        assert!(p("/metadata/annotations/a~1b").literal().is_none());
     }
 
     #[test]
