@@ -74,7 +74,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             matches,
             &facts,
             &change,
-            Default::default(),
+            gate::request::Overrides {
+                detail: gate::Detail::Problems,
+                ..Default::default()
+            },
             chrono::Utc::now(),
         );
         let t4 = Instant::now();
@@ -110,7 +113,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     .facts;
     let overrides = gate::request::Overrides {
         max_age: args.max_age,
-        mode: None,
+        ..Default::default()
     };
     let etcd_gate = EtcdGate::new(
         PolicySet::embedded()?,

@@ -1,6 +1,6 @@
 //! Differential: etcdguard's flat JSON document (`etcdguard::json::Doc`, the parser every
 //! admission review's objects go through) against serde_json and json_patch on arbitrary
-//! bytes. The input is split at its first 0xff byte into two texts (0xff never occurs in
+//! bytes, and its fast tape builder against its serde_json-driven one. The input is split at its first 0xff byte into two texts (0xff never occurs in
 //! UTF-8). Each must parse exactly when serde_json parses it, to the same value; for two
 //! documents, equality and the json-patch diff must match; as Kubernetes objects, `Doc`
 //! must accept exactly what the webhook's own object reader accepts.
@@ -47,6 +47,15 @@ fuzz_target!(|data: &[u8]| {
     for t in [ta, tb] {
         let value = serde_json::from_str::<Value>(t);
         let doc = Doc::parse(t);
+        // The fast tape builder (behind Doc::parse) against the serde path: the same tape or
+        // the same error, as any value and as a Kubernetes object.
+        for (ours, object) in [(&doc, false), (&Doc::parse_object(t), true)] {
+            match (ours, Doc::parse_with_serde(t, object)) {
+                (Ok(a), Ok(b)) => assert!(a.same_tape(&b), "{t:?} (object: {object})"),
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{t:?}"),
+                (a, b) => panic!("{t:?} (object: {object}): {a:?} vs {b:?}"),
+            }
+        }
         if doc.as_ref().is_ok_and(|d| has_raw_value_token(d.root())) {
             return;
         }

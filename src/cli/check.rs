@@ -193,6 +193,7 @@ fn run_inner(mut args: Args) -> Result<u8, String> {
     let overrides = Overrides {
         max_age: args.facts.max_age,
         mode: args.mode.map(Into::into),
+        ..Overrides::default()
     };
     let empty = Facts {
         stores: vec![],

@@ -169,7 +169,11 @@ impl EtcdGate {
             cache: RwLock::new(None),
             ready: AtomicBool::new(false),
             stale_after,
-            overrides,
+            // A review shows only warnings and denials: passing checks are not worded.
+            overrides: Overrides {
+                detail: gate::Detail::Problems,
+                ..overrides
+            },
             args,
             metrics: FactMetrics::default(),
             newest_ts: RwLock::new(Vec::new()),
@@ -693,6 +697,7 @@ fn run_inner(args: Args) -> Result<u8, String> {
     let overrides = Overrides {
         max_age: args.facts.max_age,
         mode: args.mode.map(Into::into),
+        ..Overrides::default()
     };
     let gate = Arc::new(EtcdGate::new(
         policies,

@@ -332,12 +332,56 @@ pub fn findings(
     req: &Requirements,
     now: DateTime<Utc>,
 ) -> Vec<Finding> {
-    let mut out = Vec::new();
+    findings_with(facts, change, req, now, Detail::Full)
+}
+
+/// Which findings to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Detail {
+    /// Every check's finding, passing ones (`info`) included: what reports show.
+    #[default]
+    Full,
+    /// Only findings that warn or deny. The verdict is the same (an `info` finding never
+    /// changes it); the admission webhook shows nothing else, so it skips building the rest.
+    Problems,
+}
+
+/// [`findings`], building only the findings `detail` asks for.
+pub fn findings_with(
+    facts: &Facts,
+    change: &Change,
+    req: &Requirements,
+    now: DateTime<Utc>,
+    detail: Detail,
+) -> Vec<Finding> {
+    let mut out = Out {
+        list: Vec::new(),
+        info: detail == Detail::Full,
+    };
     let newest_valid_rev = stores_checks(facts, req, now, &mut out);
     change_checks(change, &mut out);
     lifecycle_checks(&facts.lifecycle, &mut out);
     etcd_checks(&facts.etcd, newest_valid_rev, &mut out);
-    out
+    out.list
+}
+
+/// Where the checks put their findings.
+struct Out {
+    list: Vec<Finding>,
+    /// Whether `info` findings are wanted ([`Detail::Full`]).
+    info: bool,
+}
+
+impl Out {
+    fn push(&mut self, f: Finding) {
+        self.list.push(f);
+    }
+    /// An `info` finding, built only when wanted.
+    fn info(&mut self, build: impl FnOnce() -> Finding) {
+        if self.info {
+            self.list.push(build());
+        }
+    }
 }
 
 /// Apply the mode to raw findings and derive the verdict.
@@ -369,23 +413,25 @@ fn stores_checks(
     facts: &Facts,
     req: &Requirements,
     now: DateTime<Utc>,
-    out: &mut Vec<Finding>,
+    out: &mut Out,
 ) -> Option<i64> {
     use checks::*;
     if facts.stores.is_empty() {
-        out.push(finding(
-            SNAPSHOT_RECENT,
-            Severity::Info,
-            "backups not checked: no backup store given",
-            Some("pass --store URL (s3://bucket/prefix or a directory) to check backups"),
-            serde_json::Value::Null,
-        ));
+        out.info(|| {
+            finding(
+                SNAPSHOT_RECENT,
+                Severity::Info,
+                "backups not checked: no backup store given",
+                Some("pass --store URL (s3://bucket/prefix or a directory) to check backups"),
+                serde_json::Value::Null,
+            )
+        });
         return None;
     }
     let mut newest_rev = None;
     for store in &facts.stores {
         match store {
-            Fact::NotChecked { hint } => out.push(finding(
+            Fact::NotChecked { hint } => out.info(|| finding(
                 SNAPSHOT_RECENT,
                 Severity::Info,
                 format!("backups not checked: {hint}"),
@@ -414,7 +460,7 @@ fn stores_checks(
                 control_checks(s, req, out);
             }
             Fact::Known { value: s } => {
-                out.push(finding(
+                out.info(|| finding(
                     STORE_REACHABLE,
                     Severity::Info,
                     format!("{} readable ({} layout, {} backups)", s.url, s.layout, s.backup_count),
@@ -435,11 +481,11 @@ fn snapshot_checks(
     s: &StoreFact,
     req: &Requirements,
     now: DateTime<Utc>,
-    out: &mut Vec<Finding>,
+    out: &mut Out,
 ) -> Option<i64> {
     use checks::*;
     let max_age = chrono::Duration::from_std(req.max_age).unwrap_or(chrono::Duration::MAX);
-    let max_age_h = humantime::format_duration(req.max_age).to_string();
+    let max_age_h = || humantime::format_duration(req.max_age).to_string();
     // snapshot.valid: is the newest backup restorable?
     match (&s.newest, &s.newest_valid) {
         (None, _) => out.push(finding(
@@ -449,7 +495,7 @@ fn snapshot_checks(
             Some(TAKE_BACKUP),
             serde_json::json!({ "store": s.url }),
         )),
-        (Some(n), _) if n.valid => out.push(finding(
+        (Some(n), _) if n.valid => out.info(|| finding(
             SNAPSHOT_VALID,
             Severity::Info,
             format!("newest backup {} is restorable (revision {})", n.name, rev_str(n.revision)),
@@ -487,43 +533,40 @@ fn snapshot_checks(
             SNAPSHOT_RECENT,
             Severity::Deny,
             format!(
-                "no restorable backup in {}, so none younger than {max_age_h}",
-                s.url
+                "no restorable backup in {}, so none younger than {}",
+                s.url,
+                max_age_h()
             ),
             Some(TAKE_BACKUP),
-            serde_json::json!({ "store": s.url, "maxAge": max_age_h }),
+            serde_json::json!({ "store": s.url, "maxAge": max_age_h() }),
         ));
         return None;
     };
     let age = now.signed_duration_since(v.time);
-    let details = serde_json::json!({
-        "store": s.url, "backup": v.name, "time": v.time.to_rfc3339(),
-        "ageSeconds": age.num_seconds(), "maxAge": max_age_h,
-    });
+    let details = || {
+        serde_json::json!({
+            "store": s.url, "backup": v.name, "time": v.time.to_rfc3339(),
+            "ageSeconds": age.num_seconds(), "maxAge": max_age_h(),
+        })
+    };
+    let message = || {
+        format!(
+            "newest restorable backup {} is {} old (max {})",
+            v.name,
+            human_age(age),
+            max_age_h()
+        )
+    };
     if age > max_age {
         out.push(finding(
             SNAPSHOT_RECENT,
             Severity::Deny,
-            format!(
-                "newest restorable backup {} is {} old (max {max_age_h})",
-                v.name,
-                human_age(age)
-            ),
+            message(),
             Some(TAKE_BACKUP),
-            details,
+            details(),
         ));
     } else {
-        out.push(finding(
-            SNAPSHOT_RECENT,
-            Severity::Info,
-            format!(
-                "newest restorable backup {} is {} old (max {max_age_h})",
-                v.name,
-                human_age(age)
-            ),
-            None,
-            details,
-        ));
+        out.info(|| finding(SNAPSHOT_RECENT, Severity::Info, message(), None, details()));
     }
     v.revision
 }
@@ -532,9 +575,12 @@ fn rev_str(rev: Option<i64>) -> String {
     rev.map_or_else(|| "unknown".to_string(), |r| r.to_string())
 }
 
-fn control_checks(s: &StoreFact, req: &Requirements, out: &mut Vec<Finding>) {
+fn control_checks(s: &StoreFact, req: &Requirements, out: &mut Out) {
     use checks::*;
     let Some(c) = &s.control_files else { return };
+    if c.outcome == ControlOutcome::Normal && !out.info {
+        return;
+    }
     let details = serde_json::to_value(c).unwrap_or(serde_json::Value::Null);
     let (severity, next) = match c.outcome {
         ControlOutcome::Normal => (Severity::Info, None),
@@ -577,22 +623,24 @@ fn control_checks(s: &StoreFact, req: &Requirements, out: &mut Vec<Finding>) {
     ));
 }
 
-fn change_checks(change: &Change, out: &mut Vec<Finding>) {
+fn change_checks(change: &Change, out: &mut Out) {
     use checks::*;
     if change.sources.is_empty() {
         return;
     }
     if change.seeds_new_cluster.is_empty() {
-        out.push(finding(
-            CHANGE_SEEDS_NEW_CLUSTER,
-            Severity::Info,
-            format!(
-                "the change does not create etcd-cluster-spec ({})",
-                change.sources.join(", ")
-            ),
-            None,
-            serde_json::json!({ "gated": change.gated }),
-        ));
+        out.info(|| {
+            finding(
+                CHANGE_SEEDS_NEW_CLUSTER,
+                Severity::Info,
+                format!(
+                    "the change does not create etcd-cluster-spec ({})",
+                    change.sources.join(", ")
+                ),
+                None,
+                serde_json::json!({ "gated": change.gated }),
+            )
+        });
     } else {
         out.push(finding(
             CHANGE_SEEDS_NEW_CLUSTER,
@@ -607,16 +655,18 @@ fn change_checks(change: &Change, out: &mut Vec<Finding>) {
     }
 }
 
-fn lifecycle_checks(lifecycle: &Fact<Vec<LifecycleIssue>>, out: &mut Vec<Finding>) {
+fn lifecycle_checks(lifecycle: &Fact<Vec<LifecycleIssue>>, out: &mut Out) {
     use checks::*;
     match lifecycle {
-        Fact::NotChecked { hint } => out.push(finding(
-            LIFECYCLE_DELETES_CONTROL_FILES,
-            Severity::Info,
-            format!("lifecycle rules not checked: {hint}"),
-            None,
-            serde_json::Value::Null,
-        )),
+        Fact::NotChecked { hint } => out.info(|| {
+            finding(
+                LIFECYCLE_DELETES_CONTROL_FILES,
+                Severity::Info,
+                format!("lifecycle rules not checked: {hint}"),
+                None,
+                serde_json::Value::Null,
+            )
+        }),
         Fact::Unknown { reason } => out.push(finding(
             LIFECYCLE_DELETES_CONTROL_FILES,
             Severity::Deny,
@@ -642,23 +692,25 @@ fn lifecycle_checks(lifecycle: &Fact<Vec<LifecycleIssue>>, out: &mut Vec<Finding
                 LIFECYCLE_ARCHIVES_SNAPSHOTS,
             ] {
                 if !seen.contains(id) {
-                    out.push(finding(
-                        id,
-                        Severity::Info,
-                        "no lifecycle rule affects this",
-                        None,
-                        serde_json::Value::Null,
-                    ));
+                    out.info(|| {
+                        finding(
+                            id,
+                            Severity::Info,
+                            "no lifecycle rule affects this",
+                            None,
+                            serde_json::Value::Null,
+                        )
+                    });
                 }
             }
         }
     }
 }
 
-fn etcd_checks(etcd: &Fact<Etcd>, newest_valid_rev: Option<i64>, out: &mut Vec<Finding>) {
+fn etcd_checks(etcd: &Fact<Etcd>, newest_valid_rev: Option<i64>, out: &mut Out) {
     use checks::*;
     match etcd {
-        Fact::NotChecked { hint } => out.push(finding(
+        Fact::NotChecked { hint } => out.info(|| finding(
             ETCD_HEALTHY,
             Severity::Info,
             format!("live etcd not checked: {hint}"),
@@ -691,9 +743,9 @@ fn etcd_checks(etcd: &Fact<Etcd>, newest_valid_rev: Option<i64>, out: &mut Vec<F
                     problems.push(format!("db size {size} bytes is ≥ 90% of the quota {quota}"));
                 }
             }
-            let details = serde_json::to_value(e).unwrap_or(serde_json::Value::Null);
+            let details = || serde_json::to_value(e).unwrap_or(serde_json::Value::Null);
             if problems.is_empty() {
-                out.push(finding(
+                out.info(|| finding(
                     ETCD_HEALTHY,
                     Severity::Info,
                     format!(
@@ -703,7 +755,7 @@ fn etcd_checks(etcd: &Fact<Etcd>, newest_valid_rev: Option<i64>, out: &mut Vec<F
                         rev_str(e.revision)
                     ),
                     None,
-                    details,
+                    details(),
                 ));
             } else {
                 out.push(finding(
@@ -711,7 +763,7 @@ fn etcd_checks(etcd: &Fact<Etcd>, newest_valid_rev: Option<i64>, out: &mut Vec<F
                     Severity::Deny,
                     format!("etcd unhealthy: {}", problems.join("; ")),
                     Some("restore quorum and clear alarms (etcdctl alarm list) before changing the cluster"),
-                    details,
+                    details(),
                 ));
             }
             match (e.revision, newest_valid_rev) {
@@ -725,7 +777,7 @@ fn etcd_checks(etcd: &Fact<Etcd>, newest_valid_rev: Option<i64>, out: &mut Vec<F
                     Some("stop: compare the live data with the snapshot and restore the newest backup (etcd-manager: etcd-manager-ctl restore-backup) before any further change"),
                     serde_json::json!({ "liveRevision": live, "snapshotRevision": snap }),
                 )),
-                (Some(live), Some(snap)) => out.push(finding(
+                (Some(live), Some(snap)) => out.info(|| finding(
                     ETCD_REVISION_BEHIND_SNAPSHOT,
                     Severity::Info,
                     format!("live etcd revision {live} ≥ newest snapshot revision {snap}"),
@@ -739,7 +791,7 @@ fn etcd_checks(etcd: &Fact<Etcd>, newest_valid_rev: Option<i64>, out: &mut Vec<F
                     Some("check that the endpoints answer a range request"),
                     serde_json::Value::Null,
                 )),
-                (_, None) => out.push(finding(
+                (_, None) => out.info(|| finding(
                     ETCD_REVISION_BEHIND_SNAPSHOT,
                     Severity::Info,
                     "no snapshot revision to compare the live revision with",

@@ -5,17 +5,21 @@
 //! with [`super::evaluate`], and finally applies a break-glass exception when every enforcing
 //! policy honours it.
 
-use super::{findings, Change, Facts, Finding, Mode, Outcome, Requirements, Severity, Verdict};
+use super::{Change, Facts, Finding, Mode, Outcome, Requirements, Severity, Verdict};
 use crate::policy::{ExceptionDecision, ExceptionUse, MatchExplanation, PolicySet, Request};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::time::Duration;
 
-/// Command-line overrides of what policies say (`--max-age`, `--mode`).
+/// How the caller runs the gate: command-line overrides of what policies say (`--max-age`,
+/// `--mode`), and which findings it wants built.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Overrides {
     pub max_age: Option<Duration>,
     pub mode: Option<Mode>,
+    /// [`super::Detail::Problems`] for a caller that shows only warnings and denials (the
+    /// webhook); the verdict does not depend on it.
+    pub detail: super::Detail,
 }
 
 /// Why the gate ran the way it did.
@@ -142,7 +146,7 @@ pub fn decide_matched(
         };
     }
 
-    let mut raw = findings(facts, change, &req, now);
+    let mut raw = super::findings_with(facts, change, &req, now, overrides.detail);
     raw.extend(effective_requirements_notes(&effective, facts));
     let mut outcome = super::decide(raw, req.mode);
     let mut exception = None;

@@ -359,3 +359,78 @@ fn cached_store_facts_warn_but_still_decide() {
         vec![Severity::Info]
     );
 }
+
+#[test]
+fn problems_detail_builds_exactly_the_warn_and_deny_findings() {
+    let fresh = backup("b1", 1, true, 100);
+    let old = backup("b0", 30, true, 90);
+    let corrupt = backup("b2", 1, false, 110);
+    let mut scenarios = vec![
+        facts(vec![store(Some(fresh.clone()), Some(fresh.clone()))]),
+        facts(vec![store(Some(old.clone()), Some(old.clone()))]),
+        facts(vec![store(Some(corrupt.clone()), Some(fresh.clone()))]),
+        facts(vec![store(Some(corrupt), None)]),
+        facts(vec![store(None, None)]),
+        facts(vec![Fact::unknown("timeout"), Fact::not_checked("x")]),
+        facts(vec![]),
+    ];
+    for outcome in [
+        ControlOutcome::SeedsNewCluster,
+        ControlOutcome::BackupsStopped,
+        ControlOutcome::Unknown,
+    ] {
+        let mut f = facts(vec![store(Some(fresh.clone()), Some(fresh.clone()))]);
+        if let Fact::Known { value } = &mut f.stores[0] {
+            value.control_files = Some(control(outcome));
+        }
+        scenarios.push(f);
+    }
+    let mut f = facts(vec![store(Some(fresh.clone()), Some(fresh.clone()))]);
+    f.etcd = healthy_etcd(120);
+    scenarios.push(f.clone());
+    f.etcd = healthy_etcd(50);
+    scenarios.push(f.clone());
+    f.etcd = Fact::unknown("no endpoints answered");
+    f.lifecycle = Fact::unknown("AccessDenied");
+    scenarios.push(f);
+    let changes = [
+        Change::default(),
+        Change {
+            sources: vec!["admission".into()],
+            gated: vec!["KubeadmControlPlane x (kubernetes-upgrade): spec.version".into()],
+            ..Change::default()
+        },
+        Change {
+            sources: vec!["kops-dry-run".into()],
+            seeds_new_cluster: vec!["creates etcd-cluster-spec".into()],
+            ..Change::default()
+        },
+    ];
+    let mut problems_seen = 0;
+    for facts in &scenarios {
+        for change in &changes {
+            let req = Requirements::default();
+            let full = findings(facts, change, &req, now());
+            let brief = findings_with(facts, change, &req, now(), Detail::Problems);
+            let shown = |f: &Finding| serde_json::to_string(f).expect("a finding serializes");
+            let expected: Vec<_> = full
+                .iter()
+                .filter(|f| f.severity != Severity::Info)
+                .map(shown)
+                .collect();
+            assert_eq!(brief.iter().map(shown).collect::<Vec<_>>(), expected);
+            assert!(full.len() > brief.len(), "some check passed or was skipped");
+            problems_seen += brief.len();
+            for mode in [Mode::Enforce, Mode::Warn, Mode::Audit] {
+                assert_eq!(
+                    decide(full.clone(), mode).verdict,
+                    decide(brief.clone(), mode).verdict
+                );
+            }
+        }
+    }
+    assert!(
+        problems_seen > 20,
+        "the scenarios exercise problems ({problems_seen})"
+    );
+}

@@ -20,15 +20,15 @@ use std::sync::{Arc, LazyLock};
 
 /// Where a string lives: in the source text, or in the document's own buffer (strings with
 /// escapes, and every string of a document built from a `Value`).
-#[derive(Debug, Clone, Copy)]
-struct Span {
-    start: usize,
-    len: usize,
-    owned: bool,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Span {
+    pub(super) start: usize,
+    pub(super) len: usize,
+    pub(super) owned: bool,
 }
 
 #[derive(Debug, Clone)]
-enum Tok {
+pub(super) enum Tok {
     Null,
     Bool(bool),
     Num(Number),
@@ -85,6 +85,17 @@ impl Doc {
     }
 
     fn build(text: Arc<str>, shape: Shape) -> Result<Doc, serde_json::Error> {
+        let mut fast = super::fast::Fast::new(&text);
+        if fast.document(shape).is_ok() {
+            let super::fast::Fast { owned, toks, .. } = fast;
+            return Ok(Doc { text, owned, toks });
+        }
+        Doc::build_with_serde(text, shape)
+    }
+
+    /// [`Doc::build`] through serde_json: the reference the fast builder must agree with, and
+    /// what gives malformed text its exact `serde_json::Error`.
+    fn build_with_serde(text: Arc<str>, shape: Shape) -> Result<Doc, serde_json::Error> {
         let mut b = Builder {
             text: &text,
             owned: String::new(),
@@ -100,6 +111,56 @@ impl Doc {
             owned,
             toks,
         })
+    }
+
+    /// `text` parsed through serde_json only ([`Doc::parse`] or, with `object`,
+    /// [`Doc::parse_object`], without the fast builder): the reference the fast builder is
+    /// checked against by the tests and the `json_doc` fuzz target.
+    #[doc(hidden)]
+    pub fn parse_with_serde(text: &str, object: bool) -> Result<Doc, serde_json::Error> {
+        let shape = if object {
+            Shape::KubeObject
+        } else {
+            Shape::Any
+        };
+        Doc::build_with_serde(Arc::from(text), shape)
+    }
+
+    /// Whether two documents have the same tape: the same tokens with the same strings,
+    /// container sizes and sorted flags (stricter than `==`, which compares values).
+    #[doc(hidden)]
+    pub fn same_tape(&self, other: &Doc) -> bool {
+        let text = |d: &Doc, s: Span| -> String { d.root().text(s).to_string() };
+        self.toks.len() == other.toks.len()
+            && self
+                .toks
+                .iter()
+                .zip(&other.toks)
+                .all(|(a, b)| match (a, b) {
+                    (Tok::Null, Tok::Null) => true,
+                    (Tok::Bool(x), Tok::Bool(y)) => x == y,
+                    // Debug tells -0.0 from 0.0 and 1.0 from 1.
+                    (Tok::Num(x), Tok::Num(y)) => format!("{x:?}") == format!("{y:?}"),
+                    (Tok::Str(x), Tok::Str(y)) | (Tok::Key(x), Tok::Key(y)) => {
+                        text(self, *x) == text(other, *y)
+                    }
+                    (Tok::Arr { end: e1, len: l1 }, Tok::Arr { end: e2, len: l2 }) => {
+                        e1 == e2 && l1 == l2
+                    }
+                    (
+                        Tok::Obj {
+                            end: e1,
+                            len: l1,
+                            sorted: s1,
+                        },
+                        Tok::Obj {
+                            end: e2,
+                            len: l2,
+                            sorted: s2,
+                        },
+                    ) => e1 == e2 && l1 == l2 && s1 == s2,
+                    _ => false,
+                })
     }
 
     /// Build a document from any serde deserializer (YAML, for instance); strings are copied.
@@ -199,7 +260,7 @@ impl Doc {
 // Building
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Shape {
+pub(super) enum Shape {
     Any,
     /// The top of a Kubernetes object.
     KubeObject,

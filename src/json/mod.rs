@@ -10,6 +10,7 @@
 use serde_json::Value;
 
 mod doc;
+mod fast;
 pub use doc::{diff, Doc, Elements, Entries, Node};
 
 /// The name serde_json gives a one-key object when its `raw_value` feature is on (axum turns it
