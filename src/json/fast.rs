@@ -22,6 +22,36 @@ pub(super) struct Fast<'t> {
     pub(super) toks: Vec<Tok>,
 }
 
+/// The end of the run of plain string bytes from `from`: the first `"`, `\\` or control
+/// byte at or after it (or the end). Eight bytes at a time: a byte equal to `"` or `\\`, or
+/// below 0x20, sets its high bit in `special` (the classic SWAR zero-byte tests), and the
+/// first such byte is the lowest set bit.
+fn plain_run(bytes: &[u8], from: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut pos = from;
+    while let Some(chunk) = bytes.get(pos..pos + 8) {
+        let x = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        let quote = x ^ (ONES * u64::from(b'"'));
+        let backslash = x ^ (ONES * u64::from(b'\\'));
+        let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+        // Bytes below 0x20 (no false positives: every byte of `x` is compared, high bit too).
+        let control = x.wrapping_sub(ONES * 0x20) & !x & HIGH;
+        let special = zero(quote) | zero(backslash) | control;
+        if special != 0 {
+            return pos + (special.trailing_zeros() / 8) as usize;
+        }
+        pos += 8;
+    }
+    while let Some(&b) = bytes.get(pos) {
+        if b == b'"' || b == b'\\' || b < 0x20 {
+            break;
+        }
+        pos += 1;
+    }
+    pos
+}
+
 /// Declined: let the serde path decide.
 pub(super) struct Decline;
 
@@ -50,12 +80,14 @@ impl<'t> Fast<'t> {
         }
     }
 
+    #[inline(always)]
     fn ws(&mut self) {
         while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.bytes.get(self.pos) {
             self.pos += 1;
         }
     }
 
+    #[inline(always)]
     fn peek(&self) -> R<u8> {
         self.bytes.get(self.pos).copied().ok_or(Decline)
     }
@@ -172,7 +204,7 @@ impl<'t> Fast<'t> {
                     }
                     Some(child) => {
                         if let Some(p) = prev {
-                            sorted = sorted && self.str(p) < self.str(key);
+                            sorted = sorted && super::doc::key_cmp(self.str(p), self.str(key)).is_lt();
                         }
                         prev = Some(key);
                         self.toks.push(Tok::Key(key));
@@ -196,6 +228,7 @@ impl<'t> Fast<'t> {
         Ok(())
     }
 
+    #[inline(always)]
     fn str(&self, s: Span) -> &str {
         let src = if s.owned { &self.owned } else { self.text };
         &src[s.start..s.start + s.len]
@@ -203,9 +236,11 @@ impl<'t> Fast<'t> {
 
     /// A string at `pos` (on its opening quote). Without escapes it stays in the text; with
     /// escapes it is unescaped into `owned` (a `\u` escape declines).
+    #[inline(always)]
     fn string(&mut self) -> R<Span> {
         self.pos += 1; // "
         let start = self.pos;
+        self.pos = plain_run(self.bytes, self.pos);
         loop {
             match *self.bytes.get(self.pos).ok_or(Decline)? {
                 b'"' => {
@@ -384,6 +419,37 @@ mod tests {
             }
         }
         assert!(files >= 15, "only {files} JSON fixtures found");
+    }
+
+    #[test]
+    fn plain_run_stops_at_the_first_quote_backslash_or_control_byte() {
+        let naive = |b: &[u8], from: usize| {
+            (from..b.len())
+                .find(|&i| b[i] == b'"' || b[i] == b'\\' || b[i] < 0x20)
+                .unwrap_or(b.len())
+        };
+        let alphabet = [b'a', b'"', b'\\', 0x00, 0x1f, 0x20, 0x7f, 0x80, 0xa0, 0xe0, 0xff, b'!', b'#'];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for len in 0..40 {
+            for _ in 0..200 {
+                let bytes: Vec<u8> = (0..len)
+                    .map(|_| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        // Mostly plain bytes, so runs are long enough to cross 8-byte words.
+                        if seed % 8 == 0 {
+                            alphabet[(seed >> 8) as usize % alphabet.len()]
+                        } else {
+                            alphabet[[0, 5, 6, 7, 8, 9, 10, 11, 12][(seed >> 8) as usize % 9]]
+                        }
+                    })
+                    .collect();
+                for from in 0..=len.min(9) {
+                    assert_eq!(plain_run(&bytes, from), naive(&bytes, from), "{bytes:?} from {from}");
+                }
+            }
+        }
     }
 
     #[test]
