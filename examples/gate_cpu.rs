@@ -138,7 +138,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let d = etcd_gate.review(&parsed.view);
         let t2 = Instant::now();
         let response = etcdguard_webhook::review::build_response(
-            &parsed.admission,
+            &parsed.view.uid,
             &d,
             &[("decision", if d.allowed { "allowed" } else { "denied" })],
         );

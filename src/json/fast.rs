@@ -204,7 +204,8 @@ impl<'t> Fast<'t> {
                     }
                     Some(child) => {
                         if let Some(p) = prev {
-                            sorted = sorted && super::doc::key_cmp(self.str(p), self.str(key)).is_lt();
+                            sorted =
+                                sorted && super::doc::key_cmp(self.str(p), self.str(key)).is_lt();
                         }
                         prev = Some(key);
                         self.toks.push(Tok::Key(key));
@@ -428,7 +429,9 @@ mod tests {
                 .find(|&i| b[i] == b'"' || b[i] == b'\\' || b[i] < 0x20)
                 .unwrap_or(b.len())
         };
-        let alphabet = [b'a', b'"', b'\\', 0x00, 0x1f, 0x20, 0x7f, 0x80, 0xa0, 0xe0, 0xff, b'!', b'#'];
+        let alphabet = [
+            b'a', b'"', b'\\', 0x00, 0x1f, 0x20, 0x7f, 0x80, 0xa0, 0xe0, 0xff, b'!', b'#',
+        ];
         let mut seed = 0x2545_f491_4f6c_dd1du64;
         for len in 0..40 {
             for _ in 0..200 {
@@ -446,7 +449,11 @@ mod tests {
                     })
                     .collect();
                 for from in 0..=len.min(9) {
-                    assert_eq!(plain_run(&bytes, from), naive(&bytes, from), "{bytes:?} from {from}");
+                    assert_eq!(
+                        plain_run(&bytes, from),
+                        naive(&bytes, from),
+                        "{bytes:?} from {from}"
+                    );
                 }
             }
         }

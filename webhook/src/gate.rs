@@ -146,6 +146,16 @@ impl RawObject {
     }
 }
 
+/// kube's admission operation as the gate's.
+pub(crate) fn operation_of(op: &KubeOperation) -> Operation {
+    match op {
+        KubeOperation::Create => Operation::Create,
+        KubeOperation::Update => Operation::Update,
+        KubeOperation::Delete => Operation::Delete,
+        KubeOperation::Connect => Operation::Connect,
+    }
+}
+
 impl ReviewRequest {
     /// Build the view from kube's parsed request.
     pub fn from_admission(req: &AdmissionRequest<DynamicObject>) -> Result<Self, RequestError> {
@@ -160,12 +170,7 @@ impl ReviewRequest {
             kind: req.kind.clone(),
             resource: req.resource.clone(),
             sub_resource: req.sub_resource.clone().filter(|s| !s.is_empty()),
-            operation: match req.operation {
-                KubeOperation::Create => Operation::Create,
-                KubeOperation::Update => Operation::Update,
-                KubeOperation::Delete => Operation::Delete,
-                KubeOperation::Connect => Operation::Connect,
-            },
+            operation: operation_of(&req.operation),
             namespace: req.namespace.clone().filter(|s| !s.is_empty()),
             name: req.name.clone(),
             username: req.user_info.username.clone().unwrap_or_default(),

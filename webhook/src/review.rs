@@ -81,11 +81,15 @@ struct WireRequest<'a> {
     resource: kube::core::GroupVersionResource,
     #[serde(default)]
     sub_resource: Option<String>,
+    // Read only to refuse what kube's types refuse (the view does not use them).
     #[serde(default)]
+    #[allow(dead_code)]
     request_kind: Option<kube::core::GroupVersionKind>,
     #[serde(default)]
+    #[allow(dead_code)]
     request_resource: Option<kube::core::GroupVersionResource>,
     #[serde(default)]
+    #[allow(dead_code)]
     request_sub_resource: Option<String>,
     #[serde(default)]
     name: Option<String>,
@@ -253,19 +257,17 @@ impl<'de> serde::de::Visitor<'de> for Plain {
     }
 }
 
-/// A parsed review: kube's request (objects omitted; used to build the response) and the
-/// gate's typed view.
+/// A parsed review: the gate's typed view (objects included). The response is built from its
+/// `uid` ([`build_response`]).
 #[derive(Debug)]
 pub struct ParsedReview {
-    /// kube's request with `types`, `uid` and metadata set; `object`/`oldObject` are `None`
-    /// (they live, parsed once, in `view`).
-    pub admission: AdmissionRequest<DynamicObject>,
     /// The gate's view, objects included.
     pub view: ReviewRequest,
 }
 
 /// Parse a request body into a [`ParsedReview`], checking it is an `admission.k8s.io/v1`
-/// AdmissionReview with a request and a uid.
+/// AdmissionReview with a request and a uid. The view's fields are moved out of the wire
+/// struct, not copied; the objects keep their text.
 pub fn parse_review(body: &[u8]) -> Result<ParsedReview, ReviewError> {
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(ReviewError::Empty);
@@ -284,35 +286,27 @@ pub fn parse_review(body: &[u8]) -> Result<ParsedReview, ReviewError> {
     if req.uid.is_empty() {
         return Err(ReviewError::MissingUid);
     }
-    let admission = AdmissionRequest::<DynamicObject> {
-        types: kube::core::TypeMeta {
-            api_version: ADMISSION_API_VERSION.to_string(),
-            kind: ADMISSION_KIND.to_string(),
-        },
-        uid: req.uid,
-        kind: req.kind,
-        resource: req.resource,
-        sub_resource: req.sub_resource,
-        request_kind: req.request_kind,
-        request_resource: req.request_resource,
-        request_sub_resource: req.request_sub_resource,
-        name: req.name.unwrap_or_default(),
-        namespace: req.namespace,
-        operation: req.operation,
-        user_info: req.user_info,
-        object: None,
-        old_object: None,
-        dry_run: req.dry_run.unwrap_or(false),
-        options: None,
-    };
-    let mut view = ReviewRequest::from_admission(&admission)
-        .map_err(|e| ReviewError::Object(e.to_string()))?;
-    view.object = req.object.map(|o| raw_object(o, "object")).transpose()?;
-    view.old_object = req
+    let object = req.object.map(|o| raw_object(o, "object")).transpose()?;
+    let old_object = req
         .old_object
         .map(|o| raw_object(o, "oldObject"))
         .transpose()?;
-    Ok(ParsedReview { admission, view })
+    // The same view `ReviewRequest::from_admission` makes of kube's request (tested).
+    let view = ReviewRequest {
+        uid: req.uid,
+        kind: req.kind,
+        resource: req.resource,
+        sub_resource: req.sub_resource.filter(|s| !s.is_empty()),
+        operation: crate::gate::operation_of(&req.operation),
+        namespace: req.namespace.filter(|s| !s.is_empty()),
+        name: req.name.unwrap_or_default(),
+        username: req.user_info.username.unwrap_or_default(),
+        groups: req.user_info.groups.unwrap_or_default(),
+        object,
+        old_object,
+        dry_run: req.dry_run.unwrap_or(false),
+    };
+    Ok(ParsedReview { view })
 }
 
 /// Parse a body with kube's own `AdmissionReview<DynamicObject>` (the slower reference path;
@@ -323,14 +317,30 @@ pub fn parse_review_with_kube(body: &[u8]) -> Result<AdmissionRequest<DynamicObj
     review.try_into().map_err(|_| ReviewError::MissingRequest)
 }
 
-/// Build the response review for `req` from a gate decision, sanitizing it on the way.
-/// `base_annotations` are added first (the gate's own keys win on a clash).
+/// The allowing response kube's `AdmissionResponse::from(&request)` makes for a request with
+/// this `uid` (an `admission.k8s.io/v1` review; tested against it).
+fn response_for(uid: &str) -> AdmissionResponse {
+    // `invalid` is kube's other constructor (its `patch_type` field is private); every field
+    // it sets differently from `from(&request)` is set here.
+    let mut res = AdmissionResponse::invalid("");
+    res.types = kube::core::TypeMeta {
+        api_version: ADMISSION_API_VERSION.to_string(),
+        kind: ADMISSION_KIND.to_string(),
+    };
+    res.uid = uid.to_string();
+    res.allowed = true;
+    res.result = Default::default();
+    res
+}
+
+/// Build the response review for the request `uid` from a gate decision, sanitizing it on the
+/// way. `base_annotations` are added first (the gate's own keys win on a clash).
 pub fn build_response(
-    req: &AdmissionRequest<DynamicObject>,
+    uid: &str,
     decision: &Decision,
     base_annotations: &[(&str, &str)],
 ) -> AdmissionReview<DynamicObject> {
-    let mut res = AdmissionResponse::from(req);
+    let mut res = response_for(uid);
     if !decision.allowed {
         let message = if decision.message.trim().is_empty() {
             "denied by etcdguard (no message given)".to_string()
@@ -548,6 +558,37 @@ mod tests {
             sanitize_annotation_key(&"k".repeat(100)).map(|k| k.len()),
             Some(63)
         );
+    }
+
+    #[test]
+    fn responses_are_the_ones_kube_builds_from_the_request() {
+        let body = include_bytes!("../tests/fixtures/kcp-update.json");
+        let kube = parse_review_with_kube(body).expect("kube parse");
+        let uid = parse_review(body).expect("parse").view.uid;
+        assert_eq!(uid, kube.uid);
+        let json = |r: AdmissionResponse| serde_json::to_value(r.into_review()).unwrap();
+        assert_eq!(
+            json(response_for(&uid)),
+            json(AdmissionResponse::from(&kube))
+        );
+        for decision in [
+            Decision::allow()
+                .with_warning("w")
+                .with_annotation("k", "v"),
+            Decision::deny("no").with_code(503, "ServiceUnavailable"),
+        ] {
+            let ours = serde_json::to_value(build_response(&uid, &decision, &[])).unwrap();
+            let mut theirs = AdmissionResponse::from(&kube);
+            if !decision.allowed {
+                theirs = theirs.deny("no");
+                theirs.result.code = 503;
+                theirs.result.reason = "ServiceUnavailable".into();
+            } else {
+                theirs.warnings = Some(vec!["w".into()]);
+                theirs.audit_annotations = [("k".to_string(), "v".to_string())].into();
+            }
+            assert_eq!(ours, json(theirs));
+        }
     }
 
     #[test]

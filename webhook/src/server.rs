@@ -645,8 +645,8 @@ async fn validate(State(state): State<Arc<AppState>>, request: Request) -> Respo
             )
         }
     };
-    let (admission, review) = match parse_review(&bytes) {
-        Ok(p) => (p.admission, Arc::new(p.view)),
+    let review = match parse_review(&bytes) {
+        Ok(p) => Arc::new(p.view),
         Err(e) => return bad_request(&state, started, e.to_string()),
     };
 
@@ -697,7 +697,7 @@ async fn validate(State(state): State<Arc<AppState>>, request: Request) -> Respo
             "timed_out",
         ),
     };
-    let response = build_response(&admission, &decision, &[("decision", label)]);
+    let response = build_response(&review.uid, &decision, &[("decision", label)]);
     let elapsed = started.elapsed();
     state
         .metrics
