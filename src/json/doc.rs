@@ -3,9 +3,10 @@
 //! The webhook's hot path reads a few dozen pointers of two Kubernetes objects and their
 //! json-patch diff. Building `serde_json::Value` trees for that costs one allocation per string
 //! and per map node (about a third of a review's CPU time, measured with `scripts/bench-webhook`).
-//! A [`Doc`] is built in one serde pass into a single `Vec` of tokens; strings stay where they
-//! are in the source text (only strings with escapes are copied), and every container records
-//! where its subtree ends, so skipping a subtree is one index jump.
+//! A [`Doc`] is built in one pass into a single `Vec` of tokens (by the byte-level builder in
+//! `fast.rs`, or through serde_json for what that declines); strings stay where they are in the
+//! source text (only strings with escapes are copied), and every container records where its
+//! subtree ends, so skipping a subtree is one index jump.
 //!
 //! Semantics follow `serde_json::Value` exactly, and the tests check it: an object with a
 //! repeated key means its last value ([`Node::get`], equality, [`Node::to_value`]); equality is

@@ -2,10 +2,10 @@
 //! serde visitor per token.
 //!
 //! It accepts only what it is sure of. On anything else (malformed text, a shape error, a
-//! `\u` escape, a number it would have to round, deep nesting) it returns `None` and the caller
-//! builds the document with the serde_json path instead, which gives the exact
-//! `serde_json::Error` or the value. So a `Some` here is always the tape the serde path would
-//! build (checked by the unit tests and the `json_doc` fuzz target); the only cost of a
+//! `\u` escape, a number it would have to round, deep nesting) it declines (`Err(Decline)`)
+//! and the caller builds the document with the serde_json path instead, which gives the exact
+//! `serde_json::Error` or the value. So an `Ok` here always leaves the tape the serde path
+//! would build (checked by the unit tests and the `json_doc` fuzz target); the only cost of a
 //! declined input is parsing it twice.
 
 use super::doc::{Shape, Span, Tok};
