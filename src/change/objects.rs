@@ -6,7 +6,7 @@
 //! pattern). Kinds not in [`KINDS`] are "not a gated change": an empty [`ChangeSet`] with a note.
 
 use super::{show, Change, ChangeError, ChangeKind, ChangeSet};
-use crate::json::{Doc, Node};
+use crate::json::{under, Doc, Node};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -305,13 +305,6 @@ fn display(v: Option<Node<'_>>) -> String {
 /// `a.b.c: old -> new`.
 fn evidence(ptr: &str, old: Option<Node<'_>>, new: Option<Node<'_>>) -> String {
     format!("{}: {} -> {}", dotted(ptr), display(old), display(new))
-}
-
-fn under(path: &str, prefix: &str) -> bool {
-    path == prefix
-        || path
-            .strip_prefix(prefix)
-            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 impl<'a> Ctx<'a> {
@@ -935,6 +928,7 @@ mod tests {
     #[test]
     fn under_matches_whole_segments() {
         assert!(under("/spec/version", "/spec/version"));
+        assert!(under("/spec", ""));
         assert!(under("/spec/version/x", "/spec/version"));
         assert!(!under("/spec/versionX", "/spec/version"));
     }

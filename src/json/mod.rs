@@ -59,6 +59,13 @@ pub(crate) fn parse_index(s: &str) -> Option<usize> {
     s.parse().ok()
 }
 
+/// Whether the JSON pointer `path` is `prefix` or below it, token for token (`/spec/versionX`
+/// is not below `/spec/version`; every pointer is below the root, `""`).
+pub(crate) fn under(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 /// Append `/key` (escaped) to `path`; returns the length to truncate back to.
 pub(crate) fn push_key(path: &mut String, key: &str) -> usize {
     let len = path.len();

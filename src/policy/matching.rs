@@ -2,7 +2,7 @@
 
 use super::model::{ChangeSource, Operation, PathPattern, ResourceRule, Segment};
 use super::Policy;
-use crate::json::{Doc, Node};
+use crate::json::{under, Doc, Node};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -469,12 +469,6 @@ fn touches_by_segments(segs: &[Segment], changed: &str, old: Node<'_>, new: Node
     // Ancestor: compare what the remainder of the pattern selects below `changed`.
     let rest = segs.get(depth..).unwrap_or(&[]);
     selected(old, changed, rest) != selected(new, changed, rest)
-}
-
-/// Whether `path` is `prefix` or below it (`prefix` empty: the root, above everything).
-fn under(path: &str, prefix: &str) -> bool {
-    path.strip_prefix(prefix)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// The values `rest` selects below the pointer `at` in `doc` (`at` empty: the root).
