@@ -269,6 +269,18 @@ pub(super) enum Shape {
     KubeMetadata,
 }
 
+impl Shape {
+    /// The shape of the value under `key` in an object of this shape; `None` when that value is
+    /// skipped (`metadata.managedFields`). Both builders follow this.
+    pub(super) fn child(self, key: &str) -> Option<Shape> {
+        match (self, key) {
+            (Shape::KubeObject, "metadata") => Some(Shape::KubeMetadata),
+            (Shape::KubeMetadata, "managedFields") => None,
+            _ => Some(Shape::Any),
+        }
+    }
+}
+
 struct Builder<'t> {
     text: &'t str,
     owned: String,
@@ -402,17 +414,13 @@ impl<'de> Visitor<'de> for Seed<'_, '_> {
         let mut len = 0;
         let mut sorted = true;
         let mut prev: Option<Span> = None;
-        while let Some((span, key)) = map.next_key_seed(KeySeed { b: &mut *self.b })? {
-            let shape = match (self.shape, key) {
-                (Shape::KubeObject, KeyIs::Metadata) => Shape::KubeMetadata,
-                (Shape::KubeMetadata, KeyIs::ManagedFields) => {
-                    map.next_value::<IgnoredAny>()?;
-                    continue;
-                }
-                _ => Shape::Any,
+        while let Some(span) = map.next_key_seed(KeySeed { b: &mut *self.b })? {
+            let Some(shape) = self.shape.child(self.b.str(span)) else {
+                map.next_value::<IgnoredAny>()?;
+                continue;
             };
             if let Some(p) = prev {
-                sorted = sorted && self.b.str(p) < self.b.str(span);
+                sorted = sorted && key_cmp(self.b.str(p), self.b.str(span)).is_lt();
             }
             prev = Some(span);
             self.b.toks.push(Tok::Key(span));
@@ -428,45 +436,27 @@ impl<'de> Visitor<'de> for Seed<'_, '_> {
     }
 }
 
-/// The keys [`Shape`] cares about.
-#[derive(Clone, Copy)]
-enum KeyIs {
-    Metadata,
-    ManagedFields,
-    Other,
-}
-
-impl KeyIs {
-    fn of(k: &str) -> KeyIs {
-        match k {
-            "metadata" => KeyIs::Metadata,
-            "managedFields" => KeyIs::ManagedFields,
-            _ => KeyIs::Other,
-        }
-    }
-}
-
 struct KeySeed<'b, 't> {
     b: &'b mut Builder<'t>,
 }
 
 impl<'de> DeserializeSeed<'de> for KeySeed<'_, '_> {
-    type Value = (Span, KeyIs);
+    type Value = Span;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_str(self)
     }
 }
 
 impl<'de> Visitor<'de> for KeySeed<'_, '_> {
-    type Value = (Span, KeyIs);
+    type Value = Span;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an object key")
     }
     fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok((self.b.span(v, true), KeyIs::of(v)))
+        Ok(self.b.span(v, true))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok((self.b.span(v, false), KeyIs::of(v)))
+        Ok(self.b.span(v, false))
     }
 }
 
@@ -591,8 +581,8 @@ impl<'a> Node<'a> {
         let Tok::Obj { end, sorted, .. } = *self.tok() else {
             return None;
         };
-        // Keys are compared by length first, then bytes: most keys differ in length, and a
-        // sorted object stops at the first key past `key`.
+        // A sorted object stops at the first key past `key`; an unsorted one compares lengths
+        // before bytes (most keys differ in length).
         let want = key.as_bytes();
         let mut found = None;
         let mut pos = self.i + 1;
@@ -602,8 +592,7 @@ impl<'a> Node<'a> {
             };
             let value = self.at_index(pos + 1);
             if sorted {
-                let k = self.text(span).as_bytes();
-                match k.first().cmp(&want.first()).then_with(|| k.cmp(want)) {
+                match key_cmp(self.text(span), key) {
                     std::cmp::Ordering::Less => {}
                     std::cmp::Ordering::Equal => return Some(value),
                     std::cmp::Ordering::Greater => return None,

@@ -188,13 +188,7 @@ impl<'t> Fast<'t> {
                     return Err(Decline);
                 }
                 self.pos += 1;
-                let k = self.str(key);
-                let child = match (shape, k) {
-                    (Shape::KubeObject, "metadata") => Some(Shape::KubeMetadata),
-                    (Shape::KubeMetadata, "managedFields") => None,
-                    _ => Some(Shape::Any),
-                };
-                match child {
+                match shape.child(self.str(key)) {
                     // Skipped, as the serde path does: parsed (it must be valid), then dropped.
                     None => {
                         let (toks, owned) = (self.toks.len(), self.owned.len());
