@@ -376,11 +376,16 @@ impl Out {
     fn push(&mut self, f: Finding) {
         self.list.push(f);
     }
-    /// An `info` finding, built only when wanted.
-    fn info(&mut self, build: impl FnOnce() -> Finding) {
-        if self.info {
+    /// A finding of `severity`, built only when wanted (an `info` one only with
+    /// [`Detail::Full`]).
+    fn add(&mut self, severity: Severity, build: impl FnOnce() -> Finding) {
+        if severity != Severity::Info || self.info {
             self.list.push(build());
         }
+    }
+    /// An `info` finding, built only when wanted.
+    fn info(&mut self, build: impl FnOnce() -> Finding) {
+        self.add(Severity::Info, build);
     }
 }
 
@@ -578,10 +583,6 @@ fn rev_str(rev: Option<i64>) -> String {
 fn control_checks(s: &StoreFact, req: &Requirements, out: &mut Out) {
     use checks::*;
     let Some(c) = &s.control_files else { return };
-    if c.outcome == ControlOutcome::Normal && !out.info {
-        return;
-    }
-    let details = serde_json::to_value(c).unwrap_or(serde_json::Value::Null);
     let (severity, next) = match c.outcome {
         ControlOutcome::Normal => (Severity::Info, None),
         ControlOutcome::SeedsNewCluster => (
@@ -610,17 +611,14 @@ fn control_checks(s: &StoreFact, req: &Requirements, out: &mut Out) {
     } else {
         severity
     };
-    let mut message = format!("{}: {}", s.url, c.meaning);
-    if !c.problems.is_empty() {
-        message.push_str(&format!(" ({})", c.problems.join("; ")));
-    }
-    out.push(finding(
-        CONTROL_FILES_PRESENT,
-        severity,
-        message,
-        next,
-        details,
-    ));
+    out.add(severity, || {
+        let mut message = format!("{}: {}", s.url, c.meaning);
+        if !c.problems.is_empty() {
+            message.push_str(&format!(" ({})", c.problems.join("; ")));
+        }
+        let details = serde_json::to_value(c).unwrap_or(serde_json::Value::Null);
+        finding(CONTROL_FILES_PRESENT, severity, message, next, details)
+    });
 }
 
 fn change_checks(change: &Change, out: &mut Out) {
@@ -678,7 +676,7 @@ fn lifecycle_checks(lifecycle: &Fact<Vec<LifecycleIssue>>, out: &mut Out) {
             let mut seen = std::collections::BTreeSet::new();
             for issue in value {
                 seen.insert(issue.check.clone());
-                out.push(Finding {
+                out.add(issue.severity, || Finding {
                     check: issue.check.clone(),
                     severity: issue.severity,
                     message: issue.message.clone(),

@@ -390,6 +390,20 @@ fn problems_detail_builds_exactly_the_warn_and_deny_findings() {
     scenarios.push(f.clone());
     f.etcd = healthy_etcd(50);
     scenarios.push(f.clone());
+    // Lifecycle issues pass through with their own severity, `info` ones included.
+    f.lifecycle = Fact::known(
+        [Severity::Info, Severity::Warn]
+            .into_iter()
+            .map(|severity| LifecycleIssue {
+                check: checks::LIFECYCLE_EXPIRES_SNAPSHOTS.into(),
+                severity,
+                message: format!("{severity:?} lifecycle issue"),
+                fix: None,
+                details: serde_json::Value::Null,
+            })
+            .collect(),
+    );
+    scenarios.push(f.clone());
     f.etcd = Fact::unknown("no endpoints answered");
     f.lifecycle = Fact::unknown("AccessDenied");
     scenarios.push(f);
