@@ -302,6 +302,11 @@ fn display(v: Option<Node<'_>>) -> String {
     }
 }
 
+/// A present value as text for a change (`None` stays `None`; see [`display`]).
+fn text_of(v: Option<Node<'_>>) -> Option<String> {
+    v.map(|v| display(Some(v)))
+}
+
 /// `a.b.c: old -> new`.
 fn evidence(ptr: &str, old: Option<Node<'_>>, new: Option<Node<'_>>) -> String {
     format!("{}: {} -> {}", dotted(ptr), display(old), display(new))
@@ -322,10 +327,10 @@ impl<'a> Ctx<'a> {
             .filter(|v| !v.is_null())
     }
     fn old_str(&self, ptr: &str) -> Option<String> {
-        self.old_at(ptr).map(|v| display(Some(v)))
+        text_of(self.old_at(ptr))
     }
     fn new_str(&self, ptr: &str) -> Option<String> {
-        self.new_at(ptr).map(|v| display(Some(v)))
+        text_of(self.new_at(ptr))
     }
     /// Touched paths at or under `prefix`, or ancestors of `prefix` that were replaced whole.
     fn touched_under(&self, prefix: &str) -> Vec<String> {
@@ -421,8 +426,8 @@ impl<'a> Ctx<'a> {
 
 fn version_change<'a>(_: &Ctx<'a>, old: Option<Node<'a>>, new: Option<Node<'a>>) -> ChangeKind {
     ChangeKind::KubernetesUpgrade {
-        from: old.map(|v| display(Some(v))),
-        to: new.map(|v| display(Some(v))),
+        from: text_of(old),
+        to: text_of(new),
     }
 }
 
@@ -458,8 +463,8 @@ fn kubeadm_control_plane(c: &mut Ctx<'_>) {
     let name = c.name();
     c.field(KCP_ETCD_TAG, |_, old, new| ChangeKind::EtcdUpgrade {
         cluster: name,
-        from: old.map(|v| display(Some(v))),
-        to: new.map(|v| display(Some(v))),
+        from: text_of(old),
+        to: text_of(new),
     });
     let other: Vec<String> = c
         .touched_under(KCP_ETCD)
@@ -827,8 +832,8 @@ fn etcd_cluster(c: &mut Ctx<'_>) {
     c.field("/spec/version", move |_, old, new| {
         ChangeKind::EtcdUpgrade {
             cluster: name,
-            from: old.map(|v| display(Some(v))),
-            to: new.map(|v| display(Some(v))),
+            from: text_of(old),
+            to: text_of(new),
         }
     });
     for p in [
