@@ -1,9 +1,10 @@
 //! Differential: etcdguard's flat JSON document (`etcdguard::json::Doc`, the parser every
 //! admission review's objects go through) against serde_json and json_patch on arbitrary
-//! bytes, and its fast tape builder against its serde_json-driven one. The input is split at its first 0xff byte into two texts (0xff never occurs in
-//! UTF-8). Each must parse exactly when serde_json parses it, to the same value; for two
-//! documents, equality and the json-patch diff must match; as Kubernetes objects, `Doc`
-//! must accept exactly what the webhook's own object reader accepts.
+//! bytes, and its fast tape builder against its serde_json-driven one. The input is split at
+//! its first 0xff byte into two texts (0xff never occurs in UTF-8). Each must parse exactly
+//! when serde_json parses it, to the same value; for two documents, equality and the
+//! json-patch diff must match; as Kubernetes objects, `Doc` must accept exactly what the
+//! webhook's own object reader accepts.
 #![no_main]
 use etcdguard::json::{diff, Doc, Node, SERDE_RAW_VALUE_TOKEN};
 use libfuzzer_sys::fuzz_target;
@@ -47,20 +48,20 @@ fuzz_target!(|data: &[u8]| {
     for t in [ta, tb] {
         let value = serde_json::from_str::<Value>(t);
         let doc = Doc::parse(t);
+        let object = Doc::parse_object(t);
         // The fast tape builder (behind Doc::parse) against the serde path: the same tape or
         // the same error, as any value and as a Kubernetes object.
-        for (ours, object) in [(&doc, false), (&Doc::parse_object(t), true)] {
-            match (ours, Doc::parse_with_serde(t, object)) {
-                (Ok(a), Ok(b)) => assert!(a.same_tape(&b), "{t:?} (object: {object})"),
+        for (ours, as_object) in [(&doc, false), (&object, true)] {
+            match (ours, Doc::parse_with_serde(t, as_object)) {
+                (Ok(a), Ok(b)) => assert!(a.same_tape(&b), "{t:?} (object: {as_object})"),
                 (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{t:?}"),
-                (a, b) => panic!("{t:?} (object: {object}): {a:?} vs {b:?}"),
+                (a, b) => panic!("{t:?} (object: {as_object}): {a:?} vs {b:?}"),
             }
         }
         if doc.as_ref().is_ok_and(|d| has_raw_value_token(d.root())) {
             return;
         }
         assert_eq!(value.is_ok(), doc.is_ok(), "{t:?}: {:?} vs {:?}", value.err(), doc.err());
-        let object = Doc::parse_object(t);
         let webhook = etcdguard_webhook::RawObject::new(t).to_value();
         // The webhook's reader also accepts `null` (an absent object); Doc::parse_object
         // is only ever given objects.

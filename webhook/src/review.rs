@@ -48,9 +48,6 @@ pub enum ReviewError {
     /// Empty `request.uid`.
     #[error("AdmissionReview request has an empty uid")]
     MissingUid,
-    /// Objects not representable as JSON values.
-    #[error("{0}")]
-    Object(String),
 }
 
 /// The wire shape of an AdmissionReview v1 request, deserialized in one pass.
