@@ -14,6 +14,9 @@
 //! (default: `webhook/tests/fixtures/kcp-update.json`, 200000 reviews). With
 //! `GATE_CPU_SERVE_ONLY=1` only the handler is measured (for `perf record`).
 
+use mimalloc::MiMalloc;
+use std::alloc::{GlobalAlloc, Layout};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
 use clap::Parser;
@@ -22,6 +25,34 @@ use etcdguard::cli::serve::EtcdGate;
 use etcdguard::gate::{self, Fact, Facts};
 use etcdguard::policy::PolicySet;
 use etcdguard_webhook::Gate;
+
+/// The binary's allocator (mimalloc, src/main.rs), counting allocations and reallocations:
+/// the counts per stage are printed next to the times, since under load each one costs more
+/// than in this single-threaded loop.
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Relaxed);
+        unsafe { MiMalloc.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { MiMalloc.dealloc(ptr, layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Relaxed);
+        unsafe { MiMalloc.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Relaxed);
+        unsafe { MiMalloc.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
 
 /// The fact flags `scripts/bench-webhook` gives `etcdguard serve`.
 #[derive(Parser)]
@@ -129,14 +160,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("gate_cpu: the fact refresh over samples/kops-store failed".into());
     }
     let mut stages = [0f64; 3];
+    let mut allocs = [0u64; 3];
     let mut allowed = 0u32;
     let mut bytes = 0usize;
     for _ in 0..n {
+        let a0 = ALLOCS.load(Relaxed);
         let t0 = Instant::now();
         let parsed = etcdguard_webhook::review::parse_review(&body)?;
         let t1 = Instant::now();
+        let a1 = ALLOCS.load(Relaxed);
         let d = etcd_gate.review(&parsed.view);
         let t2 = Instant::now();
+        let a2 = ALLOCS.load(Relaxed);
         let response = etcdguard_webhook::review::build_response(
             &parsed.view.uid,
             &d,
@@ -144,6 +179,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         bytes += serde_json::to_vec(&response)?.len();
         let t3 = Instant::now();
+        let a3 = ALLOCS.load(Relaxed);
+        for (s, d) in allocs.iter_mut().zip([a1 - a0, a2 - a1, a3 - a2]) {
+            *s += d;
+        }
         allowed += u32::from(d.allowed);
         for (s, d) in stages.iter_mut().zip([t1 - t0, t2 - t1, t3 - t2]) {
             *s += d.as_secs_f64();
@@ -157,6 +196,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         per(stages[1]),
         per(stages[2]),
         per(stages.iter().sum())
+    );
+    let n64 = u64::from(n);
+    println!(
+        "  allocations per review: parse {}, gate {}, response {}, total {}",
+        allocs[0] / n64,
+        allocs[1] / n64,
+        allocs[2] / n64,
+        allocs.iter().sum::<u64>() / n64
     );
     Ok(())
 }
