@@ -288,17 +288,41 @@ struct Ctx<'a> {
 
 /// Dotted form of a JSON pointer for evidence (`/spec/topology/version` → `spec.topology.version`).
 fn dotted(ptr: &str) -> String {
-    ptr.trim_start_matches('/').replace('/', ".")
+    Dotted(ptr).to_string()
+}
+
+/// A JSON pointer as `a.b.c` (leading `/`s dropped, the others written as `.`).
+struct Dotted<'p>(&'p str);
+
+impl std::fmt::Display for Dotted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, seg) in self.0.trim_start_matches('/').split('/').enumerate() {
+            if i > 0 {
+                f.write_str(".")?;
+            }
+            f.write_str(seg)?;
+        }
+        Ok(())
+    }
 }
 
 fn display(v: Option<Node<'_>>) -> String {
-    match v {
-        None => "<none>".to_string(),
-        Some(n) if n.is_null() => "<none>".to_string(),
-        Some(n) => match n.as_str() {
-            Some(s) => s.to_string(),
-            None => n.to_string(),
-        },
+    Shown(v).to_string()
+}
+
+/// A value for a person: a string without quotes, `<none>` for absent or null, else JSON.
+struct Shown<'a>(Option<Node<'a>>);
+
+impl std::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            None => f.write_str("<none>"),
+            Some(n) if n.is_null() => f.write_str("<none>"),
+            Some(n) => match n.as_str() {
+                Some(s) => f.write_str(s),
+                None => std::fmt::Display::fmt(&n, f),
+            },
+        }
     }
 }
 
@@ -309,7 +333,7 @@ fn text_of(v: Option<Node<'_>>) -> Option<String> {
 
 /// `a.b.c: old -> new`.
 fn evidence(ptr: &str, old: Option<Node<'_>>, new: Option<Node<'_>>) -> String {
-    format!("{}: {} -> {}", dotted(ptr), display(old), display(new))
+    format!("{}: {} -> {}", Dotted(ptr), Shown(old), Shown(new))
 }
 
 impl<'a> Ctx<'a> {

@@ -223,21 +223,27 @@ impl Policy {
     /// Check this policy against a request, explaining the result either way.
     /// `changes` is the request's diff (computed once by the caller).
     pub fn check(&self, req: &Request, changes: &[Change]) -> PolicyMatch {
-        self.check_with(req, &|| changes, true)
+        match self.check_with(req, &|| changes, true) {
+            Ok(m) => PolicyMatch::Matched(m),
+            Err(reasons) => PolicyMatch::NotMatched(Mismatch {
+                policy: self.name().to_string(),
+                reasons,
+            }),
+        }
     }
 
     /// [`Policy::check`] with the diff computed on demand (only a rule that selects the request
-    /// and watches paths needs it) and, when `explain` is `false`, no mismatch reasons built:
-    /// the webhook's hot path wants only the matches.
+    /// and watches paths needs it); `Err` holds the mismatch reasons, none when `explain` is
+    /// `false` (the webhook's hot path wants only the matches and builds nothing for the rest).
     pub(crate) fn check_with<'c>(
         &self,
         req: &Request,
         changes: &dyn Fn() -> &'c [Change],
         explain: bool,
-    ) -> PolicyMatch {
+    ) -> Result<MatchExplanation, Vec<String>> {
         let spec = &self.doc.spec;
         let matched = |reason| {
-            PolicyMatch::Matched(MatchExplanation {
+            Ok(MatchExplanation {
                 policy: self.name().to_string(),
                 mode: spec.mode,
                 defined_at: format!("{}:{}", self.file, self.line),
@@ -282,10 +288,7 @@ impl Policy {
                 reasons.push("matches no Kubernetes resources (only CLI sources)".into());
             }
         }
-        PolicyMatch::NotMatched(Mismatch {
-            policy: self.name().to_string(),
-            reasons,
-        })
+        Err(reasons)
     }
 }
 

@@ -151,10 +151,7 @@ impl PolicySet {
         let changes = || req.changes();
         self.policies
             .iter()
-            .filter_map(|p| match p.check_with(req, &changes, false) {
-                PolicyMatch::Matched(e) => Some(e),
-                PolicyMatch::NotMatched(_) => None,
-            })
+            .filter_map(|p| p.check_with(req, &changes, false).ok())
             .collect()
     }
 

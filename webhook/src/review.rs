@@ -1,7 +1,8 @@
 //! AdmissionReview v1 parsing and response building, plus the sanitizers that keep a response
 //! within what the apiserver accepts. Pure functions: no I/O.
 
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
@@ -62,10 +63,10 @@ pub enum ReviewError {
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct WireReview<'a> {
-    #[serde(default)]
-    api_version: String,
-    #[serde(default)]
-    kind: String,
+    #[serde(default, borrow)]
+    api_version: Cow<'a, str>,
+    #[serde(default, borrow)]
+    kind: Cow<'a, str>,
     #[serde(default, borrow)]
     request: Option<WireRequest<'a>>,
 }
@@ -78,16 +79,16 @@ struct WireRequest<'a> {
     resource: kube::core::GroupVersionResource,
     #[serde(default)]
     sub_resource: Option<String>,
-    // Read only to refuse what kube's types refuse (the view does not use them).
-    #[serde(default)]
+    // Read only to refuse what kube's types refuse (the view does not use them), borrowed.
+    #[serde(default, borrow)]
     #[allow(dead_code)]
-    request_kind: Option<kube::core::GroupVersionKind>,
-    #[serde(default)]
+    request_kind: Option<CheckedGvk<'a>>,
+    #[serde(default, borrow)]
     #[allow(dead_code)]
-    request_resource: Option<kube::core::GroupVersionResource>,
-    #[serde(default)]
+    request_resource: Option<CheckedGvr<'a>>,
+    #[serde(default, borrow)]
     #[allow(dead_code)]
-    request_sub_resource: Option<String>,
+    request_sub_resource: Option<Cow<'a, str>>,
     #[serde(default)]
     name: Option<String>,
     #[serde(default)]
@@ -100,6 +101,35 @@ struct WireRequest<'a> {
     old_object: Option<&'a RawValue>,
     #[serde(default)]
     dry_run: Option<bool>,
+}
+
+/// What kube's `GroupVersionKind` accepts (three required strings), without keeping it.
+#[derive(serde::Deserialize)]
+#[serde(rename = "GroupVersionKind")]
+#[allow(dead_code)]
+struct CheckedGvk<'a> {
+    #[serde(borrow)]
+    group: Cow<'a, str>,
+    #[serde(borrow)]
+    version: Cow<'a, str>,
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+}
+
+/// What kube's `GroupVersionResource` accepts (three required strings and an optional
+/// `api_version` string), without keeping it.
+#[derive(serde::Deserialize)]
+#[serde(rename = "GroupVersionResource")]
+#[allow(dead_code)]
+struct CheckedGvr<'a> {
+    #[serde(borrow)]
+    group: Cow<'a, str>,
+    #[serde(borrow)]
+    version: Cow<'a, str>,
+    #[serde(borrow)]
+    resource: Cow<'a, str>,
+    #[serde(default, borrow)]
+    api_version: Cow<'a, str>,
 }
 
 /// A Kubernetes object's text as a JSON value without `metadata.managedFields` (and an error
@@ -273,11 +303,13 @@ pub fn parse_review(body: &[u8]) -> Result<ParsedReview, ReviewError> {
         serde_json::from_slice(body).map_err(|e| ReviewError::Json(e.to_string()))?;
     if review.api_version != ADMISSION_API_VERSION {
         return Err(ReviewError::ApiVersion {
-            found: review.api_version,
+            found: review.api_version.into_owned(),
         });
     }
     if review.kind != ADMISSION_KIND {
-        return Err(ReviewError::Kind { found: review.kind });
+        return Err(ReviewError::Kind {
+            found: review.kind.into_owned(),
+        });
     }
     let req = review.request.ok_or(ReviewError::MissingRequest)?;
     if req.uid.is_empty() {
@@ -360,7 +392,9 @@ pub fn build_response(
     if !warnings.is_empty() {
         res.warnings = Some(warnings);
     }
-    let mut annotations: BTreeMap<String, String> = BTreeMap::new();
+    // Inserted in order, so the gate's keys replace clashing base keys.
+    let mut annotations: HashMap<String, String> =
+        HashMap::with_capacity(base_annotations.len() + decision.audit_annotations.len());
     for (k, v) in base_annotations {
         if let Some(key) = sanitize_annotation_key(k) {
             annotations.insert(key, (*v).to_string());
@@ -371,7 +405,7 @@ pub fn build_response(
             annotations.insert(key, v.clone());
         }
     }
-    res.audit_annotations = annotations.into_iter().collect::<HashMap<_, _>>();
+    res.audit_annotations = annotations;
     res.into_review()
 }
 
@@ -435,6 +469,15 @@ pub fn truncate_chars(s: &str, max: usize) -> String {
 /// at most 63 chars, no `/` (the apiserver adds `<webhook name>/`). Invalid characters become
 /// `-`; a key with no alphanumeric character gives `None`.
 pub fn sanitize_annotation_key(key: &str) -> Option<String> {
+    let valid = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.';
+    let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    if key.len() <= MAX_ANNOTATION_KEY_CHARS
+        && key.chars().all(valid)
+        && edge_ok(key.chars().next())
+        && edge_ok(key.chars().last())
+    {
+        return Some(key.to_string());
+    }
     let mapped: String = key
         .chars()
         .map(|c| {
@@ -555,6 +598,71 @@ mod tests {
             sanitize_annotation_key(&"k".repeat(100)).map(|k| k.len()),
             Some(63)
         );
+        // Around the already-valid shortcut: the limit, edges, non-ASCII.
+        let k63 = format!("a{}b", "-".repeat(61));
+        assert_eq!(sanitize_annotation_key(&k63), Some(k63.clone()));
+        assert_eq!(
+            sanitize_annotation_key(&format!("a{}b", "-".repeat(62))),
+            Some("a".into())
+        );
+        assert_eq!(sanitize_annotation_key("a."), Some("a".into()));
+        assert_eq!(sanitize_annotation_key(".a"), Some("a".into()));
+        assert_eq!(sanitize_annotation_key("b_c.d"), Some("b_c.d".into()));
+        assert_eq!(sanitize_annotation_key("zé1"), Some("z-1".into()));
+    }
+
+    #[test]
+    fn request_kind_and_resource_are_refused_where_kube_refuses_them() {
+        let body = include_bytes!("../tests/fixtures/kcp-update.json");
+        let base: serde_json::Value = serde_json::from_slice(body).unwrap();
+        let gvk = serde_json::json!({"group": "g", "version": "v1", "kind": "K"});
+        let gvr = serde_json::json!({"group": "g", "version": "v1", "resource": "ks"});
+        let with = |field: &str, value: serde_json::Value| {
+            let mut v = base.clone();
+            v["request"][field] = value;
+            serde_json::to_vec(&v).unwrap()
+        };
+        let mut cases = vec![
+            with("requestKind", gvk.clone()),
+            with("requestKind", serde_json::Value::Null),
+            with(
+                "requestKind",
+                serde_json::json!({"group": "g", "version": "v1"}),
+            ),
+            with(
+                "requestKind",
+                serde_json::json!({"group": 1, "version": "v1", "kind": "K"}),
+            ),
+            with(
+                "requestKind",
+                serde_json::json!({"group": "é", "version": "v1", "kind": "K"}),
+            ),
+            with("requestKind", serde_json::json!("g/v1/K")),
+            with("requestResource", gvr.clone()),
+            with(
+                "requestResource",
+                serde_json::json!({"group": "", "version": "v1", "resource": "r", "api_version": "v1"}),
+            ),
+            with(
+                "requestResource",
+                serde_json::json!({"group": "", "version": "v1", "resource": "r", "api_version": 2}),
+            ),
+            with(
+                "requestResource",
+                serde_json::json!({"group": "", "version": "v1"}),
+            ),
+            with("requestSubResource", serde_json::json!("status")),
+            with("requestSubResource", serde_json::json!(7)),
+        ];
+        cases.push(br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u","kind":{"group":"","version":"v1","kind":"K"},"resource":{"group":"","version":"v1","resource":"ks"},"requestKind":{"group":"a\"b","version":"v1","kind":"K"},"operation":"CREATE","userInfo":{}}}"#.to_vec());
+        let mut refused = 0;
+        for body in &cases {
+            let ours = parse_review(body).is_ok();
+            let kube = parse_review_with_kube(body).is_ok();
+            assert_eq!(ours, kube, "{}", String::from_utf8_lossy(body));
+            refused += usize::from(!ours);
+        }
+        assert_eq!(refused, 6, "the malformed cases are refused");
     }
 
     #[test]
