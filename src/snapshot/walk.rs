@@ -214,7 +214,8 @@ impl Totals<'_> {
     fn leaf(&mut self, bucket: &[u8], pgid: Option<u64>, leaf: &Leaf) {
         self.crc = self.combiner.combine(self.crc, leaf.crc, leaf.crc_len);
         self.total_key += leaf.count as u64;
-        let at = match pgid {
+        // Only a problem names the page (this runs once per leaf of a large snapshot).
+        let at = || match pgid {
             Some(p) => format!("page {p}"),
             None => "inline page".to_string(),
         };
@@ -231,7 +232,10 @@ impl Totals<'_> {
                     self.out.keys_with_lease += u64::from(stats.with_lease);
                     self.live.extend_from_slice(&stats.entries);
                 }
-                Err(e) => self.out.problems.push(format!("bucket \"key\", {at}: {e}")),
+                Err(e) => self
+                    .out
+                    .problems
+                    .push(format!("bucket \"key\", {}: {e}", at())),
             },
             b"meta" => {
                 for (k, v) in leaf.small() {
