@@ -24,6 +24,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
 /// `mi_option_purge_delay` in mimalloc v2's `mi_option_t`.
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+// libmimalloc-sys names neither; both sit at fixed places next to options it does name
+// (`..., arena_eager_commit, purge_decommits, allow_large_os_pages, ...` and
+// `..., eager_commit_delay, purge_delay, ...`), so a renumbered enum fails the build.
+const _: () =
+    assert!(MI_OPTION_ARENA_EAGER_COMMIT + 2 == libmimalloc_sys::mi_option_large_os_pages);
+const _: () = assert!(MI_OPTION_PURGE_DELAY == libmimalloc_sys::mi_option_eager_commit_delay + 1);
 
 extern "C" fn set_allocator_options() {
     // SAFETY: `mi_option_set` only stores a value in mimalloc's static option table; it
@@ -34,7 +40,7 @@ extern "C" fn set_allocator_options() {
     }
 }
 
-#[cfg(target_os = "linux")]
+// ELF's constructor list (Linux, the only target etcdguard ships for).
 #[used]
 #[unsafe(link_section = ".init_array")]
 static SET_ALLOCATOR_OPTIONS: extern "C" fn() = set_allocator_options;
