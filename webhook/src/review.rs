@@ -480,13 +480,7 @@ pub fn sanitize_annotation_key(key: &str) -> Option<String> {
     }
     let mapped: String = key
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
-                c
-            } else {
-                '-'
-            }
-        })
+        .map(|c| if valid(c) { c } else { '-' })
         .take(MAX_ANNOTATION_KEY_CHARS)
         .collect();
     let trimmed = mapped.trim_matches(|c: char| !c.is_ascii_alphanumeric());
