@@ -173,7 +173,7 @@ fn parse(text: &str) -> (Vec<Resource>, Vec<String>, bool) {
         }
         let Some(sec) = section else { continue };
         if matches!(sec, Section::DeletePrune | Section::DeleteNow) {
-            let item = trimmed.split_whitespace().collect::<Vec<_>>().join(" ");
+            let item = super::OneLine(trimmed).to_string();
             if sec == Section::DeleteNow {
                 deletions.push(item);
             } else {

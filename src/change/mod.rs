@@ -32,6 +32,22 @@ pub use objects::{
 };
 pub use terraform::from_terraform_plan;
 
+/// Text with every run of whitespace written as one space, trimmed: evidence and messages on
+/// one line. Written in place, so a caller that formats it allocates once.
+pub(crate) struct OneLine<'a>(pub(crate) &'a str);
+
+impl std::fmt::Display for OneLine<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, word) in self.0.split_whitespace().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            f.write_str(word)?;
+        }
+        Ok(())
+    }
+}
+
 /// Errors from the change parsers. Every variant names the input it could not read and what
 /// was expected instead.
 #[derive(Debug, thiserror::Error)]

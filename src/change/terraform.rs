@@ -279,5 +279,5 @@ fn classify(i: usize, rc: &Value, set: &mut ChangeSet) {
 fn compact(text: &str) -> String {
     crate::json::value_from_str(text)
         .map(|v| v.to_string())
-        .unwrap_or_else(|_| text.split_whitespace().collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| super::OneLine(text).to_string())
 }

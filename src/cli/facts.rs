@@ -361,26 +361,11 @@ pub fn lifecycle_from_object(
     Fact::known(issues)
 }
 
-/// Text with every run of whitespace written as one space, trimmed (evidence on one line).
-struct OneLine<'a>(&'a str);
-
-impl std::fmt::Display for OneLine<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, word) in self.0.split_whitespace().enumerate() {
-            if i > 0 {
-                f.write_str(" ")?;
-            }
-            f.write_str(word)?;
-        }
-        Ok(())
-    }
-}
-
 /// Add a change set's gated changes to the gate's change summary.
 pub fn summarize(set: &crate::change::ChangeSet, source: &str, out: &mut gate::Change) {
     out.sources.push(source.to_string());
     for c in &set.changes {
-        let evidence = OneLine(&c.evidence);
+        let evidence = crate::change::OneLine(&c.evidence);
         if let crate::change::ChangeKind::SeedsNewCluster { cluster, location } = &c.kind {
             out.seeds_new_cluster.push(match location {
                 Some(l) => format!(

@@ -525,7 +525,7 @@ pub fn object_change(req: &Request) -> gate::Change {
 /// apiserver limits: a warning is one line; all warnings together stay under 4096 characters
 /// (the webhook crate enforces the budget; here we only keep them short and single-line).
 fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+    crate::change::OneLine(s).to_string()
 }
 
 fn to_webhook(d: &gate::request::Decision, policies: &PolicySet, req: &Request) -> wh::Decision {
