@@ -286,12 +286,8 @@ struct Ctx<'a> {
     set: ChangeSet,
 }
 
-/// Dotted form of a JSON pointer for evidence (`/spec/topology/version` → `spec.topology.version`).
-fn dotted(ptr: &str) -> String {
-    Dotted(ptr).to_string()
-}
-
-/// A JSON pointer as `a.b.c` (leading `/`s dropped, the others written as `.`).
+/// Dotted form of a JSON pointer for evidence (`/spec/topology/version` → `spec.topology.version`):
+/// leading `/`s dropped, the others written as `.`.
 struct Dotted<'p>(&'p str);
 
 impl std::fmt::Display for Dotted<'_> {
@@ -304,10 +300,6 @@ impl std::fmt::Display for Dotted<'_> {
         }
         Ok(())
     }
-}
-
-fn display(v: Option<Node<'_>>) -> String {
-    Shown(v).to_string()
 }
 
 /// A value for a person: a string without quotes, `<none>` for absent or null, else JSON.
@@ -326,9 +318,9 @@ impl std::fmt::Display for Shown<'_> {
     }
 }
 
-/// A present value as text for a change (`None` stays `None`; see [`display`]).
+/// A present value as text for a change (`None` stays `None`; see [`Shown`]).
 fn text_of(v: Option<Node<'_>>) -> Option<String> {
-    v.map(|v| display(Some(v)))
+    v.map(|v| Shown(Some(v)).to_string())
 }
 
 /// `a.b.c: old -> new`.
@@ -713,9 +705,9 @@ fn kops_cluster<'a>(c: &mut Ctx<'a>) {
                     .map(|p| {
                         format!(
                             "spec.etcdClusters[{ni}] ({name}) {}: {} -> {}",
-                            dotted(p),
-                            display(rest_o.pointer(p)),
-                            display(rest_n.pointer(p))
+                            Dotted(p),
+                            Shown(rest_o.pointer(p)),
+                            Shown(rest_n.pointer(p))
                         )
                     })
                     .collect::<Vec<_>>()
@@ -867,7 +859,7 @@ fn etcd_cluster(c: &mut Ctx<'_>) {
         "/spec/etcdOptions",
     ] {
         c.field(p, |_, _, _| ChangeKind::EtcdConfigChange {
-            detail: format!("{} changes: members are recreated", dotted(p)),
+            detail: format!("{} changes: members are recreated", Dotted(p)),
         });
     }
 }
