@@ -800,19 +800,112 @@ impl fmt::Debug for Node<'_> {
 /// operations, same paths, same order), reported as `(op, path)` with `op` one of `add`,
 /// `remove`, `replace`; nothing is copied.
 pub fn diff<'a>(left: Node<'a>, right: Node<'a>, mut emit: impl FnMut(&'static str, &str)) {
-    let mut path = String::new();
-    let mut scratch = Vec::new();
-    diff_at(left, right, &mut path, &mut scratch, &mut emit);
+    diff_along::<Step<'_>>(left, right, &[], |op, path, _| emit(op, path));
 }
 
-fn diff_at<'a>(
+/// One step of a path pattern for [`diff_along`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step<'p> {
+    /// One object key, or one array index written as RFC 6901 writes it (`0`, `12`; not `01`).
+    Key(&'p str),
+    /// Any one key or index.
+    Any,
+}
+
+/// Something that reads as a [`Step`] (a policy's path segment, a pointer token).
+pub trait AsStep {
+    fn step(&self) -> Step<'_>;
+}
+
+impl AsStep for Step<'_> {
+    fn step(&self) -> Step<'_> {
+        *self
+    }
+}
+
+/// Where an operation reported by [`diff_along`] sits relative to the pattern.
+#[derive(Debug, Clone, Copy)]
+pub enum Along<'a> {
+    /// At or below a place the whole pattern names.
+    Under,
+    /// At a proper ancestor of what the pattern names, reached after the first `depth` steps:
+    /// the operation added, removed or replaced it whole. `old` and `new` are the values at
+    /// the operation's path (`None`: absent), from which the caller can tell whether what the
+    /// rest of the pattern names changed.
+    Above {
+        depth: usize,
+        old: Option<Node<'a>>,
+        new: Option<Node<'a>>,
+    },
+}
+
+/// The operations of [`diff`]`(left, right)` related to the pattern `steps` (their path is at
+/// or below a place the pattern names, or above one on the way), in `diff`'s order, each with
+/// where it sits ([`Along`]). Only the parts of the documents the pattern leads to are
+/// compared: deciding whether a few watched fields changed costs a few lookups, not a diff
+/// of the whole objects. Empty `steps`: every operation of the diff, all [`Along::Under`].
+pub fn diff_along<'a, S: AsStep>(
     left: Node<'a>,
     right: Node<'a>,
+    steps: &[S],
+    mut emit: impl FnMut(&'static str, &str, Along<'a>),
+) {
+    let mut path = String::with_capacity(128);
+    let mut scratch = Vec::new();
+    walk(left, right, steps, 0, &mut path, &mut scratch, &mut emit);
+}
+
+/// Where an operation at a child of the current path sits (`rest`: the steps after the child's).
+fn child<'a, S>(
+    steps: &[S],
+    rest: &[S],
+    depth: usize,
+    old: Option<Node<'a>>,
+    new: Option<Node<'a>>,
+) -> Along<'a> {
+    if steps.is_empty() || rest.is_empty() {
+        Along::Under
+    } else {
+        Along::Above {
+            depth: depth + 1,
+            old,
+            new,
+        }
+    }
+}
+
+fn walk<'a, S: AsStep>(
+    left: Node<'a>,
+    right: Node<'a>,
+    steps: &[S],
+    depth: usize,
     path: &mut String,
     scratch: &mut Vec<(&'a str, Node<'a>)>,
-    emit: &mut impl FnMut(&'static str, &str),
+    emit: &mut impl FnMut(&'static str, &str, Along<'a>),
 ) {
+    // Below the pattern every key and index is followed (`None`), as by the plain diff.
+    let (step, rest) = match steps.split_first() {
+        Some((s, rest)) => (Some(s.step()), rest),
+        None => (None, steps),
+    };
     match (left.tok(), right.tok()) {
+        // One key: the diff visits it once (its last value), as below.
+        (Tok::Obj { .. }, Tok::Obj { .. }) if matches!(step, Some(Step::Key(_))) => {
+            let Some(Step::Key(key)) = step else {
+                unreachable!("guarded by the match arm")
+            };
+            let (lv, rv) = (left.get(key), right.get(key));
+            if lv.is_none() && rv.is_none() {
+                return;
+            }
+            let len = super::push_key(path, key);
+            match (lv, rv) {
+                (Some(lv), Some(rv)) => walk(lv, rv, rest, depth + 1, path, scratch, emit),
+                (None, _) => emit("add", path, child(steps, rest, depth, lv, rv)),
+                (_, None) => emit("remove", path, child(steps, rest, depth, lv, rv)),
+            }
+            path.truncate(len);
+        }
         // Most of two versions of an object is the same, token for token: nothing to report.
         (Tok::Obj { .. }, Tok::Obj { .. }) if left.same_tokens(right) => {}
         (Tok::Obj { .. }, Tok::Obj { .. }) => {
@@ -832,54 +925,90 @@ fn diff_at<'a>(
                 let len = super::push_key(path, key);
                 if li < mid && scratch[li].0 == key {
                     let lv = scratch[li].1;
-                    diff_at(lv, rv, path, scratch, emit);
+                    walk(lv, rv, rest, depth + 1, path, scratch, emit);
                 } else {
-                    emit("add", path);
+                    emit("add", path, child(steps, rest, depth, None, Some(rv)));
                 }
                 path.truncate(len);
             }
             let mut ri = mid;
             for li in base..mid {
-                let key = scratch[li].0;
+                let (key, lv) = scratch[li];
                 while ri < end && key_cmp(scratch[ri].0, key).is_lt() {
                     ri += 1;
                 }
                 if !(ri < end && scratch[ri].0 == key) {
                     let len = super::push_key(path, key);
-                    emit("remove", path);
+                    emit("remove", path, child(steps, rest, depth, Some(lv), None));
                     path.truncate(len);
                 }
             }
             scratch.truncate(base);
         }
-        (Tok::Arr { .. }, Tok::Arr { .. }) => {
+        (Tok::Arr { len: nl, .. }, Tok::Arr { len: nr, .. }) => {
             // json_patch's array diff: element-wise; removals at the tail all name the index
-            // where the first one happened (each removal shifts the rest down).
-            let (mut l, mut r) = (left.elements(), right.elements());
-            let mut shift = 0usize;
-            let mut idx = 0usize;
-            loop {
-                let (lv, rv) = (l.next(), r.next());
-                if lv.is_none() && rv.is_none() {
-                    break;
-                }
-                let len = path.len();
-                let _ = write!(path, "/{}", idx - shift);
-                match (lv, rv) {
-                    (Some(lv), Some(rv)) => diff_at(lv, rv, path, scratch, emit),
-                    (Some(_), None) => {
-                        shift += 1;
-                        emit("remove", path);
-                    }
-                    (None, Some(_)) => emit("add", path),
-                    (None, None) => {}
-                }
+            // where the first one happened (each removal shifts the rest down), so that is the
+            // path (and the old value) they are reported with.
+            let (nl, nr) = (*nl, *nr);
+            let only = match step {
+                Some(Step::Key(k)) => match super::parse_index(k) {
+                    Some(i) => Some(i),
+                    None => return,
+                },
+                _ => None,
+            };
+            let wanted = |i: usize| only.is_none_or(|o| o == i);
+            let len = path.len();
+            let at = |path: &mut String, i: usize| {
                 path.truncate(len);
-                idx += 1;
+                let _ = write!(path, "/{i}");
+            };
+            let common = nl.min(nr);
+            match only {
+                Some(i) if i < common => {
+                    let (lv, rv) = (left.at(i), right.at(i));
+                    if let (Some(lv), Some(rv)) = (lv, rv) {
+                        at(path, i);
+                        walk(lv, rv, rest, depth + 1, path, scratch, emit);
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    for (i, (lv, rv)) in left.elements().zip(right.elements()).enumerate() {
+                        at(path, i);
+                        walk(lv, rv, rest, depth + 1, path, scratch, emit);
+                    }
+                }
             }
+            if nl > nr && wanted(nr) {
+                at(path, nr);
+                let old = left.at(nr);
+                for _ in nr..nl {
+                    emit("remove", path, child(steps, rest, depth, old, None));
+                }
+            }
+            if nr > nl {
+                let added = right.elements().enumerate().skip(nl);
+                for (i, rv) in added.filter(|(i, _)| wanted(*i)) {
+                    at(path, i);
+                    emit("add", path, child(steps, rest, depth, None, Some(rv)));
+                }
+            }
+            path.truncate(len);
         }
         _ if left == right => {}
-        _ => emit("replace", path),
+        _ => {
+            let along = if steps.is_empty() {
+                Along::Under
+            } else {
+                Along::Above {
+                    depth,
+                    old: Some(left),
+                    new: Some(right),
+                }
+            };
+            emit("replace", path, along);
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 mod doc;
 mod fast;
-pub use doc::{diff, Doc, Elements, Entries, Node};
+pub use doc::{diff, diff_along, Along, AsStep, Doc, Elements, Entries, Node, Step};
 
 /// The name serde_json gives a one-key object when its `raw_value` feature is on (axum turns it
 /// on for the whole binary): `serde_json::Value` then parses `{"$serde_json::private::RawValue":
@@ -201,6 +201,72 @@ mod tests {
         assert!(
             nonempty > 1000,
             "generator produced too few differing pairs: {nonempty}"
+        );
+    }
+
+    /// `diff_along` reports exactly the operations of the full diff whose path is related to
+    /// the pattern, in the same order, each placed as its path says (under the pattern, or
+    /// above it with the values found at the path).
+    #[test]
+    fn diff_along_is_the_full_diff_filtered_by_the_pattern() {
+        const STEPS: &[&str] = &["a", "b", "spec", "a/b", "t~x", "", "0", "1", "2", "01", "*"];
+        let mut g = Gen(0x5851_f42d_4c95_7f2d);
+        let (mut related, mut above) = (0, 0);
+        for _ in 0..4000 {
+            let a = g.value(4);
+            let b = g.mutate(&a, 4);
+            let (da, db) = (Doc::from_value(&a), Doc::from_value(&b));
+            let mut full = Vec::new();
+            diff(da.root(), db.root(), |op, p| full.push((op, p.to_string())));
+            for _ in 0..6 {
+                let steps: Vec<Step> = (0..g.next() % 5)
+                    .map(|_| match STEPS[(g.next() % STEPS.len() as u64) as usize] {
+                        "*" => Step::Any,
+                        k => Step::Key(k),
+                    })
+                    .collect();
+                let expected: Vec<(&str, String, Option<usize>)> = full
+                    .iter()
+                    .filter_map(|(op, path)| {
+                        let tokens: Vec<String> = if path.is_empty() {
+                            Vec::new()
+                        } else {
+                            path[1..].split('/').map(unescape).collect()
+                        };
+                        let matches = tokens.iter().zip(&steps).all(|(t, s)| match s {
+                            Step::Any => true,
+                            Step::Key(k) => k == t,
+                        });
+                        if !matches {
+                            None
+                        } else if tokens.len() >= steps.len() {
+                            Some((*op, path.clone(), None))
+                        } else {
+                            Some((*op, path.clone(), Some(tokens.len())))
+                        }
+                    })
+                    .collect();
+                let mut got = Vec::new();
+                diff_along(da.root(), db.root(), &steps, |op, path, along| {
+                    let depth = match along {
+                        Along::Under => None,
+                        Along::Above { depth, old, new } => {
+                            let value = |n: Option<Node<'_>>| n.map(Node::to_value);
+                            assert_eq!(value(old), value(da.root().pointer(path)), "{path}");
+                            assert_eq!(value(new), value(db.root().pointer(path)), "{path}");
+                            above += 1;
+                            Some(depth)
+                        }
+                    };
+                    got.push((op, path.to_string(), depth));
+                });
+                related += got.len();
+                assert_eq!(got, expected, "steps {steps:?}\nleft {a}\nright {b}");
+            }
+        }
+        assert!(
+            related > 5000 && above > 500,
+            "too few related operations: {related}, {above} above"
         );
     }
 
