@@ -1,6 +1,6 @@
 //! CPU cost of the gate path of one admission review, without TLS, HTTP or the facts refresh:
 //! the webhook's body parse, then what `etcdguard serve` does with it (objects into `Doc`s,
-//! policy matching with the json-patch diff, change classification, the decision over facts
+//! policy matching on the watched paths, change classification, the decision over facts
 //! held in memory). A profiling aid next to `scripts/bench-webhook`, which measures the server.
 //!
 //! Two measurements:
@@ -78,7 +78,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         etcd: Fact::not_checked("gate_cpu"),
         lifecycle: Fact::not_checked("gate_cpu"),
     };
-    let mut stages = [0f64; 6];
+    let mut stages = [0f64; 5];
     let mut allowed = 0u32;
     let n1 = if std::env::var_os("GATE_CPU_SERVE_ONLY").is_some() {
         1
@@ -91,12 +91,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let t1 = Instant::now();
         let req = etcdguard::cli::serve::policy_request(&parsed.view)?;
         let t1b = Instant::now();
-        let _ = req.changes();
-        let t1c = Instant::now();
         let matches = policies.matching(&req);
         let t2 = Instant::now();
         stages[4] += (t1b - t1).as_secs_f64();
-        stages[5] += (t1c - t1b).as_secs_f64();
         let change = etcdguard::cli::serve::object_change(&req);
         let t3 = Instant::now();
         let d = gate::request::decide_matched(
@@ -127,11 +124,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         per(stages[3]),
         per(stages[..4].iter().sum())
     );
-    println!(
-        "  of which docs {:.2}, diff {:.2}",
-        per(stages[4]),
-        per(stages[5])
-    );
+    println!("  of which docs {:.2}", per(stages[4]));
 
     // The whole handler over real facts.
     let args = ServeFacts::try_parse_from([

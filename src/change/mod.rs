@@ -28,7 +28,7 @@ pub use kops_spec::{
     check_store_scheme, stores_from_cluster_spec, KopsBackupStore, StoreOrigin, UnsupportedScheme,
 };
 pub use objects::{
-    from_objects, from_objects_with_diff, from_request, is_known_kind, known_kinds, load_object,
+    from_nodes, from_objects, from_request, is_known_kind, known_kinds, load_object,
 };
 pub use terraform::from_terraform_plan;
 

@@ -1,12 +1,12 @@
 //! Kubernetes object changes (old vs new), classified by `(apiGroup, kind)`.
 //!
-//! The pair is parsed once, the touched fields are computed once (the json-patch diff, see
-//! [`crate::json::diff`]), and
-//! the pair is dispatched by kind to one typed classifier per kind (the linkerd2 admission
-//! pattern). Kinds not in [`KINDS`] are "not a gated change": an empty [`ChangeSet`] with a note.
+//! The pair is parsed once and dispatched by kind to one typed classifier per kind (the
+//! linkerd2 admission pattern); a classifier compares the fields it knows and lists the
+//! json-patch operations under them ([`crate::json::diff_along`]: only those parts of the
+//! objects are compared, never the whole pair). Kinds not in [`KINDS`] are "not a gated change": an empty [`ChangeSet`] with a note.
 
 use super::{show, Change, ChangeError, ChangeKind, ChangeSet};
-use crate::json::{under, Doc, Node};
+use crate::json::{under, Doc, Node, Step};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -147,32 +147,20 @@ pub fn known_kinds() -> impl Iterator<Item = (&'static str, &'static str)> {
 pub fn from_objects(old: Option<&Value>, new: Option<&Value>) -> Result<ChangeSet, ChangeError> {
     let (old, new) = (old.map(Doc::from_value), new.map(Doc::from_value));
     let (old, new) = (old.as_ref().map(Doc::root), new.as_ref().map(Doc::root));
-    from_objects_with_diff(old, new, || match (old, new) {
-        (Some(o), Some(n)) => diff_paths(o, n),
-        _ => Vec::new(),
-    })
+    from_nodes(old, new)
 }
 
 /// Classify the object change of a policy request (`check --object-old/--object-new`, an
-/// admission review), with the json-patch diff its policy matching computes once
-/// ([`Request::changes`](crate::policy::Request::changes)).
+/// admission review).
 pub fn from_request(req: &crate::policy::Request) -> Result<ChangeSet, ChangeError> {
-    let diff = || req.changes().iter().map(|c| c.path.clone()).collect();
-    let (old, new) = (
+    from_nodes(
         req.old.as_deref().map(Doc::root),
         req.new.as_deref().map(Doc::root),
-    );
-    from_objects_with_diff(old, new, diff)
+    )
 }
 
-/// [`from_objects`] on parsed documents, with the json-patch diff of `old` → `new` supplied by the caller (its
-/// paths, in `json_patch::diff` order) when it already has it, e.g. the webhook's policy
-/// matching computed it for the same pair. `diff` is called only for a gated kind on an UPDATE.
-pub fn from_objects_with_diff(
-    old: Option<Node<'_>>,
-    new: Option<Node<'_>>,
-    diff: impl FnOnce() -> Vec<String>,
-) -> Result<ChangeSet, ChangeError> {
+/// [`from_objects`] on parsed documents.
+pub fn from_nodes(old: Option<Node<'_>>, new: Option<Node<'_>>) -> Result<ChangeSet, ChangeError> {
     let (gvk_old, gvk_new) = (
         old.map(|o| gvk(o, "old object")).transpose()?,
         new.map(|n| gvk(n, "new object")).transpose()?,
@@ -230,14 +218,9 @@ pub fn from_objects_with_diff(
         _ => false,
     };
     let (old, new) = if deleting { (old, None) } else { (old, new) };
-    let touched = match (old, new) {
-        (Some(_), Some(_)) => diff(),
-        _ => Vec::new(),
-    };
     let mut ctx = Ctx {
         old,
         new,
-        touched,
         resource,
         set: ChangeSet::default(),
     };
@@ -280,8 +263,6 @@ fn resource_name(g: &Gvk, v: Node<'_>) -> String {
 struct Ctx<'a> {
     old: Option<Node<'a>>,
     new: Option<Node<'a>>,
-    /// Paths `json_patch::diff(old, new)` touched (UPDATE only).
-    touched: Vec<String>,
     resource: String,
     set: ChangeSet,
 }
@@ -348,33 +329,40 @@ impl<'a> Ctx<'a> {
     fn new_str(&self, ptr: &str) -> Option<String> {
         text_of(self.new_at(ptr))
     }
-    /// Touched paths at or under `prefix`, or ancestors of `prefix` that were replaced whole.
+    /// The paths of the json-patch diff of old → new (UPDATE only) at or under `prefix`, or
+    /// ancestors of `prefix` that were added, removed or replaced whole, in diff order.
     fn touched_under(&self, prefix: &str) -> Vec<String> {
-        self.touched
-            .iter()
-            .filter(|p| under(p, prefix) || under(prefix, p))
-            .cloned()
-            .collect()
-    }
-    /// Whether a touched path is at, under or above `ptr`. The json-patch diff names every
-    /// difference, so a pointer no touched path is related to is unchanged (see
-    /// [`Ctx::changed`], which checks it in debug builds).
-    fn related(&self, ptr: &str) -> bool {
-        let related = self.touched.iter().any(|p| under(p, ptr) || under(ptr, p));
-        debug_assert!(
-            related || self.old_at(ptr) == self.new_at(ptr),
-            "{ptr} differs but no touched path is related to it: {:?}",
-            self.touched
-        );
-        related
-    }
-    /// Whether the value at `ptr` differs between old and new (UPDATE only); pointers no
-    /// touched path is related to are not looked up.
-    fn changed(&self, ptr: &str) -> bool {
-        if !self.is_update() {
-            return false;
+        let (Some(old), Some(new)) = (self.old, self.new) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut emit = |_, path: &str, _| out.push(path.to_string());
+        let tokens = || {
+            prefix
+                .strip_prefix('/')
+                .into_iter()
+                .flat_map(|p| p.split('/'))
+        };
+        // The classifiers' prefixes are short and plain: their steps live on the stack.
+        const SHORT: usize = 12;
+        if tokens().count() <= SHORT && !prefix.contains('~') {
+            let mut steps = [Step::Any; SHORT];
+            let mut n = 0;
+            for (slot, t) in steps.iter_mut().zip(tokens()) {
+                *slot = Step::Key(t);
+                n += 1;
+            }
+            crate::json::diff_along(old, new, &steps[..n], &mut emit);
+        } else {
+            let tokens: Vec<String> = tokens().map(crate::json::unescape).collect();
+            let steps: Vec<Step<'_>> = tokens.iter().map(|t| Step::Key(t)).collect();
+            crate::json::diff_along(old, new, &steps, &mut emit);
         }
-        self.related(ptr) && self.old_at(ptr) != self.new_at(ptr)
+        out
+    }
+    /// Whether the value at `ptr` differs between old and new (UPDATE only).
+    fn changed(&self, ptr: &str) -> bool {
+        self.is_update() && self.old_at(ptr) != self.new_at(ptr)
     }
     fn evidence(&self, ptr: &str) -> String {
         evidence(ptr, self.old_at(ptr), self.new_at(ptr))
@@ -394,7 +382,7 @@ impl<'a> Ctx<'a> {
         ptr: &str,
         make: impl FnOnce(&Self, Option<Node<'a>>, Option<Node<'a>>) -> ChangeKind,
     ) {
-        if !self.is_update() || !self.related(ptr) {
+        if !self.is_update() {
             return;
         }
         let (old, new) = (self.old_at(ptr), self.new_at(ptr));

@@ -2,7 +2,7 @@
 
 use super::model::{ChangeSource, Operation, PathPattern, ResourceRule, Segment};
 use super::Policy;
-use crate::json::{under, Doc, Node};
+use crate::json::{under, Along, AsStep, Doc, Node, Step};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -221,9 +221,8 @@ pub enum PolicyMatch {
 
 impl Policy {
     /// Check this policy against a request, explaining the result either way.
-    /// `changes` is the request's diff (computed once by the caller).
-    pub fn check(&self, req: &Request, changes: &[Change]) -> PolicyMatch {
-        match self.check_with(req, &|| changes, true) {
+    pub fn check(&self, req: &Request) -> PolicyMatch {
+        match self.check_with(req, true) {
             Ok(m) => PolicyMatch::Matched(m),
             Err(reasons) => PolicyMatch::NotMatched(Mismatch {
                 policy: self.name().to_string(),
@@ -232,13 +231,11 @@ impl Policy {
         }
     }
 
-    /// [`Policy::check`] with the diff computed on demand (only a rule that selects the request
-    /// and watches paths needs it); `Err` holds the mismatch reasons, none when `explain` is
-    /// `false` (the webhook's hot path wants only the matches and builds nothing for the rest).
-    pub(crate) fn check_with<'c>(
+    /// [`Policy::check`]; `Err` holds the mismatch reasons, none when `explain` is `false`
+    /// (the webhook's hot path wants only the matches and builds nothing for the rest).
+    pub(crate) fn check_with(
         &self,
         req: &Request,
-        changes: &dyn Fn() -> &'c [Change],
         explain: bool,
     ) -> Result<MatchExplanation, Vec<String>> {
         let spec = &self.doc.spec;
@@ -273,7 +270,7 @@ impl Policy {
         } else {
             for (i, rule) in spec.match_.resources.iter().enumerate() {
                 let outcome = match rule_selects(rule, req) {
-                    Ok(()) => path_hits(rule, req, changes),
+                    Ok(()) => path_hits(rule, req),
                     Err(miss) => Err(miss),
                 };
                 match outcome {
@@ -377,26 +374,17 @@ fn rule_selects(rule: &ResourceRule, req: &Request) -> Result<(), Miss> {
 
 /// The watched paths a selecting rule sees changed (empty when it watches none: any change
 /// matches); `Err` when it watches paths and none changed.
-fn path_hits<'c>(
-    rule: &ResourceRule,
-    req: &Request,
-    changes: &dyn Fn() -> &'c [Change],
-) -> Result<Vec<PathHit>, Miss> {
+fn path_hits(rule: &ResourceRule, req: &Request) -> Result<Vec<PathHit>, Miss> {
     if rule.paths.is_empty() {
         return Ok(Vec::new());
     }
-    let changes = changes();
     let old = req.old.as_deref().map_or(Doc::null(), Doc::root);
     let new = req.new.as_deref().map_or(Doc::null(), Doc::root);
     let hits: Vec<PathHit> = rule
         .paths
         .iter()
         .filter_map(|p| {
-            let touching: Vec<Change> = changes
-                .iter()
-                .filter(|c| touches(p, &c.path, old, new))
-                .cloned()
-                .collect();
+            let touching = touching(p, old, new);
             (!touching.is_empty()).then(|| PathHit {
                 watched: p.as_str().to_string(),
                 changes: touching,
@@ -408,6 +396,49 @@ fn path_hits<'c>(
     } else {
         Ok(hits)
     }
+}
+
+impl AsStep for Segment {
+    fn step(&self) -> Step<'_> {
+        match self {
+            Segment::Key(k) => Step::Key(k),
+            Segment::Any => Step::Any,
+        }
+    }
+}
+
+/// The operations of the json-patch diff of `old` → `new` that touch `pattern` (each as
+/// [`touches`] decides), in diff order: the diff filtered by the pattern, found by following
+/// the pattern through both documents ([`crate::json::diff_along`]) instead of diffing
+/// everything else as well.
+pub fn touching<'a>(pattern: &PathPattern, old: Node<'a>, new: Node<'a>) -> Vec<Change> {
+    let segs = pattern.segments();
+    let mut out = Vec::new();
+    crate::json::diff_along(old, new, segs, |op, path, along| {
+        let touched = match along {
+            Along::Under => true,
+            // An ancestor added, removed or replaced whole: only if what the rest of the
+            // pattern selects below it differs.
+            Along::Above { depth, old, new } => {
+                let rest = &segs[depth..];
+                let below = |n: Option<Node<'a>>| {
+                    let mut out = Vec::new();
+                    if let Some(n) = n {
+                        select(n, rest, &mut out);
+                    }
+                    out
+                };
+                below(old) != below(new)
+            }
+        };
+        if touched {
+            out.push(Change {
+                op,
+                path: path.to_string(),
+            });
+        }
+    });
+    out
 }
 
 /// Split a JSON pointer string into its tokens, still escaped (`~0`, `~1`): most tokens have
@@ -589,6 +620,68 @@ mod tests {
         );
         assert!(p("/spec/*/x").literal().is_none());
         assert!(p("/metadata/annotations/a~1b").literal().is_none());
+    }
+
+    /// `touching` (the pattern followed through both objects) is the full diff filtered by
+    /// `touches`, operation for operation, for every watched path of the embedded policies and
+    /// a few wildcard and index patterns, on every pair of object fixtures (and CREATE/DELETE).
+    #[test]
+    fn touching_is_the_diff_filtered_by_touches() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/objects");
+        let mut docs: Vec<Value> = std::fs::read_dir(dir)
+            .expect("fixtures")
+            .filter_map(|e| {
+                let p = e.ok()?.path();
+                let bytes = std::fs::read(&p).ok()?;
+                match p.extension()?.to_str()? {
+                    "json" => serde_json::from_slice(&bytes).ok(),
+                    "yaml" => serde_yaml_ng::from_slice(&bytes).ok(),
+                    _ => None,
+                }
+            })
+            .collect();
+        docs.push(Value::Null);
+        assert!(docs.len() >= 15, "expected object fixtures in {dir}");
+        let set = crate::policy::PolicySet::embedded().unwrap();
+        let mut patterns: Vec<PathPattern> = set
+            .policies()
+            .iter()
+            .flat_map(|p| p.doc.spec.match_.resources.iter())
+            .flat_map(|r| r.paths.iter().cloned())
+            .collect();
+        for extra in [
+            "/spec",
+            "/metadata/*",
+            "/spec/*/version",
+            "/spec/etcdClusters/0/etcdMembers/*/name",
+            "/spec/etcdClusters/*/version",
+            "/spec/rkeConfig/machinePools/1",
+            "/*",
+        ] {
+            patterns.push(p(extra));
+        }
+        let (mut hits, mut pairs) = (0, 0);
+        for a in &docs {
+            for b in &docs {
+                let (da, db) = (Doc::from_value(a), Doc::from_value(b));
+                let changes = super::diff(da.root(), db.root());
+                pairs += 1;
+                for pat in &patterns {
+                    let expected: Vec<Change> = changes
+                        .iter()
+                        .filter(|c| super::touches(pat, &c.path, da.root(), db.root()))
+                        .cloned()
+                        .collect();
+                    let got = touching(pat, da.root(), db.root());
+                    hits += got.len();
+                    assert_eq!(got, expected, "pattern {pat}\nold {a}\nnew {b}");
+                }
+            }
+        }
+        assert!(
+            pairs > 200 && hits > 1000,
+            "too little coverage: {hits} hits"
+        );
     }
 
     #[test]

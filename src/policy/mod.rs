@@ -34,7 +34,8 @@ mod model;
 pub use exception::{ExceptionDecision, ExceptionUse};
 pub use load::{from_sources, parse_str, LoadError, PolicyError};
 pub use matching::{
-    diff, touches, Change, MatchExplanation, MatchReason, Mismatch, PathHit, PolicyMatch, Request,
+    diff, touches, touching, Change, MatchExplanation, MatchReason, Mismatch, PathHit, PolicyMatch,
+    Request,
 };
 pub use mode::{apply_exception, apply_mode, Decision, Effect, EffectiveRequire, Severity};
 pub use model::{
@@ -145,13 +146,12 @@ impl PolicySet {
 
     /// Every policy matching the request, with why (which rule, which pointer changed).
     ///
-    /// The request's diff ([`Request::changes`]) is computed only when a rule that selects the
-    /// request watches paths; no mismatch reasons are built (see [`PolicySet::explain`]).
+    /// Only the watched paths of rules that select the request are compared (never the whole
+    /// objects); no mismatch reasons are built (see [`PolicySet::explain`]).
     pub fn matching(&self, req: &Request) -> Vec<MatchExplanation> {
-        let changes = || req.changes();
         self.policies
             .iter()
-            .filter_map(|p| p.check_with(req, &changes, false).ok())
+            .filter_map(|p| p.check_with(req, false).ok())
             .collect()
     }
 
@@ -172,11 +172,7 @@ impl PolicySet {
 
     /// Every policy checked against the request, matching or not, with reasons.
     pub fn explain(&self, req: &Request) -> Vec<PolicyMatch> {
-        let changes = req.changes();
-        self.policies
-            .iter()
-            .map(|p| p.check(req, changes))
-            .collect()
+        self.policies.iter().map(|p| p.check(req)).collect()
     }
 
     /// Merge the `require` of the matched policies, strictest wins (see [`EffectiveRequire`]).
