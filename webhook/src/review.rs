@@ -299,8 +299,16 @@ pub fn parse_review(body: &[u8]) -> Result<ParsedReview, ReviewError> {
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(ReviewError::Empty);
     }
+    // JSON text is UTF-8 (RFC 8259). Checked once for the whole body, so that serde_json reads
+    // it as `str` and does not check every string and both objects' text again.
+    let text = std::str::from_utf8(body).map_err(|e| {
+        ReviewError::Json(format!(
+            "the body is not UTF-8 text (invalid byte at offset {}); JSON must be UTF-8",
+            e.valid_up_to()
+        ))
+    })?;
     let review: WireReview =
-        serde_json::from_slice(body).map_err(|e| ReviewError::Json(e.to_string()))?;
+        serde_json::from_str(text).map_err(|e| ReviewError::Json(e.to_string()))?;
     if review.api_version != ADMISSION_API_VERSION {
         return Err(ReviewError::ApiVersion {
             found: review.api_version.into_owned(),
@@ -821,5 +829,18 @@ mod tests {
                 .unwrap_err(),
             ReviewError::MissingRequest
         );
+        // Invalid UTF-8 anywhere, inside a string or an object, is refused and located.
+        let body = include_bytes!("../tests/fixtures/kcp-update.json");
+        let text = std::str::from_utf8(body).unwrap();
+        for at in [text.find("prod-eu1").unwrap(), text.rfind("v1.33").unwrap()] {
+            let mut bad = body.to_vec();
+            bad[at] = 0xff;
+            let err = parse_review(&bad).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("not UTF-8 text (invalid byte at offset {at})")),
+                "{err}"
+            );
+            assert!(parse_review_with_kube(&bad).is_err());
+        }
     }
 }
