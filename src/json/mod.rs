@@ -78,6 +78,27 @@ pub(crate) fn push_key(path: &mut String, key: &str) -> usize {
     len
 }
 
+/// The parseable objects of `tests/fixtures/objects` (JSON and YAML; the malformed ones are
+/// skipped), for tests that run over every pair of them.
+#[cfg(test)]
+pub(crate) fn object_fixtures() -> Vec<Value> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/objects");
+    let docs: Vec<Value> = std::fs::read_dir(dir)
+        .expect("fixtures")
+        .filter_map(|e| {
+            let p = e.ok()?.path();
+            let bytes = std::fs::read(&p).ok()?;
+            match p.extension()?.to_str()? {
+                "json" => serde_json::from_slice(&bytes).ok(),
+                "yaml" => serde_yaml_ng::from_slice(&bytes).ok(),
+                _ => None,
+            }
+        })
+        .collect();
+    assert!(docs.len() >= 15, "expected object fixtures in {dir}");
+    docs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,20 +362,7 @@ mod tests {
 
     #[test]
     fn diff_agrees_with_json_patch_on_fixture_objects() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/objects");
-        let docs: Vec<Value> = std::fs::read_dir(dir)
-            .expect("fixtures")
-            .filter_map(|e| {
-                let p = e.ok()?.path();
-                let bytes = std::fs::read(&p).ok()?;
-                match p.extension()?.to_str()? {
-                    "json" => serde_json::from_slice(&bytes).ok(),
-                    "yaml" => serde_yaml_ng::from_slice(&bytes).ok(),
-                    _ => None,
-                }
-            })
-            .collect();
-        assert!(docs.len() >= 15, "expected object fixtures in {dir}");
+        let docs = object_fixtures();
         for a in &docs {
             for b in &docs {
                 assert_eq!(ours(a, b), reference(a, b));
