@@ -888,12 +888,9 @@ fn walk<'a, S: AsStep>(
         Some((s, rest)) => (Some(s.step()), rest),
         None => (None, steps),
     };
-    match (left.tok(), right.tok()) {
+    match (left.tok(), right.tok(), step) {
         // One key: the diff visits it once (its last value), as below.
-        (Tok::Obj { .. }, Tok::Obj { .. }) if matches!(step, Some(Step::Key(_))) => {
-            let Some(Step::Key(key)) = step else {
-                unreachable!("guarded by the match arm")
-            };
+        (Tok::Obj { .. }, Tok::Obj { .. }, Some(Step::Key(key))) => {
             let (lv, rv) = (left.get(key), right.get(key));
             if lv.is_none() && rv.is_none() {
                 return;
@@ -907,8 +904,8 @@ fn walk<'a, S: AsStep>(
             path.truncate(len);
         }
         // Most of two versions of an object is the same, token for token: nothing to report.
-        (Tok::Obj { .. }, Tok::Obj { .. }) if left.same_tokens(right) => {}
-        (Tok::Obj { .. }, Tok::Obj { .. }) => {
+        (Tok::Obj { .. }, Tok::Obj { .. }, _) if left.same_tokens(right) => {}
+        (Tok::Obj { .. }, Tok::Obj { .. }, _) => {
             // Both sides' entries in `serde_json::Map` order, on a shared stack: deeper levels
             // push above `end` and pop back before returning.
             let base = scratch.len();
@@ -945,7 +942,7 @@ fn walk<'a, S: AsStep>(
             }
             scratch.truncate(base);
         }
-        (Tok::Arr { len: nl, .. }, Tok::Arr { len: nr, .. }) => {
+        (Tok::Arr { len: nl, .. }, Tok::Arr { len: nr, .. }, _) => {
             // json_patch's array diff: element-wise; removals at the tail all name the index
             // where the first one happened (each removal shifts the rest down), so that is the
             // path (and the old value) they are reported with.
