@@ -71,6 +71,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         GateExecution::Inline
     };
+    // CONNECTION_THREADS=N: serve connections on N single-threaded runtimes (as `etcdguard
+    // serve` does with one per CPU); unset: on this multi-threaded runtime.
+    if let Ok(n) = std::env::var("CONNECTION_THREADS") {
+        config.connection_threads = n.parse()?;
+    }
     let gate = Arc::new(CachedFactsGate {
         snapshot_age_seconds: AtomicU64::new(93_600),
     });

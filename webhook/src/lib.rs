@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod review;
 pub mod server;
 pub mod tls;
+mod workers;
 
 pub use gate::{Decision, Gate, Operation, RawObject, RequestError, ReviewRequest};
 pub use server::{

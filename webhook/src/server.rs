@@ -33,6 +33,7 @@ use crate::tls::{
     certified_key_from_pem, generate_self_signed, CertFileWatcher, PollOutcome, ReloadableCert,
     TlsError,
 };
+use crate::workers::ConnectionThreads;
 
 /// Default listen address of the HTTPS server.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8443);
@@ -102,6 +103,12 @@ pub struct ServerConfig {
     pub shutdown_delay: Duration,
     /// How long in-flight requests may finish after the listener closes.
     pub shutdown_grace: Duration,
+    /// Serve HTTPS connections on this many dedicated threads, each with its own
+    /// single-threaded runtime; a connection stays on one thread from accept to close, and a
+    /// new connection goes to the thread with the fewest open ones. 0 (the default): on the
+    /// runtime that calls [`Server::run`]. See the `workers` module for the trade-off;
+    /// `etcdguard serve` uses one thread per CPU.
+    pub connection_threads: usize,
 }
 
 impl ServerConfig {
@@ -120,6 +127,7 @@ impl ServerConfig {
             timeout_margin: Duration::from_secs(1),
             shutdown_delay: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(20),
+            connection_threads: 0,
         }
     }
 
@@ -385,7 +393,7 @@ impl Server {
                 .with_state(state.clone());
             let stop = stop_rx.clone();
             let cfg = state.config.clone();
-            tokio::spawn(accept_loop(l, None, app, stop, cfg))
+            tokio::spawn(accept_loop(l, None, app, stop, cfg, 0))
         });
 
         let app = router(state.clone());
@@ -395,6 +403,7 @@ impl Server {
             app,
             stop_rx,
             state.config.clone(),
+            state.config.connection_threads,
         ));
         tracing::info!("etcdguard webhook serving");
         shutdown.await;
@@ -431,7 +440,9 @@ async fn accept_loop(
     app: Router,
     mut stop: watch::Receiver<bool>,
     config: ServerConfig,
+    threads: usize,
 ) -> Result<(), ServeError> {
+    let threads = ConnectionThreads::start(threads)?;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -463,7 +474,7 @@ async fn accept_loop(
         let watcher = graceful.watcher();
         let tls = tls.clone();
         let handshake_timeout = config.tls_handshake_timeout;
-        tokio::spawn(async move {
+        threads.spawn(async move {
             match tls {
                 Some(acceptor) => {
                     let tls_stream = match tokio::time::timeout(
@@ -506,6 +517,7 @@ async fn accept_loop(
             "connections still open after the shutdown grace period; closing"
         );
     }
+    threads.stop().await;
     Ok(())
 }
 

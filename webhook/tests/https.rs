@@ -540,6 +540,72 @@ async fn http2_is_negotiated_by_alpn() {
     run.stop().await.unwrap();
 }
 
+/// With connection threads every connection is served on one of them (the gate runs there,
+/// inline), concurrent connections spread over all of them, and a graceful shutdown still lets
+/// an in-flight review finish before the threads stop.
+#[tokio::test]
+async fn connection_threads_serve_connections_and_drain_on_shutdown() {
+    let mut cfg = self_signed_config();
+    cfg.connection_threads = 2;
+    cfg.gate_execution = GateExecution::Inline;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+    let gate = {
+        let seen = seen.clone();
+        TestGate::new(move |r| {
+            let thread = std::thread::current().name().unwrap_or("").to_string();
+            seen.lock().unwrap().insert(thread);
+            if r.uid == "slow" {
+                std::thread::sleep(Duration::from_millis(400));
+            }
+            Decision::deny(format!("seen {}", r.uid))
+        })
+    };
+    let run = Running::start(bind(cfg, gate).await.expect("bind"));
+    let addr = run.addr;
+    let ca = run.ca_pem.clone().unwrap();
+    // Four connections open at once (each waits for the others after its first review), three
+    // reviews each over keep-alive.
+    let mut clients = Vec::new();
+    let all_open = std::sync::Arc::new(tokio::sync::Barrier::new(4));
+    for conn in 0..4 {
+        let ca = ca.clone();
+        let all_open = all_open.clone();
+        clients.push(tokio::spawn(async move {
+            let c = connector(&[&ca], &[b"http/1.1"]);
+            let mut sender = http1_sender(addr, &c).await;
+            for i in 0..3 {
+                if i == 1 {
+                    all_open.wait().await;
+                }
+                let uid = format!("c{conn}-r{i}");
+                let reply = send_review(&mut sender, kcp_update_with_uid(&uid)).await;
+                let r = response(&reply);
+                assert_eq!(r["uid"], uid.as_str());
+                assert_eq!(r["status"]["message"], format!("seen {uid}"));
+            }
+        }));
+    }
+    for c in clients {
+        c.await.expect("client task");
+    }
+    assert_eq!(
+        *seen.lock().unwrap(),
+        ["etcdguard-conn-0", "etcdguard-conn-1"]
+            .map(String::from)
+            .into_iter()
+            .collect(),
+        "the gate ran on the connection threads, both of them"
+    );
+    let c = connector(&[&ca], &[b"http/1.1"]);
+    let in_flight =
+        tokio::spawn(async move { post_review(addr, &c, "", kcp_update_with_uid("slow")).await });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    run.stop().await.expect("graceful shutdown");
+    let reply = in_flight.await.expect("request task");
+    assert_eq!(response(&reply)["uid"], "slow");
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
 #[tokio::test]
 async fn shutdown_lets_in_flight_reviews_finish() {
     let gate = TestGate::new(|_| {

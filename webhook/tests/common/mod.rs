@@ -275,3 +275,53 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// An HTTP/1.1 connection over TLS kept open for several requests (keep-alive, as the
+/// apiserver does).
+pub async fn http1_sender(
+    addr: SocketAddr,
+    connector: &TlsConnector,
+) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let name = ServerName::try_from("localhost").expect("server name");
+    let tls = connector.connect(name, tcp).await.expect("TLS handshake");
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .expect("h1 handshake");
+    tokio::spawn(conn);
+    sender
+}
+
+/// POST an AdmissionReview body to /validate on an open HTTP/1.1 connection.
+pub async fn send_review(
+    sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    body: Vec<u8>,
+) -> Reply {
+    sender.ready().await.expect("connection ready");
+    let req = Request::builder()
+        .method("POST")
+        .uri("/validate")
+        .header("host", "localhost")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .expect("request");
+    let resp = sender.send_request(req).await.expect("send h1");
+    let status = resp.status().as_u16();
+    let version = resp.version();
+    let headers = resp.headers().clone();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+        .to_vec();
+    Reply {
+        status,
+        headers,
+        body,
+        version,
+        alpn: Some(b"http/1.1".to_vec()),
+        peer_leaf: Vec::new(),
+    }
+}
