@@ -631,12 +631,40 @@ fn break_glass_annotation_is_read_from_the_object() {
 // ---------------------------------------------------------------------------------------------
 // Pointer matching on realistic objects
 
+/// Every watched path of `policy` that changed, with its operations (`policy explain`'s view;
+/// `PolicySet::matching`, the gate's, stops at the first: checked here too).
 fn resource_hits(set: &PolicySet, req: &Request, policy: &str) -> Vec<(String, Vec<String>)> {
     let m = set
+        .explain(req)
+        .into_iter()
+        .find_map(|m| match m {
+            PolicyMatch::Matched(m) if m.policy == policy => Some(m),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("{policy} should match"));
+    let first = set
         .matching(req)
         .into_iter()
         .find(|m| m.policy == policy)
-        .unwrap_or_else(|| panic!("{policy} should match"));
+        .unwrap_or_else(|| panic!("{policy} should match in matching() too"));
+    match (&first.reason, &m.reason) {
+        (
+            MatchReason::Resource { rule, changed },
+            MatchReason::Resource {
+                rule: all_rule,
+                changed: all,
+            },
+        ) => {
+            assert_eq!(rule, all_rule);
+            assert_eq!(
+                changed.len(),
+                all.len().min(1),
+                "matching() keeps the first hit"
+            );
+            assert_eq!(changed.first(), all.first());
+        }
+        (a, b) => assert_eq!(a, b),
+    }
     match m.reason {
         MatchReason::Resource { changed, .. } => changed
             .into_iter()

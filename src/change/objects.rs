@@ -153,14 +153,45 @@ pub fn from_objects(old: Option<&Value>, new: Option<&Value>) -> Result<ChangeSe
 /// Classify the object change of a policy request (`check --object-old/--object-new`, an
 /// admission review).
 pub fn from_request(req: &crate::policy::Request) -> Result<ChangeSet, ChangeError> {
-    from_nodes(
+    from_request_with(req, Detail::Full)
+}
+
+/// How much of each change to write down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Detail {
+    /// Everything: evidence (`pointer: old -> new`) and the json-patch pointers touched.
+    #[default]
+    Full,
+    /// Only what a decision depends on: each change's kind (with its values) and resource, the
+    /// notes and [`ChangeSet::creates_cluster`]. `evidence` is empty and `json_pointers` is
+    /// empty. The same changes are found in the same order as with [`Detail::Full`] (tested);
+    /// the admission webhook, which shows neither, skips building them.
+    KindsOnly,
+}
+
+/// [`from_request`] with the given [`Detail`].
+pub fn from_request_with(
+    req: &crate::policy::Request,
+    detail: Detail,
+) -> Result<ChangeSet, ChangeError> {
+    from_nodes_with(
         req.old.as_deref().map(Doc::root),
         req.new.as_deref().map(Doc::root),
+        detail,
     )
 }
 
 /// [`from_objects`] on parsed documents.
 pub fn from_nodes(old: Option<Node<'_>>, new: Option<Node<'_>>) -> Result<ChangeSet, ChangeError> {
+    from_nodes_with(old, new, Detail::Full)
+}
+
+/// [`from_nodes`] with the given [`Detail`].
+pub fn from_nodes_with(
+    old: Option<Node<'_>>,
+    new: Option<Node<'_>>,
+    detail: Detail,
+) -> Result<ChangeSet, ChangeError> {
     let (gvk_old, gvk_new) = (
         old.map(|o| gvk(o, "old object")).transpose()?,
         new.map(|n| gvk(n, "new object")).transpose()?,
@@ -223,6 +254,7 @@ pub fn from_nodes(old: Option<Node<'_>>, new: Option<Node<'_>>) -> Result<Change
         new,
         resource,
         set: ChangeSet::default(),
+        full: detail == Detail::Full,
     };
     classify(&mut ctx);
     // CREATE of a cluster kind (its classifier reports ClusterCreation when old is absent).
@@ -265,6 +297,8 @@ struct Ctx<'a> {
     new: Option<Node<'a>>,
     resource: String,
     set: ChangeSet,
+    /// [`Detail::Full`]: write evidence and pointers; otherwise leave them empty.
+    full: bool,
 }
 
 /// Dotted form of a JSON pointer for evidence (`/spec/topology/version` → `spec.topology.version`):
@@ -353,15 +387,46 @@ impl<'a> Ctx<'a> {
     fn changed(&self, ptr: &str) -> bool {
         self.is_update() && self.old_at(ptr) != self.new_at(ptr)
     }
-    fn evidence(&self, ptr: &str) -> String {
-        evidence(ptr, self.old_at(ptr), self.new_at(ptr))
+    /// [`touched_under`](Self::touched_under) when the pointers are written down (only
+    /// [`Detail::Full`]); use `touched_under` itself where the answer decides a change.
+    fn pointers_under(&self, prefix: &str) -> Vec<String> {
+        if self.full {
+            self.touched_under(prefix)
+        } else {
+            Vec::new()
+        }
     }
+    /// `pointer: old -> new` (empty unless [`Detail::Full`]).
+    fn evidence(&self, ptr: &str) -> String {
+        if self.full {
+            evidence(ptr, self.old_at(ptr), self.new_at(ptr))
+        } else {
+            String::new()
+        }
+    }
+    /// The evidence of each pointer, joined with `; ` (empty unless [`Detail::Full`]).
+    fn evidence_of(&self, ptrs: &[String]) -> String {
+        if self.full {
+            ptrs.iter()
+                .map(|p| self.evidence(p))
+                .collect::<Vec<_>>()
+                .join("; ")
+        } else {
+            String::new()
+        }
+    }
+    /// Record a change; without [`Detail::Full`] its evidence and pointers are dropped.
     fn push(&mut self, kind: ChangeKind, evidence: String, pointers: Vec<String>) {
+        let (evidence, json_pointers) = if self.full {
+            (evidence, pointers)
+        } else {
+            (String::new(), Vec::new())
+        };
         self.set.changes.push(Change {
             kind,
             resource: self.resource.clone(),
             evidence,
-            json_pointers: pointers,
+            json_pointers,
         });
     }
     /// Push a change for a scalar field at `ptr` if it changed. `make` gets the old and new
@@ -377,6 +442,10 @@ impl<'a> Ctx<'a> {
         let (old, new) = (self.old_at(ptr), self.new_at(ptr));
         if old != new {
             let kind = make(self, old, new);
+            if !self.full {
+                self.push(kind, String::new(), Vec::new());
+                return;
+            }
             let ev = evidence(ptr, old, new);
             let mut ptrs = self.touched_under(ptr);
             if ptrs.is_empty() {
@@ -465,11 +534,7 @@ fn kubeadm_control_plane(c: &mut Ctx<'_>) {
         .filter(|p| !under(p, KCP_ETCD_TAG))
         .collect();
     if !other.is_empty() {
-        let ev = other
-            .iter()
-            .map(|p| c.evidence(p))
-            .collect::<Vec<_>>()
-            .join("; ");
+        let ev = c.evidence_of(&other);
         c.push(
             ChangeKind::EtcdConfigChange {
                 detail: "kubeadm etcd configuration changes (local/external); control-plane \
@@ -487,11 +552,7 @@ fn kubeadm_control_plane(c: &mut Ctx<'_>) {
     }
     let tmpl = c.touched_under("/spec/machineTemplate");
     if !tmpl.is_empty() {
-        let ev = tmpl
-            .iter()
-            .map(|p| c.evidence(p))
-            .collect::<Vec<_>>()
-            .join("; ");
+        let ev = c.evidence_of(&tmpl);
         c.push(
             ChangeKind::ControlPlaneRollout {
                 detail: "machine template changes: control-plane machines are replaced".to_string(),
@@ -527,8 +588,8 @@ fn openshift_cluster_version(c: &mut Ctx<'_>) {
         };
         let from = target(c, true).or_else(|| c.old_str("/status/desired/version"));
         let to = target(c, false);
-        let mut ptrs = c.touched_under(VERSION);
-        ptrs.extend(c.touched_under(IMAGE));
+        let mut ptrs = c.pointers_under(VERSION);
+        ptrs.extend(c.pointers_under(IMAGE));
         let ev = format!("{}; {}", c.evidence(VERSION), c.evidence(IMAGE));
         let preflight = c.new_str("/spec/desiredUpdate/mode").as_deref() == Some("Preflight");
         let kind = if preflight {
@@ -580,6 +641,9 @@ fn kops_cluster<'a>(c: &mut Ctx<'a>) {
         };
         let base = format!("/spec/etcdClusters/{ni}");
         let ptrs = |c: &Ctx<'_>, field: &str| {
+            if !c.full {
+                return Vec::new();
+            }
             let mut p = c.touched_under(&format!("{base}{field}"));
             if p.is_empty() {
                 p.push(format!("{base}{field}"));
@@ -783,6 +847,9 @@ fn suc_plan(c: &mut Ctx<'_>) {
     let (ov, nv) = (c.old_str(VERSION), c.new_str(VERSION));
     let (oc, nc) = (c.old_str(CHANNEL), c.new_str(CHANNEL));
     let ptr_list = |c: &Ctx<'_>, p: &str| {
+        if !c.full {
+            return Vec::new();
+        }
         let mut v = c.touched_under(p);
         if v.is_empty() {
             v.push(p.to_string());
@@ -882,7 +949,7 @@ fn rancher_cluster(c: &mut Ctx<'_>) {
     const RESTORE: &str = "/spec/rkeConfig/etcdSnapshotRestore";
     if c.changed(RESTORE) && c.new_at(&format!("{RESTORE}/name")).is_some() {
         let ev = c.evidence(RESTORE);
-        let ptrs = c.touched_under(RESTORE);
+        let ptrs = c.pointers_under(RESTORE);
         let detail = format!(
             "restore of etcd snapshot `{}` requested",
             show(&c.new_str(&format!("{RESTORE}/name")))
@@ -904,7 +971,7 @@ fn rancher_cluster(c: &mut Ctx<'_>) {
     };
     let (from, to) = (etcd_nodes(c.old), etcd_nodes(c.new));
     if from != to {
-        let ptrs = c.touched_under("/spec/rkeConfig/machinePools");
+        let ptrs = c.pointers_under("/spec/rkeConfig/machinePools");
         let cluster = c.name();
         c.push(
             ChangeKind::EtcdScale { cluster, from, to },
@@ -991,5 +1058,108 @@ mod tests {
             ChangeKind::ClusterDeletion { .. }
         ));
         assert_eq!(set.changes[0].resource, "cluster.x-k8s.io/Cluster ns/a");
+    }
+
+    /// Every leaf of `v` changed (string, number, bool, null each to something else) and every
+    /// object key removed, one edit per variant.
+    fn variants(v: &Value) -> Vec<Value> {
+        fn paths(v: &Value, at: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+            match v {
+                Value::Object(m) => {
+                    for (k, x) in m {
+                        at.push(k.clone());
+                        out.push(at.clone());
+                        paths(x, at, out);
+                        at.pop();
+                    }
+                }
+                Value::Array(a) => {
+                    for (i, x) in a.iter().enumerate() {
+                        at.push(i.to_string());
+                        paths(x, at, out);
+                        at.pop();
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut all = Vec::new();
+        paths(v, &mut Vec::new(), &mut all);
+        let mut out = Vec::new();
+        for path in all {
+            let ptr: String = path
+                .iter()
+                .map(|t| format!("/{}", t.replace('~', "~0").replace('/', "~1")))
+                .collect();
+            if ptr == "/apiVersion" || ptr == "/kind" {
+                continue;
+            }
+            let mut changed = v.clone();
+            if let Some(x) = changed.pointer_mut(&ptr) {
+                *x = match x {
+                    Value::String(s) => Value::String(format!("{s}-changed")),
+                    Value::Number(n) => json!(n.as_i64().unwrap_or(0) + 7),
+                    Value::Bool(b) => Value::Bool(!*b),
+                    Value::Null => json!("set"),
+                    Value::Array(_) => json!([]),
+                    Value::Object(_) => json!({"added": true}),
+                };
+                out.push(changed);
+            }
+            let (parent, key) = ptr.rsplit_once('/').unwrap();
+            let mut removed = v.clone();
+            if let Some(Value::Object(m)) = removed.pointer_mut(parent) {
+                m.remove(&crate::json::unescape(key));
+                out.push(removed);
+            }
+        }
+        out
+    }
+
+    /// `KindsOnly` finds exactly the changes `Full` finds (kinds, values, resources, order,
+    /// notes, creates_cluster), with empty evidence and pointers: on every fixture pair, on
+    /// CREATE and DELETE of each fixture, and on every one-edit variant of each fixture.
+    #[test]
+    fn kinds_only_finds_what_full_finds() {
+        let objects = crate::json::object_fixtures();
+        let mut pairs: Vec<(Option<Value>, Option<Value>)> = Vec::new();
+        for a in &objects {
+            pairs.push((None, Some(a.clone())));
+            pairs.push((Some(a.clone()), None));
+            for b in &objects {
+                pairs.push((Some(a.clone()), Some(b.clone())));
+            }
+            for v in variants(a) {
+                pairs.push((Some(a.clone()), Some(v.clone())));
+                pairs.push((Some(v), Some(a.clone())));
+            }
+        }
+        let mut classified = 0;
+        for (old, new) in &pairs {
+            let (o, n) = (
+                old.as_ref().map(Doc::from_value),
+                new.as_ref().map(Doc::from_value),
+            );
+            let (o, n) = (o.as_ref().map(Doc::root), n.as_ref().map(Doc::root));
+            let full = from_nodes_with(o, n, Detail::Full);
+            let lean = from_nodes_with(o, n, Detail::KindsOnly);
+            match (full, lean) {
+                (Ok(mut full), Ok(lean)) => {
+                    for c in &mut full.changes {
+                        c.evidence.clear();
+                        c.json_pointers.clear();
+                    }
+                    classified += usize::from(!full.changes.is_empty());
+                    assert_eq!(full, lean, "{old:?} -> {new:?}");
+                }
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+                (a, b) => panic!("{old:?} -> {new:?}: {a:?} vs {b:?}"),
+            }
+        }
+        assert!(
+            classified > 300,
+            "only {classified} of {} pairs had changes",
+            pairs.len()
+        );
     }
 }

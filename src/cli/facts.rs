@@ -378,8 +378,11 @@ pub fn summarize(set: &crate::change::ChangeSet, source: &str, out: &mut gate::C
                 ),
             });
         } else if c.kind.is_gated() {
-            out.gated
-                .push(format!("{} ({}): {evidence}", c.resource, c.kind.id()));
+            out.gated.push(if c.evidence.is_empty() {
+                format!("{} ({})", c.resource, c.kind.id())
+            } else {
+                format!("{} ({}): {evidence}", c.resource, c.kind.id())
+            });
         }
     }
 }

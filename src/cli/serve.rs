@@ -60,6 +60,11 @@ pub struct Args {
     /// Also serve /metrics, /healthz and /readyz over plain HTTP on this address.
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Threads serving HTTPS connections, each with its own single-threaded runtime (a
+    /// connection stays on one thread; new ones go to the least busy). 0: share the main
+    /// runtime's worker threads. Default: the number of CPUs available to the process.
+    #[arg(long, value_name = "N")]
+    pub connection_threads: Option<usize>,
     #[command(flatten)]
     pub facts: FactArgs,
     /// How often facts are refreshed in the background.
@@ -512,10 +517,11 @@ pub fn policy_request(r: &wh::ReviewRequest) -> Result<Request, String> {
     Ok(req)
 }
 
-/// Classify the object change of `req`; the diff is the one policy matching already computed.
+/// Classify the object change of `req` for a decision: the kinds of change only, without the
+/// evidence and pointers a report would show (no webhook response shows them).
 pub fn object_change(req: &Request) -> gate::Change {
     let mut change = gate::Change::default();
-    match crate::change::from_request(req) {
+    match crate::change::from_request_with(req, crate::change::Detail::KindsOnly) {
         Ok(set) => facts::summarize(&set, "admission", &mut change),
         Err(e) => change.gated.push(format!("object not classified: {e}")),
     }
@@ -712,6 +718,11 @@ fn run_inner(args: Args) -> Result<u8, String> {
     // run it on the request's own worker. The blocking pool would cost a thread hop per review,
     // about a third of a review's CPU time (see docs/benchmarks.md).
     config.gate_execution = wh::GateExecution::Inline;
+    // One single-threaded runtime per CPU for connections: measured cheaper per review than
+    // sharing the multi-threaded runtime's workers (docs/benchmarks.md, "connection threads").
+    config.connection_threads = args.connection_threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -748,4 +759,98 @@ fn run_inner(args: Args) -> Result<u8, String> {
         res.map_err(|e| e.to_string())
     })?;
     Ok(super::EXIT_OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The webhook classifies changes with `Detail::KindsOnly`: on every object fixture pair,
+    /// CREATE and DELETE that a policy gates, under unknown and unchecked facts and every mode,
+    /// the answer (allowed, message, warnings, annotations) is the one a `Full` classification
+    /// gives.
+    #[test]
+    fn kinds_only_classification_gives_the_webhook_the_same_answer() {
+        let policies = PolicySet::embedded().unwrap();
+        let objects: Vec<Arc<Doc>> = crate::json::object_fixtures()
+            .iter()
+            .map(|v| Arc::new(Doc::from_value(v)))
+            .collect();
+        let mut requests = Vec::new();
+        for a in &objects {
+            requests.push(Request::from_shared(
+                Operation::Create,
+                None,
+                Some(a.clone()),
+            ));
+            requests.push(Request::from_shared(
+                Operation::Delete,
+                Some(a.clone()),
+                None,
+            ));
+            for b in &objects {
+                requests.push(Request::from_shared(
+                    Operation::Update,
+                    Some(a.clone()),
+                    Some(b.clone()),
+                ));
+            }
+        }
+        let facts = [
+            Facts {
+                stores: vec![Fact::unknown("no store answered")],
+                etcd: Fact::unknown("no endpoint answered"),
+                lifecycle: Fact::unknown("rules unreadable"),
+            },
+            Facts {
+                stores: vec![],
+                etcd: Fact::not_checked("not asked"),
+                lifecycle: Fact::not_checked("not asked"),
+            },
+        ];
+        let now = Utc::now();
+        let mut gated = 0;
+        for req in &requests {
+            let matches = policies.matching(req);
+            if matches.is_empty() {
+                continue;
+            }
+            gated += 1;
+            let mut full = gate::Change::default();
+            match crate::change::from_request(req) {
+                Ok(set) => facts::summarize(&set, "admission", &mut full),
+                Err(e) => full.gated.push(format!("object not classified: {e}")),
+            }
+            let lean = object_change(req);
+            for facts in &facts {
+                for mode in [None, Some(gate::Mode::Warn), Some(gate::Mode::Enforce)] {
+                    let overrides = Overrides {
+                        mode,
+                        detail: gate::Detail::Problems,
+                        ..Overrides::default()
+                    };
+                    let answer = |change: &gate::Change| {
+                        let d = gate::request::decide_matched(
+                            &policies,
+                            Some(req),
+                            matches.clone(),
+                            facts,
+                            change,
+                            overrides,
+                            now,
+                        );
+                        to_webhook(&d, &policies, req)
+                    };
+                    assert_eq!(
+                        answer(&full),
+                        answer(&lean),
+                        "{} {:?}",
+                        req.kind,
+                        req.operation
+                    );
+                }
+            }
+        }
+        assert!(gated >= 20, "only {gated} gated requests");
+    }
 }

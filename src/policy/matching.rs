@@ -189,8 +189,10 @@ pub enum MatchReason {
     Resource {
         /// Index in `spec.match.resources`.
         rule: usize,
-        /// The watched pointers that changed, with the diff operations that touched them.
-        /// Empty when the rule watches no paths (any change matches).
+        /// The watched pointers that changed, with the diff operations that touched them:
+        /// all of them from [`Policy::check`] and `policy explain`; from
+        /// [`super::PolicySet::matching`] (the gate's hot path) only the first one, which is
+        /// enough to match. Empty when the rule watches no paths (any change matches).
         changed: Vec<PathHit>,
     },
 }
@@ -270,7 +272,7 @@ impl Policy {
         } else {
             for (i, rule) in spec.match_.resources.iter().enumerate() {
                 let outcome = match rule_selects(rule, req) {
-                    Ok(()) => path_hits(rule, req),
+                    Ok(()) => path_hits(rule, req, explain),
                     Err(miss) => Err(miss),
                 };
                 match outcome {
@@ -373,24 +375,25 @@ fn rule_selects(rule: &ResourceRule, req: &Request) -> Result<(), Miss> {
 }
 
 /// The watched paths a selecting rule sees changed (empty when it watches none: any change
-/// matches); `Err` when it watches paths and none changed.
-fn path_hits(rule: &ResourceRule, req: &Request) -> Result<Vec<PathHit>, Miss> {
+/// matches), every one with `all`, else the first; `Err` when it watches paths and none changed.
+fn path_hits(rule: &ResourceRule, req: &Request, all: bool) -> Result<Vec<PathHit>, Miss> {
     if rule.paths.is_empty() {
         return Ok(Vec::new());
     }
     let old = req.old.as_deref().map_or(Doc::null(), Doc::root);
     let new = req.new.as_deref().map_or(Doc::null(), Doc::root);
-    let hits: Vec<PathHit> = rule
-        .paths
-        .iter()
-        .filter_map(|p| {
-            let touching = touching(p, old, new);
-            (!touching.is_empty()).then(|| PathHit {
-                watched: p.as_str().to_string(),
-                changes: touching,
-            })
+    let hits = rule.paths.iter().filter_map(|p| {
+        let touching = touching(p, old, new);
+        (!touching.is_empty()).then(|| PathHit {
+            watched: p.as_str().to_string(),
+            changes: touching,
         })
-        .collect();
+    });
+    let hits: Vec<PathHit> = if all {
+        hits.collect()
+    } else {
+        hits.take(1).collect()
+    };
     if hits.is_empty() {
         Err(Miss::NoWatchedPathChanged)
     } else {
