@@ -419,7 +419,7 @@ impl EtcdGate {
         }
     }
 
-    fn decide(&self, r: &wh::ReviewRequest, now: DateTime<Utc>) -> wh::Decision {
+    fn decide(&self, r: &wh::ReviewRequest<ReviewDoc>, now: DateTime<Utc>) -> wh::Decision {
         let req = match policy_request(r) {
             Ok(req) => req,
             // The webhook checked the objects' shape; a gate that cannot read them refuses.
@@ -470,7 +470,7 @@ impl EtcdGate {
     /// rules in the object, judged against the stores (what the change makes worse).
     fn lifecycle_object(
         &self,
-        r: &wh::ReviewRequest,
+        r: &wh::ReviewRequest<ReviewDoc>,
         stores: &[facts::StoreResult],
         max_age: Duration,
         now: DateTime<Utc>,
@@ -481,11 +481,12 @@ impl EtcdGate {
         if !is_lifecycle {
             return None;
         }
-        let new = r.object.as_ref()?;
-        let old = r.old_object.as_ref().map(|o| o.json().as_bytes());
+        // Both objects were read (`decide` refuses a review whose objects are unreadable).
+        let text = |o: &Option<ReviewDoc>| o.as_ref().and_then(|o| o.0.as_ref().ok()).cloned();
+        let (new, old) = (text(&r.object)?, text(&r.old_object));
         Some(facts::lifecycle_from_object(
-            new.json().as_bytes(),
-            old,
+            new.source().as_bytes(),
+            old.as_ref().map(|o| o.source().as_bytes()),
             stores,
             &self.args,
             max_age,
@@ -494,14 +495,28 @@ impl EtcdGate {
     }
 }
 
-/// The policy engine's view of an admission request: the objects parsed once into
-/// [`Doc`]s (their text shared with the review, not copied; `metadata.managedFields` left out);
-/// group and kind come from the objects, else from the review (a DELETE without objects, a
-/// subresource). `Err` names an object that is not a readable Kubernetes object.
-pub fn policy_request(r: &wh::ReviewRequest) -> Result<Request, String> {
-    let doc = |o: &Option<wh::RawObject>, what: &str| {
+/// A review's object as `etcdguard serve` reads it ([`wh::Gate::Object`]): parsed into a
+/// [`Doc`] during the webhook's one pass over the request body (`metadata.managedFields`
+/// left out). Valid JSON that is not a readable Kubernetes object (`metadata` that is not an
+/// object, nesting beyond 128 levels) is kept as the reason, and the review is refused with it.
+#[derive(Debug, Clone)]
+pub struct ReviewDoc(Result<Arc<Doc>, String>);
+
+impl wh::ReviewObject for ReviewDoc {
+    fn read_prefix(text: &str) -> Result<(Self, usize), serde_json::Error> {
+        let (doc, end) = Doc::parse_object_prefix(text)?;
+        Ok((ReviewDoc(doc.map(Arc::new).map_err(|e| e.to_string())), end))
+    }
+}
+
+/// The policy engine's view of an admission request, over the objects' [`Doc`]s (shared with
+/// the review, not copied); group and kind come from the objects, else from the review (a
+/// DELETE without objects, a subresource). `Err` names an object that is not a readable
+/// Kubernetes object.
+pub fn policy_request(r: &wh::ReviewRequest<ReviewDoc>) -> Result<Request, String> {
+    let doc = |o: &Option<ReviewDoc>, what: &str| {
         o.as_ref()
-            .map(|o| Doc::parse_object(o.shared()).map(Arc::new))
+            .map(|o| o.0.clone())
             .transpose()
             .map_err(|e| format!("{what} is not a Kubernetes object: {e}"))
     };
@@ -607,7 +622,9 @@ fn to_webhook(d: &gate::request::Decision, policies: &PolicySet, req: &Request) 
 }
 
 impl wh::Gate for EtcdGate {
-    fn review(&self, request: &wh::ReviewRequest) -> wh::Decision {
+    type Object = ReviewDoc;
+
+    fn review(&self, request: &wh::ReviewRequest<ReviewDoc>) -> wh::Decision {
         self.decide(request, Utc::now())
     }
 
@@ -729,7 +746,7 @@ fn run_inner(args: Args) -> Result<u8, String> {
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     rt.block_on(async move {
-        let server = wh::bind(config, gate.clone() as Arc<dyn wh::Gate>)
+        let server = wh::bind(config, gate.clone())
             .await
             .map_err(|e| e.to_string())?;
         let addr = server.local_addr().map_err(|e| e.to_string())?;

@@ -85,6 +85,42 @@ impl Doc {
         Doc::build(text.into(), Shape::KubeObject)
     }
 
+    /// Read the Kubernetes object at the start of `text` ([`Doc::parse_object`]) and return it
+    /// with the number of bytes it took, whatever follows it: the webhook hands over a
+    /// review's object this way, with the rest of the request body after it, so that the
+    /// object's bytes are read once.
+    ///
+    /// The outer `Err` is text that is not one JSON value. Valid JSON that is not a readable
+    /// Kubernetes object (not an object, `metadata` not an object, nesting beyond serde_json's
+    /// 128 levels) is the inner `Err`, with the count still right.
+    #[allow(clippy::type_complexity)]
+    pub fn parse_object_prefix(
+        text: &str,
+    ) -> Result<(Result<Doc, serde_json::Error>, usize), serde_json::Error> {
+        let mut fast = super::fast::Fast::new(text);
+        if let Ok(end) = fast.prefix(Shape::KubeObject) {
+            let super::fast::Fast { owned, toks, .. } = fast;
+            let text = Arc::from(&text[..end]);
+            return Ok((Ok(Doc { text, owned, toks }), end));
+        }
+        // Where the value ends, by serde_json's grammar check alone (which has no depth limit),
+        // then the document through serde for the exact error.
+        let mut values = serde_json::Deserializer::from_str(text).into_iter::<IgnoredAny>();
+        let end = match values.next() {
+            Some(Ok(_)) => values.byte_offset(),
+            Some(Err(e)) => return Err(e),
+            None => return Err(de::Error::custom("expected a JSON value, found nothing")),
+        };
+        let doc = Doc::build_with_serde(Arc::from(&text[..end]), Shape::KubeObject);
+        Ok((doc, end))
+    }
+
+    /// The JSON text the document was parsed from (empty for one built from a value or from
+    /// another deserializer).
+    pub fn source(&self) -> &str {
+        &self.text
+    }
+
     fn build(text: Arc<str>, shape: Shape) -> Result<Doc, serde_json::Error> {
         let mut fast = super::fast::Fast::new(&text);
         if fast.document(shape).is_ok() {
@@ -617,10 +653,23 @@ impl<'a> Node<'a> {
             return Some(self);
         }
         let rest = ptr.strip_prefix('/')?;
+        let bytes = rest.as_bytes();
         let mut at = self;
-        for raw in rest.split('/') {
+        let mut start = 0;
+        // One byte loop finds each token's end and whether it has an escape (pointers are short:
+        // `split` and `contains` cost more here than the lookups).
+        loop {
+            let (mut end, mut escaped) = (start, false);
+            while let Some(&b) = bytes.get(end) {
+                if b == b'/' {
+                    break;
+                }
+                escaped |= b == b'~';
+                end += 1;
+            }
+            let raw = &rest[start..end];
             let unescaped;
-            let token = if raw.contains('~') {
+            let token = if escaped {
                 unescaped = super::unescape(raw);
                 unescaped.as_str()
             } else {
@@ -631,8 +680,11 @@ impl<'a> Node<'a> {
                 Tok::Arr { .. } => at.at(super::parse_index(token)?)?,
                 _ => return None,
             };
+            if end == bytes.len() {
+                return Some(at);
+            }
+            start = end + 1;
         }
-        Some(at)
     }
 
     /// The value as a `serde_json::Value`.
@@ -1130,6 +1182,47 @@ mod tests {
         // Plain parsing accepts any value and keeps everything.
         assert!(Doc::parse(r#"{"metadata":"x"}"#).is_ok());
         assert!(Doc::parse("[1] x").is_err());
+    }
+
+    /// `parse_object_prefix` reads one object from the start of the text, whatever follows,
+    /// by the fast builder or (for what that declines) through serde, and counts its bytes.
+    #[test]
+    fn object_prefix_reads_one_object_and_counts_it() {
+        let objects = [
+            r#"{"metadata":{"name":"a","managedFields":[{"m":1}]},"spec":{"v":"1.2"}}"#,
+            // A `\u` escape: the fast builder declines, serde reads it.
+            r#"{"metadata":{"name":"\u0061"},"spec":{"v":[1,2.5e3,{"x":null}]}}"#,
+            r#"{ }"#,
+        ];
+        for object in objects {
+            for rest in ["", ",\"oldObject\":{\"a\":1}}}", "}}", " garbage"] {
+                let text = format!("{object}{rest}");
+                let (doc, end) = Doc::parse_object_prefix(&text).expect("valid JSON");
+                assert_eq!(end, object.len(), "{text}");
+                let doc = doc.expect("a Kubernetes object");
+                assert_eq!(doc, Doc::parse_object(object).unwrap(), "{text}");
+                assert_eq!(doc.source(), object);
+            }
+        }
+        // Valid JSON but not a readable Kubernetes object: counted, and the reason kept.
+        for (object, why) in [
+            (r#"{"metadata":7}"#, "object metadata"),
+            (r#"[1]"#, "Kubernetes object"),
+        ] {
+            let text = format!("{object},{{}}");
+            let (doc, end) = Doc::parse_object_prefix(&text).expect("valid JSON");
+            assert_eq!(end, object.len());
+            let e = doc.expect_err("not an object").to_string();
+            assert!(e.contains(why), "{e}");
+        }
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(200), "]".repeat(200));
+        let (doc, end) = Doc::parse_object_prefix(&format!("{deep}}}")).expect("valid JSON");
+        assert_eq!(end, deep.len());
+        assert!(doc.expect_err("too deep").to_string().contains("recursion"));
+        // Not JSON: the outer error.
+        for bad in [r#"{"a":tru}"#, r#"{"a":1"#, "", r#"{"a" 1}"#] {
+            assert!(Doc::parse_object_prefix(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

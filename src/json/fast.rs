@@ -80,6 +80,13 @@ impl<'t> Fast<'t> {
         }
     }
 
+    /// One value of `shape` at the start of the text, whatever follows it; returns where it
+    /// ends.
+    pub(super) fn prefix(&mut self, shape: Shape) -> R<usize> {
+        self.value(shape, 0)?;
+        Ok(self.pos)
+    }
+
     #[inline(always)]
     fn ws(&mut self) {
         while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.bytes.get(self.pos) {

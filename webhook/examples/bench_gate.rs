@@ -18,6 +18,8 @@ struct CachedFactsGate {
 }
 
 impl Gate for CachedFactsGate {
+    type Object = etcdguard_webhook::RawObject;
+
     fn review(&self, r: &ReviewRequest) -> Decision {
         let age = self.snapshot_age_seconds.load(Ordering::Relaxed);
         // A typed, partial read: serde skips every other field without building it.

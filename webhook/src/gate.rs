@@ -15,6 +15,13 @@ use serde_json::Value;
 /// control-file presence, ...): the webhook calls [`Gate::review`] on the request path, where
 /// the apiserver waits with a deadline of a few seconds. Do no I/O in `review`.
 pub trait Gate: Send + Sync + 'static {
+    /// How this gate holds a review's `object` and `oldObject`: [`RawObject`] (the JSON text)
+    /// or the gate's own parsed form. The webhook builds them with
+    /// [`ReviewObject::read_prefix`] during its one pass over the request body, so a gate that
+    /// parses the objects anyway reads their bytes once, not after the adapter has already
+    /// scanned them.
+    type Object: ReviewObject;
+
     /// Decide one admission request.
     ///
     /// Contract:
@@ -27,7 +34,7 @@ pub trait Gate: Send + Sync + 'static {
     /// - a panic is caught and answered as a denial (fail closed);
     /// - when the gate cannot know (facts missing or stale) it must say so in the decision:
     ///   deny in enforce mode, or allow with a warning in warn mode. Never silently allow.
-    fn review(&self, request: &ReviewRequest) -> Decision;
+    fn review(&self, request: &ReviewRequest<Self::Object>) -> Decision;
 
     /// Whether the gate has the facts it needs to decide. `/readyz` answers 200 only while this
     /// is `true`, so Kubernetes sends no traffic to a replica that has not loaded its facts yet.
@@ -73,9 +80,48 @@ impl std::fmt::Display for Operation {
     }
 }
 
-/// A typed, owned view of one admission request, built once per review.
+/// A review's object as a gate holds it ([`Gate::Object`]), read from the request body by the
+/// webhook in its one pass over it.
+pub trait ReviewObject: Sized + Send + Sync + 'static {
+    /// Read the JSON value at the start of `text` and return it with the number of bytes it
+    /// took; what follows it (the rest of the request body) is not looked at.
+    ///
+    /// Contract:
+    /// - called only where the review holds a JSON object: `text` starts with `{` (the webhook
+    ///   answers any other kind of value itself, with a 400 naming the field);
+    /// - must check the value's whole text against the JSON grammar (RFC 8259) and return
+    ///   `Err` for anything else: the webhook then refuses the review (HTTP 400), as it does
+    ///   for any other malformed body. It does not check the object's text again;
+    /// - the count must end exactly after the value's closing `}` (the webhook reads on from
+    ///   there);
+    /// - an object that is valid JSON but that the gate cannot use (say, `metadata` that is not
+    ///   an object) is not an `Err` here: keep it as a value that makes [`Gate::review`]
+    ///   refuse, with a message naming the problem.
+    fn read_prefix(text: &str) -> Result<(Self, usize), serde_json::Error>;
+}
+
+impl ReviewObject for RawObject {
+    /// The value's text, checked by serde_json (without building anything).
+    fn read_prefix(text: &str) -> Result<(Self, usize), serde_json::Error> {
+        let mut values =
+            serde_json::Deserializer::from_str(text).into_iter::<serde::de::IgnoredAny>();
+        match values.next() {
+            Some(Ok(_)) => {
+                let end = values.byte_offset();
+                Ok((RawObject::new(&text[..end]), end))
+            }
+            Some(Err(e)) => Err(e),
+            None => Err(serde::de::Error::custom(
+                "expected a JSON value, found nothing",
+            )),
+        }
+    }
+}
+
+/// A typed, owned view of one admission request, built once per review. `O` is how the gate
+/// holds the objects ([`Gate::Object`]).
 #[derive(Debug, Clone)]
-pub struct ReviewRequest {
+pub struct ReviewRequest<O = RawObject> {
     /// The review uid; the response always echoes it.
     pub uid: String,
     /// Kind of the object as sent to the webhook (after `matchPolicy: Equivalent` conversion).
@@ -94,12 +140,13 @@ pub struct ReviewRequest {
     pub username: String,
     /// The requesting user's groups.
     pub groups: Vec<String>,
-    /// The new object (`None` for DELETE), as the JSON text the apiserver sent. A gate parses
-    /// what it needs (typed, lazily or in full with [`RawObject::to_value`]); the webhook only
-    /// checked that it is a JSON object. A gate that cannot read it must refuse.
-    pub object: Option<RawObject>,
+    /// The new object (`None` for DELETE), read by [`ReviewObject::read_prefix`] (valid JSON
+    /// text of a JSON object). With [`RawObject`] it is the text the apiserver sent, and a gate
+    /// parses what it needs (typed, lazily or in full with [`RawObject::to_value`]). A gate
+    /// that cannot read it must refuse.
+    pub object: Option<O>,
     /// The old object (UPDATE and DELETE only), like `object`.
-    pub old_object: Option<RawObject>,
+    pub old_object: Option<O>,
     /// `true` for `--dry-run=server`; the gate decides the same way (sideEffects: None).
     pub dry_run: bool,
 }
@@ -107,7 +154,7 @@ pub struct ReviewRequest {
 /// Why an [`AdmissionRequest`] could not become a [`ReviewRequest`].
 #[derive(Debug, thiserror::Error)]
 pub enum RequestError {
-    /// The embedded object could not be represented as JSON.
+    /// The embedded object could not be represented as JSON, or the gate could not read it.
     #[error("request {field} is not representable as JSON: {source}")]
     Object {
         /// `object` or `oldObject`.
@@ -156,12 +203,23 @@ pub(crate) fn operation_of(op: &KubeOperation) -> Operation {
     }
 }
 
-impl ReviewRequest {
+impl<O: ReviewObject> ReviewRequest<O> {
     /// Build the view from kube's parsed request.
     pub fn from_admission(req: &AdmissionRequest<DynamicObject>) -> Result<Self, RequestError> {
         let raw = |field: &'static str, obj: &Option<DynamicObject>| {
             obj.as_ref()
-                .map(|o| serde_json::to_string(o).map(RawObject::new))
+                .map(|o| {
+                    let text = serde_json::to_string(o)?;
+                    let (object, end) = O::read_prefix(&text)?;
+                    if end == text.len() {
+                        Ok(object)
+                    } else {
+                        Err(serde::de::Error::custom(format!(
+                            "the gate's reader took {end} of the object's {} bytes",
+                            text.len()
+                        )))
+                    }
+                })
                 .transpose()
                 .map_err(|source| RequestError::Object { field, source })
         };

@@ -10,6 +10,7 @@
 //! # use etcdguard_webhook::*;
 //! # struct MyGate;
 //! # impl Gate for MyGate {
+//! #     type Object = RawObject;
 //! #     fn review(&self, _: &ReviewRequest) -> Decision { Decision::allow() }
 //! #     fn ready(&self) -> bool { true }
 //! # }
@@ -26,6 +27,7 @@
 //! Endpoints: `POST /validate` (AdmissionReview v1), `GET /healthz`, `GET /readyz`,
 //! `GET /metrics` (OpenMetrics text).
 
+mod envelope;
 pub mod gate;
 pub mod metrics;
 pub mod review;
@@ -33,7 +35,7 @@ pub mod server;
 pub mod tls;
 mod workers;
 
-pub use gate::{Decision, Gate, Operation, RawObject, RequestError, ReviewRequest};
+pub use gate::{Decision, Gate, Operation, RawObject, RequestError, ReviewObject, ReviewRequest};
 pub use server::{
     bind, install_crypto_provider, serve, shutdown_signal, GateExecution, ServeError, Server,
     ServerConfig, TlsSource, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, HEALTHZ_PATH, METRICS_PATH,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
 use kube::core::DynamicObject;
 
-use crate::gate::{Decision, RawObject, ReviewRequest};
+use crate::gate::{Decision, RawObject, ReviewObject, ReviewRequest};
 use serde_json::value::RawValue;
 
 /// `apiVersion` of the only AdmissionReview version served.
@@ -138,9 +138,9 @@ pub(crate) fn object_value(json: &str) -> Result<serde_json::Value, serde_json::
     serde_json::from_str::<KubeObject>(json).map(|o| o.0)
 }
 
-/// Keep an object's text after checking that it is a JSON object. Its content (`metadata`
-/// and the rest) is the gate's to read: the adapter does not parse what it does not use.
-fn raw_object(raw: &RawValue, field: &str) -> Result<RawObject, ReviewError> {
+/// Read an object of a review parsed by serde alone with the gate's reader, after checking that
+/// it is a JSON object. Its content (`metadata` and the rest) is the gate's to read.
+fn read_object<O: ReviewObject>(raw: &RawValue, field: &str) -> Result<O, ReviewError> {
     let text = raw.get();
     if !text.starts_with('{') {
         let found = match text.as_bytes().first() {
@@ -153,7 +153,14 @@ fn raw_object(raw: &RawValue, field: &str) -> Result<RawObject, ReviewError> {
             "request.{field} is {found}; expected a Kubernetes object (a JSON object) or null"
         )));
     }
-    Ok(RawObject::new(text))
+    match O::read_prefix(text) {
+        Ok((object, end)) if end == text.len() => Ok(object),
+        Ok((_, end)) => Err(ReviewError::Json(format!(
+            "request.{field}: the gate read {end} of its {} bytes",
+            text.len()
+        ))),
+        Err(e) => Err(ReviewError::Json(format!("request.{field}: {e}"))),
+    }
 }
 
 /// A Kubernetes object from a review, as a JSON value without `metadata.managedFields`.
@@ -287,28 +294,81 @@ impl<'de> serde::de::Visitor<'de> for Plain {
 /// A parsed review: the gate's typed view (objects included). The response is built from its
 /// `uid` ([`build_response`]).
 #[derive(Debug)]
-pub struct ParsedReview {
+pub struct ParsedReview<O = RawObject> {
     /// The gate's view, objects included.
-    pub view: ReviewRequest,
+    pub view: ReviewRequest<O>,
+}
+
+/// [`parse_review_as`] with the objects kept as their text.
+pub fn parse_review(body: &[u8]) -> Result<ParsedReview, ReviewError> {
+    parse_review_as(body)
 }
 
 /// Parse a request body into a [`ParsedReview`], checking it is an `admission.k8s.io/v1`
-/// AdmissionReview with a request and a uid. The view's fields are moved out of the wire
-/// struct, not copied; the objects keep their text.
-pub fn parse_review(body: &[u8]) -> Result<ParsedReview, ReviewError> {
+/// AdmissionReview with a request and a uid, with the objects read by `O`'s reader.
+///
+/// One pass over the objects: the envelope around them is walked first and each object goes
+/// straight to `O::read_prefix` (`envelope.rs`); serde reads the envelope without them. Any
+/// body that walk declines, and every malformed one, is parsed by serde whole instead, which
+/// gives the error its message. The view's fields are moved out of the wire struct, not copied.
+pub fn parse_review_as<O: ReviewObject>(body: &[u8]) -> Result<ParsedReview<O>, ReviewError> {
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(ReviewError::Empty);
     }
-    // JSON text is UTF-8 (RFC 8259). Checked once for the whole body, so that serde_json reads
-    // it as `str` and does not check every string and both objects' text again.
-    let text = std::str::from_utf8(body).map_err(|e| {
+    let text = utf8(body)?;
+    if let Some(cut) = crate::envelope::cut::<O>(text) {
+        let request = serde_json::from_str::<WireReview>(&cut.envelope)
+            .ok()
+            .and_then(|r| checked_request(r).ok());
+        // The walk took every object out; serde found none left in the envelope.
+        if let Some(req) = request.filter(|r| r.object.is_none() && r.old_object.is_none()) {
+            return Ok(ParsedReview {
+                view: view_of(req, cut.object, cut.old_object),
+            });
+        }
+    }
+    parse_whole(text)
+}
+
+/// [`parse_review_as`] with serde reading the whole body, objects included (then read again
+/// by `O`'s reader): the reference the one-pass path must agree with (tests, fuzzing), and the
+/// path taken for whatever that one declines.
+#[doc(hidden)]
+pub fn parse_review_whole<O: ReviewObject>(body: &[u8]) -> Result<ParsedReview<O>, ReviewError> {
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(ReviewError::Empty);
+    }
+    parse_whole(utf8(body)?)
+}
+
+/// JSON text is UTF-8 (RFC 8259). Checked once for the whole body, so that serde_json reads
+/// it as `str` and does not check every string and both objects' text again.
+fn utf8(body: &[u8]) -> Result<&str, ReviewError> {
+    std::str::from_utf8(body).map_err(|e| {
         ReviewError::Json(format!(
             "the body is not UTF-8 text (invalid byte at offset {}); JSON must be UTF-8",
             e.valid_up_to()
         ))
-    })?;
+    })
+}
+
+fn parse_whole<O: ReviewObject>(text: &str) -> Result<ParsedReview<O>, ReviewError> {
     let review: WireReview =
         serde_json::from_str(text).map_err(|e| ReviewError::Json(e.to_string()))?;
+    let req = checked_request(review)?;
+    let object = req.object.map(|o| read_object(o, "object")).transpose()?;
+    let old_object = req
+        .old_object
+        .map(|o| read_object(o, "oldObject"))
+        .transpose()?;
+    Ok(ParsedReview {
+        view: view_of(req, object, old_object),
+    })
+}
+
+/// The request of a review that is an `admission.k8s.io/v1` AdmissionReview with a request
+/// that has a uid.
+fn checked_request(review: WireReview<'_>) -> Result<WireRequest<'_>, ReviewError> {
     if review.api_version != ADMISSION_API_VERSION {
         return Err(ReviewError::ApiVersion {
             found: review.api_version.into_owned(),
@@ -323,13 +383,13 @@ pub fn parse_review(body: &[u8]) -> Result<ParsedReview, ReviewError> {
     if req.uid.is_empty() {
         return Err(ReviewError::MissingUid);
     }
-    let object = req.object.map(|o| raw_object(o, "object")).transpose()?;
-    let old_object = req
-        .old_object
-        .map(|o| raw_object(o, "oldObject"))
-        .transpose()?;
-    // The same view `ReviewRequest::from_admission` makes of kube's request (tested).
-    let view = ReviewRequest {
+    Ok(req)
+}
+
+/// The gate's view of a checked request (the same view `ReviewRequest::from_admission` makes
+/// of kube's request; tested).
+fn view_of<O>(req: WireRequest<'_>, object: Option<O>, old_object: Option<O>) -> ReviewRequest<O> {
+    ReviewRequest {
         uid: req.uid,
         kind: req.kind,
         resource: req.resource,
@@ -342,8 +402,7 @@ pub fn parse_review(body: &[u8]) -> Result<ParsedReview, ReviewError> {
         object,
         old_object,
         dry_run: req.dry_run.unwrap_or(false),
-    };
-    Ok(ParsedReview { view })
+    }
 }
 
 /// Parse a body with kube's own `AdmissionReview<DynamicObject>` (the slower reference path;
@@ -810,6 +869,86 @@ mod tests {
         let o = r.object.unwrap().to_value().unwrap();
         assert_eq!(o["spec"]["x"][token], "[1]", "{o}");
         assert_eq!(o["metadata"]["labels"][token], "2", "{o}");
+    }
+
+    /// An object reader that records whether it was handed the rest of the body after the
+    /// object (the one-pass path) or the object's text alone (serde's whole-body path).
+    #[derive(Debug)]
+    struct Probe {
+        text: String,
+        one_pass: bool,
+    }
+
+    impl ReviewObject for Probe {
+        fn read_prefix(text: &str) -> Result<(Self, usize), serde_json::Error> {
+            let (raw, end) = RawObject::read_prefix(text)?;
+            let one_pass = end < text.len();
+            let text = raw.json().to_string();
+            Ok((Probe { text, one_pass }, end))
+        }
+    }
+
+    #[test]
+    fn apiserver_bodies_take_the_one_pass_path() {
+        for body in [
+            &include_bytes!("../tests/fixtures/kcp-update.json")[..],
+            include_bytes!("../tests/fixtures/kcp-update-large.json"),
+        ] {
+            let one = parse_review_as::<Probe>(body).expect("parse").view;
+            let whole = parse_review_whole::<Probe>(body).expect("parse").view;
+            for (a, b) in [
+                (&one.object, &whole.object),
+                (&one.old_object, &whole.old_object),
+            ] {
+                let (a, b) = (a.as_ref().expect("object"), b.as_ref().expect("object"));
+                assert!(a.one_pass && !b.one_pass);
+                assert_eq!(a.text, b.text);
+            }
+            assert_eq!(format!("{:?}", one.kind), format!("{:?}", whole.kind));
+        }
+    }
+
+    /// The one-pass path and serde's whole-body path agree on every body near a real one:
+    /// each byte of the fixture replaced by JSON punctuation and other bytes, or deleted.
+    #[test]
+    fn one_pass_and_whole_body_parses_agree_on_mutated_bodies() {
+        let body = include_bytes!("../tests/fixtures/kcp-update.json");
+        let (mut accepted, mut refused) = (0, 0);
+        for at in 0..body.len() {
+            for with in [
+                None,
+                Some(b'"'),
+                Some(b'\\'),
+                Some(b'{'),
+                Some(b'}'),
+                Some(b'['),
+                Some(b','),
+                Some(b':'),
+                Some(b'n'),
+            ] {
+                let mut b = body.to_vec();
+                match with {
+                    Some(c) => b[at] = c,
+                    None => {
+                        b.remove(at);
+                    }
+                }
+                let one = parse_review_as::<RawObject>(&b);
+                let whole = parse_review_whole::<RawObject>(&b);
+                assert_eq!(
+                    format!("{one:?}"),
+                    format!("{whole:?}"),
+                    "{}",
+                    String::from_utf8_lossy(&b)
+                );
+                if one.is_ok() {
+                    accepted += 1;
+                } else {
+                    refused += 1;
+                }
+            }
+        }
+        assert!(accepted > 1000 && refused > 1000, "{accepted} {refused}");
     }
 
     #[test]

@@ -28,7 +28,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::gate::{Decision, Gate};
 use crate::metrics::WebhookMetrics;
-use crate::review::{build_response, parse_review, timeout_from_query};
+use crate::review::{build_response, parse_review_as, timeout_from_query};
 use crate::tls::{
     certified_key_from_pem, generate_self_signed, CertFileWatcher, PollOutcome, ReloadableCert,
     TlsError,
@@ -187,8 +187,8 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-struct AppState {
-    gate: Arc<dyn Gate>,
+struct AppState<G> {
+    gate: Arc<G>,
     metrics: WebhookMetrics,
     registry: Registry,
     config: ServerConfig,
@@ -197,7 +197,7 @@ struct AppState {
 
 /// A bound, not yet running server. Lets callers (and tests) learn the bound address and the
 /// generated CA before serving.
-pub struct Server {
+pub struct Server<G> {
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
     acceptor: TlsAcceptor,
@@ -205,7 +205,7 @@ pub struct Server {
     watcher: Option<(CertFileWatcher, Duration)>,
     provider: Arc<CryptoProvider>,
     ca_pem: Option<String>,
-    state: Arc<AppState>,
+    state: Arc<AppState<G>>,
 }
 
 /// Install aws-lc-rs as the process-wide rustls provider (idempotent; if another provider was
@@ -218,7 +218,7 @@ pub fn install_crypto_provider() -> Arc<CryptoProvider> {
 
 /// Bind the listeners, load or generate the certificate and register metrics (including the
 /// gate's, via [`Gate::register_metrics`]).
-pub async fn bind(config: ServerConfig, gate: Arc<dyn Gate>) -> Result<Server, ServeError> {
+pub async fn bind<G: Gate>(config: ServerConfig, gate: Arc<G>) -> Result<Server<G>, ServeError> {
     let provider = install_crypto_provider();
     let (key, watcher, ca_pem) = match &config.tls {
         TlsSource::Files {
@@ -288,9 +288,9 @@ pub async fn bind(config: ServerConfig, gate: Arc<dyn Gate>) -> Result<Server, S
 }
 
 /// Bind and run until `shutdown` completes (see [`Server::run`]).
-pub async fn serve(
+pub async fn serve<G: Gate>(
     config: ServerConfig,
-    gate: Arc<dyn Gate>,
+    gate: Arc<G>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     bind(config, gate).await?.run(shutdown).await
@@ -320,7 +320,7 @@ pub async fn shutdown_signal() {
     }
 }
 
-impl Server {
+impl<G: Gate> Server<G> {
     /// The bound HTTPS address (useful with port 0).
     pub fn local_addr(&self) -> Result<SocketAddr, ServeError> {
         Ok(self.listener.local_addr()?)
@@ -387,9 +387,9 @@ impl Server {
 
         let metrics_task = metrics_listener.map(|l| {
             let app = Router::new()
-                .route(METRICS_PATH, get(metrics_handler))
+                .route(METRICS_PATH, get(metrics_handler::<G>))
                 .route(HEALTHZ_PATH, get(healthz))
-                .route(READYZ_PATH, get(readyz))
+                .route(READYZ_PATH, get(readyz::<G>))
                 .with_state(state.clone());
             let stop = stop_rx.clone();
             let cfg = state.config.clone();
@@ -425,12 +425,12 @@ impl Server {
     }
 }
 
-fn router(state: Arc<AppState>) -> Router {
+fn router<G: Gate>(state: Arc<AppState<G>>) -> Router {
     Router::new()
-        .route(VALIDATE_PATH, post(validate))
+        .route(VALIDATE_PATH, post(validate::<G>))
         .route(HEALTHZ_PATH, get(healthz))
-        .route(READYZ_PATH, get(readyz))
-        .route(METRICS_PATH, get(metrics_handler))
+        .route(READYZ_PATH, get(readyz::<G>))
+        .route(METRICS_PATH, get(metrics_handler::<G>))
         .with_state(state)
 }
 
@@ -525,7 +525,7 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+async fn readyz<G: Gate>(State(state): State<Arc<AppState<G>>>) -> Response {
     if state.shutting_down.load(Ordering::SeqCst) {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
     } else if state.gate.ready() {
@@ -539,7 +539,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
-async fn metrics_handler(State(state): State<Arc<AppState>>) -> Response {
+async fn metrics_handler<G: Gate>(State(state): State<Arc<AppState<G>>>) -> Response {
     let mut out = String::new();
     match prometheus_client::encoding::text::encode(&mut out, &state.registry) {
         Ok(()) => (
@@ -560,7 +560,7 @@ async fn metrics_handler(State(state): State<Arc<AppState>>) -> Response {
 
 /// A `meta.k8s.io/v1 Status` body with HTTP 400: client-go decodes it, so the apiserver shows
 /// the message in its call-failure error.
-fn bad_request(state: &AppState, started: Instant, message: String) -> Response {
+fn bad_request<G>(state: &AppState<G>, started: Instant, message: String) -> Response {
     state
         .metrics
         .observe("invalid", "", started.elapsed().as_secs_f64());
@@ -592,7 +592,7 @@ fn is_json_content_type(value: Option<&HeaderValue>) -> bool {
         .unwrap_or(false)
 }
 
-async fn validate(State(state): State<Arc<AppState>>, request: Request) -> Response {
+async fn validate<G: Gate>(State(state): State<Arc<AppState<G>>>, request: Request) -> Response {
     let started = Instant::now();
     let cfg = &state.config;
     let budget = cfg.review_budget(timeout_from_query(request.uri().query()));
@@ -657,7 +657,7 @@ async fn validate(State(state): State<Arc<AppState>>, request: Request) -> Respo
             )
         }
     };
-    let review = match parse_review(&bytes) {
+    let review = match parse_review_as::<G::Object>(&bytes) {
         Ok(p) => Arc::new(p.view),
         Err(e) => return bad_request(&state, started, e.to_string()),
     };

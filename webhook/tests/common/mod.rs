@@ -56,6 +56,8 @@ impl TestGate {
 }
 
 impl Gate for TestGate {
+    type Object = etcdguard_webhook::RawObject;
+
     fn review(&self, request: &ReviewRequest) -> Decision {
         self.calls.fetch_add(1, Ordering::SeqCst);
         (self.decide)(request)
@@ -84,7 +86,7 @@ pub struct Running {
 }
 
 impl Running {
-    pub fn start(server: Server) -> Running {
+    pub fn start<G: Gate>(server: Server<G>) -> Running {
         let addr = server.local_addr().expect("local addr");
         let metrics_addr = server.metrics_addr();
         let ca_pem = server.ca_pem().map(str::to_string);
