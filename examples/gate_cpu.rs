@@ -1,7 +1,7 @@
 //! CPU cost of the gate path of one admission review, without TLS, HTTP or the facts refresh:
 //! the webhook's body parse (the objects read into `Doc`s in the same pass), then what
-//! `etcdguard serve` does with it (policy matching on the watched paths, change classification, the decision over facts
-//! held in memory). A profiling aid next to `scripts/bench-webhook`, which measures the server.
+//! `etcdguard serve` does with it (policy matching on the watched paths, change
+//! classification, the decision over facts held in memory). A profiling aid next to `scripts/bench-webhook`, which measures the server.
 //!
 //! Two measurements:
 //! - stages, deciding on unknown facts: parse, docs + matching, classification, decision;
@@ -116,8 +116,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let per = |s: f64| s * 1e6 / f64::from(n);
     println!(
-        "{path}: {n} reviews ({allowed} allowed), µs per review: parse (objects included) {:.2}, request+matching {:.2}, \
-         classification {:.2}, decision {:.2}, total {:.2}",
+        "{path}: {n} reviews ({allowed} allowed), µs per review: parse (objects included) {:.2}, \
+         request+matching {:.2}, classification {:.2}, decision {:.2}, total {:.2}",
         per(stages[0]),
         per(stages[1]),
         per(stages[2]),

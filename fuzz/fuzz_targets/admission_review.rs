@@ -1,8 +1,9 @@
 //! AdmissionReview handling on arbitrary bytes: the webhook's own parser (its one-pass path
-//! against serde's whole-body parse) and the kube types, then, for a body that parses, what `etcdguard serve`'s gate does with it: policy matching
-//! against the embedded policies (json-patch diff, watched pointers), change classification
-//! and the decision with facts unknown. Errors are fine, panics are not; with facts unknown an
-//! enforced, gated request must never be allowed.
+//! against serde's whole-body parse) and the kube types, then, for a body that parses, what
+//! `etcdguard serve`'s gate does with it: policy matching against the embedded policies
+//! (json-patch diff, watched pointers), change classification and the decision with facts
+//! unknown. Errors are fine, panics are not; with facts unknown an enforced, gated request must
+//! never be allowed.
 #![no_main]
 use std::sync::OnceLock;
 

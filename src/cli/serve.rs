@@ -482,8 +482,8 @@ impl EtcdGate {
             return None;
         }
         // Both objects were read (`decide` refuses a review whose objects are unreadable).
-        let text = |o: &Option<ReviewDoc>| o.as_ref().and_then(|o| o.0.as_ref().ok()).cloned();
-        let (new, old) = (text(&r.object)?, text(&r.old_object));
+        let doc = |o: &Option<ReviewDoc>| o.as_ref().and_then(|o| o.0.as_ref().ok()).cloned();
+        let (new, old) = (doc(&r.object)?, doc(&r.old_object));
         Some(facts::lifecycle_from_object(
             new.source().as_bytes(),
             old.as_ref().map(|o| o.source().as_bytes()),

@@ -118,6 +118,17 @@ impl ReviewObject for RawObject {
     }
 }
 
+/// An object whose text is all of `text`, read by `O`'s reader, which must take all of it.
+pub(crate) fn read_whole<O: ReviewObject>(text: &str) -> Result<O, serde_json::Error> {
+    match O::read_prefix(text)? {
+        (object, end) if end == text.len() => Ok(object),
+        (_, end) => Err(serde::de::Error::custom(format!(
+            "the gate's reader took {end} of the object's {} bytes",
+            text.len()
+        ))),
+    }
+}
+
 /// A typed, owned view of one admission request, built once per review. `O` is how the gate
 /// holds the objects ([`Gate::Object`]).
 #[derive(Debug, Clone)]
@@ -208,18 +219,7 @@ impl<O: ReviewObject> ReviewRequest<O> {
     pub fn from_admission(req: &AdmissionRequest<DynamicObject>) -> Result<Self, RequestError> {
         let raw = |field: &'static str, obj: &Option<DynamicObject>| {
             obj.as_ref()
-                .map(|o| {
-                    let text = serde_json::to_string(o)?;
-                    let (object, end) = O::read_prefix(&text)?;
-                    if end == text.len() {
-                        Ok(object)
-                    } else {
-                        Err(serde::de::Error::custom(format!(
-                            "the gate's reader took {end} of the object's {} bytes",
-                            text.len()
-                        )))
-                    }
-                })
+                .map(|o| read_whole(&serde_json::to_string(o)?))
                 .transpose()
                 .map_err(|source| RequestError::Object { field, source })
         };

@@ -153,14 +153,7 @@ fn read_object<O: ReviewObject>(raw: &RawValue, field: &str) -> Result<O, Review
             "request.{field} is {found}; expected a Kubernetes object (a JSON object) or null"
         )));
     }
-    match O::read_prefix(text) {
-        Ok((object, end)) if end == text.len() => Ok(object),
-        Ok((_, end)) => Err(ReviewError::Json(format!(
-            "request.{field}: the gate read {end} of its {} bytes",
-            text.len()
-        ))),
-        Err(e) => Err(ReviewError::Json(format!("request.{field}: {e}"))),
-    }
+    crate::gate::read_whole(text).map_err(|e| ReviewError::Json(format!("request.{field}: {e}")))
 }
 
 /// A Kubernetes object from a review, as a JSON value without `metadata.managedFields`.
@@ -312,10 +305,7 @@ pub fn parse_review(body: &[u8]) -> Result<ParsedReview, ReviewError> {
 /// body that walk declines, and every malformed one, is parsed by serde whole instead, which
 /// gives the error its message. The view's fields are moved out of the wire struct, not copied.
 pub fn parse_review_as<O: ReviewObject>(body: &[u8]) -> Result<ParsedReview<O>, ReviewError> {
-    if body.iter().all(|b| b.is_ascii_whitespace()) {
-        return Err(ReviewError::Empty);
-    }
-    let text = utf8(body)?;
+    let text = body_text(body)?;
     if let Some(cut) = crate::envelope::cut::<O>(text) {
         let request = serde_json::from_str::<WireReview>(&cut.envelope)
             .ok()
@@ -335,15 +325,16 @@ pub fn parse_review_as<O: ReviewObject>(body: &[u8]) -> Result<ParsedReview<O>, 
 /// path taken for whatever that one declines.
 #[doc(hidden)]
 pub fn parse_review_whole<O: ReviewObject>(body: &[u8]) -> Result<ParsedReview<O>, ReviewError> {
+    parse_whole(body_text(body)?)
+}
+
+/// The body as text: not empty, and UTF-8, as JSON text is (RFC 8259). Checked once for the
+/// whole body, so that serde_json reads it as `str` and does not check every string and both
+/// objects' text again.
+fn body_text(body: &[u8]) -> Result<&str, ReviewError> {
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(ReviewError::Empty);
     }
-    parse_whole(utf8(body)?)
-}
-
-/// JSON text is UTF-8 (RFC 8259). Checked once for the whole body, so that serde_json reads
-/// it as `str` and does not check every string and both objects' text again.
-fn utf8(body: &[u8]) -> Result<&str, ReviewError> {
     std::str::from_utf8(body).map_err(|e| {
         ReviewError::Json(format!(
             "the body is not UTF-8 text (invalid byte at offset {}); JSON must be UTF-8",
