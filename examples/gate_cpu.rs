@@ -75,6 +75,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let policies = PolicySet::embedded()?;
     let facts = Facts {
         stores: vec![Fact::unknown("gate_cpu: no store")],
+        store_urls: vec!["s3://gate-cpu/none".to_string()],
         etcd: Fact::not_checked("gate_cpu"),
         lifecycle: Fact::not_checked("gate_cpu"),
     };

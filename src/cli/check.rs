@@ -42,6 +42,10 @@ pub struct Args {
     /// ACK/Upbound YAML); `-` reads stdin. Without it, an s3:// store's live rules are read.
     #[arg(long, value_name = "FILE|-")]
     pub lifecycle: Option<String>,
+    /// The S3 location (`s3://BUCKET/PREFIX`) that a local `--store` is a copy of, so that
+    /// `--lifecycle FILE` rules are judged against its backups.
+    #[arg(long, value_name = "S3-URL", requires = "lifecycle")]
+    pub lifecycle_prefix: Option<String>,
     /// The object before the change (YAML or JSON), as the webhook sees `oldObject`.
     #[arg(long, value_name = "FILE", requires = "object_new")]
     pub object_old: Option<PathBuf>,
@@ -54,6 +58,10 @@ pub struct Args {
     /// Requesting user's groups (repeatable), for break-glass exceptions.
     #[arg(long = "group", value_name = "GROUP")]
     pub groups: Vec<String>,
+    /// Request annotation KEY=VALUE (repeatable), as on the object; e.g. the break-glass
+    /// `etcdguard.dev/break-glass=REASON` (honoured for the users/groups the policy lists).
+    #[arg(long = "annotation", value_name = "KEY=VALUE")]
+    pub annotations: Vec<String>,
     /// Override every policy's mode.
     #[arg(long, value_enum, value_name = "MODE")]
     pub mode: Option<ModeArg>,
@@ -139,6 +147,24 @@ fn proposed(args: &Args, lifecycle_given: bool) -> Result<Proposed, String> {
         change.sources.push("lifecycle".to_string());
         request.get_or_insert(Request::cli(ChangeSource::Lifecycle));
     }
+    if let Some(r) = request.as_mut() {
+        if r.source.is_some() {
+            r.user = args.user.clone();
+            r.groups = args.groups.clone();
+        }
+        for a in &args.annotations {
+            let Some((k, v)) = a.split_once('=') else {
+                return Err(format!("--annotation `{a}` is not KEY=VALUE"));
+            };
+            r.annotations.insert(k.to_string(), v.to_string());
+        }
+    } else if !args.annotations.is_empty() {
+        return Err(
+            "--annotation applies to a change: give --kops-dry-run, --terraform-plan, \
+                    --lifecycle or --object-new"
+                .to_string(),
+        );
+    }
     Ok(Proposed {
         change,
         request,
@@ -158,9 +184,9 @@ pub fn run(args: Args) -> u8 {
 
 /// `--kops-cluster-spec`: append the stores the kops spec names to `--store` (deduplicated).
 /// An unreadable spec or a store scheme etcdguard cannot read is a configuration error.
-fn add_kops_spec_stores(args: &mut Args) -> Result<(), String> {
+fn add_kops_spec_stores(args: &mut Args) -> Result<Vec<String>, String> {
     let Some(name) = &args.kops_cluster_spec else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     if name == "-" && args.kops_dry_run.as_deref() == Some("-") {
         return Err("--kops-dry-run and --kops-cluster-spec cannot both read stdin (-)".into());
@@ -174,11 +200,11 @@ fn add_kops_spec_stores(args: &mut Args) -> Result<(), String> {
             args.facts.stores.push(s.url.clone());
         }
     }
-    Ok(())
+    Ok(stores.into_iter().map(|s| s.url).collect())
 }
 
 fn run_inner(mut args: Args) -> Result<u8, String> {
-    add_kops_spec_stores(&mut args)?;
+    let spec_stores = add_kops_spec_stores(&mut args)?;
     let now = args.now.unwrap_or_else(Utc::now);
     let policies =
         PolicySet::load_or_embedded(args.facts.policy.as_deref()).map_err(|e| e.to_string())?;
@@ -187,7 +213,17 @@ fn run_inner(mut args: Args) -> Result<u8, String> {
         .as_deref()
         .map(super::common::read_input)
         .transpose()?;
-    let proposed = proposed(&args, lifecycle_bytes.is_some())?;
+    // Every input given is read and judged: an unreadable rules file is an error whatever the
+    // store (it is parsed again per bucket once the stores are known).
+    if let (Some(name), Some(bytes)) = (&args.lifecycle, &lifecycle_bytes) {
+        crate::lifecycle::parse(bytes, name, None).map_err(|e| e.to_string())?;
+    }
+    let mut proposed = proposed(&args, lifecycle_bytes.is_some())?;
+    for s in spec_stores {
+        if !proposed.change.backup_stores.contains(&s) {
+            proposed.change.backup_stores.push(s);
+        }
+    }
 
     // Requirements first (pure), so the lifecycle analysis uses the policy's max age.
     let overrides = Overrides {
@@ -197,6 +233,7 @@ fn run_inner(mut args: Args) -> Result<u8, String> {
     };
     let empty = Facts {
         stores: vec![],
+        store_urls: vec![],
         etcd: gate::Fact::not_checked(""),
         lifecycle: gate::Fact::not_checked(""),
     };
@@ -231,10 +268,19 @@ fn run_inner(mut args: Args) -> Result<u8, String> {
             (Some(name), Some(bytes)) => Some(RulesSource::File { name, bytes }),
             _ => None,
         };
-        let lifecycle = facts::gather_lifecycle(source, &stores, fa, max_age, now).await?;
+        let lifecycle = facts::gather_lifecycle(
+            source,
+            &stores,
+            args.lifecycle_prefix.as_deref(),
+            fa,
+            max_age,
+            now,
+        )
+        .await?;
         Ok::<_, String>((stores, etcd, lifecycle))
     })?;
     let facts = Facts {
+        store_urls: stores.iter().map(|s| s.url.clone()).collect(),
         stores: stores.into_iter().map(|s| s.fact).collect(),
         etcd,
         lifecycle,

@@ -238,38 +238,62 @@ pub enum RulesSource<'a> {
     Live,
 }
 
-/// Lifecycle analysis for every S3 store. Directory stores have no lifecycle rules: "not
-/// checked" unless a file was given (then it is evaluated against the store's prefix anyway).
+/// Lifecycle analysis for every S3 store, and for `location` (`--lifecycle-prefix`: the S3
+/// bucket and prefix a local copy of a store mirrors) judged with the local store's backups.
+/// A `--lifecycle FILE` with nowhere to apply it is a configuration error (`Err`, exit 2): the
+/// file was given to be judged.
 pub async fn gather_lifecycle(
     source: Option<RulesSource<'_>>,
     stores: &[StoreResult],
+    location: Option<&str>,
     args: &FactArgs,
     max_age: Duration,
     now: DateTime<Utc>,
 ) -> Result<Fact<Vec<gate::LifecycleIssue>>, String> {
-    let s3_stores: Vec<(String, String, &StoreResult)> = stores
+    let mut targets: Vec<(String, String, Option<&StoreResult>)> = stores
         .iter()
         .filter_map(|s| {
             super::lifecycle::parse_store_url(&s.url)
                 .ok()
-                .map(|(b, p)| (b, p, s))
+                .map(|(b, p)| (b, p, Some(s)))
         })
         .collect();
+    if let Some(loc) = location {
+        let (bucket, prefix) = super::lifecycle::parse_store_url(loc)
+            .map_err(|e| e.replace("--store", "--lifecycle-prefix"))?;
+        let local: Vec<&StoreResult> = stores
+            .iter()
+            .filter(|s| super::lifecycle::parse_store_url(&s.url).is_err())
+            .collect();
+        if local.len() > 1 {
+            return Err(
+                "--lifecycle-prefix names the S3 location of one local store; give one local --store"
+                    .to_string(),
+            );
+        }
+        targets.push((bucket, prefix, local.first().copied()));
+    }
     let source = match source {
         Some(s) => s,
-        None if s3_stores.is_empty() => {
-            return Ok(Fact::not_checked("no s3:// store and no --lifecycle FILE"))
+        None if targets.is_empty() => {
+            return Ok(Fact::not_checked(
+                "no s3:// store to read the bucket's rules from, and no --lifecycle FILE",
+            ))
         }
         None => RulesSource::Live,
     };
-    if s3_stores.is_empty() {
-        return Ok(Fact::not_checked(
-            "--lifecycle needs an s3:// --store to know the bucket and prefix",
+    if targets.is_empty() {
+        let RulesSource::File { name, .. } = source else {
+            return Ok(Fact::not_checked("no s3:// store"));
+        };
+        return Err(format!(
+            "--lifecycle {name}: rules apply to an S3 bucket and key prefix, and no s3:// --store names one: \
+             pass the store's s3:// URL, or --lifecycle-prefix s3://BUCKET/PREFIX for a local copy of it"
         ));
     }
     let mut issues = Vec::new();
-    for (bucket, prefix, st) in &s3_stores {
-        let ctx = context(bucket, prefix, st, args, max_age);
+    for (bucket, prefix, st) in &targets {
+        let ctx = context(bucket, prefix, *st, args, max_age);
         let config = match &source {
             RulesSource::File { name, bytes } => {
                 let parsed =
@@ -281,6 +305,12 @@ pub async fn gather_lifecycle(
                     ));
                 }
                 config
+            }
+            // A local store's bucket is not read live: only a file is judged against it.
+            RulesSource::Live
+                if st.is_some_and(|s| super::lifecycle::parse_store_url(&s.url).is_err()) =>
+            {
+                continue
             }
             RulesSource::Live => match live_rules(bucket, &args.store).await {
                 Ok(c) => c.unwrap_or_default(),
@@ -297,19 +327,20 @@ pub async fn gather_lifecycle(
 fn context(
     bucket: &str,
     prefix: &str,
-    st: &StoreResult,
+    st: Option<&StoreResult>,
     args: &FactArgs,
     max_age: Duration,
 ) -> lifecycle::StoreContext {
     let mut ctx = lifecycle::StoreContext::new(bucket, prefix);
-    ctx.layout = match st.full.as_ref().and_then(|f| f.layout) {
+    let full = st.and_then(|s| s.full.as_ref());
+    ctx.layout = match full.and_then(|f| f.layout) {
         Some(store::Layout::EtcdManager) | None => lifecycle::Layout::EtcdManager,
         Some(_) => lifecycle::Layout::Generic,
     };
     ctx.retention_days = args.retention_days;
     ctx.backup_interval = args.backup_interval;
     ctx.max_age = Some(max_age);
-    if let Some(full) = &st.full {
+    if let Some(full) = full {
         ctx.objects = known_objects(full, &ctx.prefix);
     }
     ctx
@@ -343,7 +374,7 @@ pub fn lifecycle_from_object(
             continue;
         }
         any = true;
-        let ctx = context(&bucket, &prefix, st, args, max_age);
+        let ctx = context(&bucket, &prefix, Some(st), args, max_age);
         let current = old
             .and_then(|o| lifecycle::parse(o, "oldObject", Some(&bucket)).ok())
             .map(|p| lifecycle::select_for_bucket(&p, &bucket).0);
@@ -354,9 +385,8 @@ pub fn lifecycle_from_object(
         issues.extend(found.iter().map(|f| issue(f, &bucket)));
     }
     if !any {
-        return Fact::not_checked(
-            "the object configures no bucket that holds a watched backup store",
-        );
+        // Rules for a bucket that holds no watched store cannot touch its backups.
+        return Fact::known(Vec::new());
     }
     Fact::known(issues)
 }
@@ -366,7 +396,20 @@ pub fn summarize(set: &crate::change::ChangeSet, source: &str, out: &mut gate::C
     out.sources.push(source.to_string());
     for c in &set.changes {
         let evidence = crate::change::OneLine(&c.evidence);
+        let named = match &c.kind {
+            crate::change::ChangeKind::SeedsNewCluster {
+                location: Some(l), ..
+            } => l.strip_suffix("/control/etcd-cluster-spec"),
+            crate::change::ChangeKind::BackupStoreMoved { to: Some(to), .. } => Some(to.as_str()),
+            _ => None,
+        };
+        if let Some(store) = named.filter(|s| s.contains("://")) {
+            if !out.backup_stores.iter().any(|s| s == store) {
+                out.backup_stores.push(store.to_string());
+            }
+        }
         if let crate::change::ChangeKind::SeedsNewCluster { cluster, location } = &c.kind {
+            out.spec_clusters.push(cluster.clone());
             out.seeds_new_cluster.push(match location {
                 Some(l) => format!(
                     "{} creates the spec of etcd cluster `{cluster}` at {l}",

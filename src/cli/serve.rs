@@ -204,6 +204,7 @@ impl EtcdGate {
                     .map(|_| Fact::unknown(reason.clone()))
                     .collect()
             },
+            store_urls: self.args.stores.clone(),
             etcd: if self.args.etcd.is_set() {
                 Fact::unknown(reason.clone())
             } else {
@@ -261,7 +262,7 @@ impl EtcdGate {
             .overrides
             .max_age
             .unwrap_or(gate::Requirements::default().max_age);
-        let lifecycle = match facts::gather_lifecycle(None, &stores, a, max_age, now).await {
+        let lifecycle = match facts::gather_lifecycle(None, &stores, None, a, max_age, now).await {
             Ok(f) => f,
             Err(e) => Fact::unknown(e),
         };
@@ -301,6 +302,7 @@ impl EtcdGate {
         let snap = Snapshot {
             facts: Facts {
                 stores: stores.iter().map(|s| s.fact.clone()).collect(),
+                store_urls: stores.iter().map(|s| s.url.clone()).collect(),
                 etcd,
                 lifecycle,
             },
@@ -693,6 +695,45 @@ pub fn run(args: Args) -> u8 {
     }
 }
 
+/// A webhook that cannot gather a fact its policies require would refuse every gated change
+/// (or, worse, be configured to pass them): refuse to start instead, naming the flag. Logs the
+/// facts it will gather.
+fn check_fact_sources(policies: &PolicySet, facts: &FactArgs) -> Result<(), String> {
+    let needs = gate::request::needs_of_set(policies);
+    if !needs.store.is_empty() && facts.stores.is_empty() {
+        return Err(format!(
+            "policies {} require backup facts, and no backup store was given: pass --store URL \
+             (s3://BUCKET/PREFIX or a directory) or set ETCDGUARD_STORE",
+            needs.store.join(", ")
+        ));
+    }
+    if !needs.etcd.is_empty() && !facts.etcd.is_set() {
+        return Err(format!(
+            "policies {} require live etcd facts, and no endpoint was given: pass --etcd-endpoints \
+             or set ETCDGUARD_ETCD_ENDPOINTS",
+            needs.etcd.join(", ")
+        ));
+    }
+    let s3 = facts
+        .stores
+        .iter()
+        .filter(|s| s.starts_with("s3://"))
+        .count();
+    tracing::info!(
+        stores = %facts.stores.join(","),
+        live_etcd = facts.etcd.is_set(),
+        lifecycle_rules_from_s3_stores = s3,
+        "facts gathered on each refresh"
+    );
+    if !needs.lifecycle.is_empty() && s3 == 0 {
+        tracing::warn!(
+            policies = %needs.lifecycle.join(","),
+            "no s3:// store: bucket lifecycle rules are judged only when a reviewed object carries them"
+        );
+    }
+    Ok(())
+}
+
 fn run_inner(args: Args) -> Result<u8, String> {
     let tls = match (&args.tls_cert, &args.tls_key, args.self_signed) {
         (Some(cert), Some(key), false) => wh::TlsSource::Files {
@@ -714,6 +755,7 @@ fn run_inner(args: Args) -> Result<u8, String> {
     }
     let policies =
         PolicySet::load_or_embedded(args.facts.policy.as_deref()).map_err(|e| e.to_string())?;
+    check_fact_sources(&policies, &args.facts)?;
     let stale_after = args
         .stale_after
         .unwrap_or(args.refresh_interval * 3 + Duration::from_secs(60));
@@ -816,11 +858,13 @@ mod tests {
         let facts = [
             Facts {
                 stores: vec![Fact::unknown("no store answered")],
+                store_urls: vec!["s3://bucket/prefix".into()],
                 etcd: Fact::unknown("no endpoint answered"),
                 lifecycle: Fact::unknown("rules unreadable"),
             },
             Facts {
                 stores: vec![],
+                store_urls: vec![],
                 etcd: Fact::not_checked("not asked"),
                 lifecycle: Fact::not_checked("not asked"),
             },

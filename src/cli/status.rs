@@ -18,6 +18,71 @@ pub struct Args {
     /// Evaluate ages at this time instead of the clock (RFC 3339, e.g. 2026-11-23T09:00:00Z).
     #[arg(long, value_name = "RFC3339", value_parser = parse_now)]
     pub now: Option<chrono::DateTime<chrono::Utc>>,
+    /// The newest valid backup should be younger than this (said, not an exit code).
+    #[arg(long, value_name = "DURATION", default_value = "3h", value_parser = super::facts::parse_max_age)]
+    pub max_age: std::time::Duration,
+}
+
+/// Whether the newest valid backup is recent: what `status` says about age.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Recency {
+    /// `--max-age`.
+    pub max_age: String,
+    /// Age of the newest valid backup (negative: dated in the future).
+    pub newest_valid_age_seconds: Option<i64>,
+    /// The newest valid backup is younger than `--max-age` (and not dated in the future).
+    pub within_max_age: bool,
+    /// The newest backup is older than three observed intervals (and `--max-age`): whatever
+    /// took backups has stopped.
+    pub backups_stopped: bool,
+    /// The newest valid backup is dated more than the allowed clock skew in the future.
+    pub future_dated: bool,
+    /// One sentence saying all of that.
+    pub message: String,
+}
+
+/// Judge the age of the newest valid backup against `max_age` and the observed interval.
+pub fn recency(f: &StoreFacts, max_age: std::time::Duration) -> Recency {
+    let max = chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::MAX);
+    let max_h = humantime::format_duration(max_age).to_string();
+    let age = f.newest_valid.as_ref().map(|b| b.age_seconds);
+    let newest_age = f.newest.as_ref().map(|b| b.age_seconds);
+    let future_dated = age.is_some_and(|a| -a > crate::gate::MAX_CLOCK_SKEW.num_seconds());
+    let within = !future_dated && age.is_some_and(|a| a <= max.num_seconds());
+    let stopped_after = f
+        .backups
+        .median_interval_seconds
+        .filter(|m| *m > 0)
+        .map(|m| m.saturating_mul(3));
+    let backups_stopped = match (newest_age, stopped_after) {
+        (Some(a), Some(bound)) => a > bound && a > max.num_seconds(),
+        _ => false,
+    };
+    let mut message = match age {
+        None => "no valid backup: nothing to restore".to_string(),
+        Some(_) if future_dated => format!(
+            "the newest valid backup is dated {} in the future: a clock or naming fault makes its age meaningless",
+            human_age(-age.unwrap_or_default()).trim_end_matches(" old")
+        ),
+        Some(a) if within => format!("the newest valid backup is {} (within --max-age {max_h})", human_age(a)),
+        Some(a) => format!("the newest valid backup is {}: OLDER than --max-age {max_h}", human_age(a)),
+    };
+    if backups_stopped {
+        let _ = write!(
+            message,
+            "; backups appear to have stopped (none for {}, more than 3 observed intervals)",
+            human_age(newest_age.unwrap_or_default()).trim_end_matches(" old")
+        );
+    }
+    Recency {
+        max_age: max_h,
+        newest_valid_age_seconds: age,
+        within_max_age: within,
+        backups_stopped,
+        future_dated,
+        message,
+    }
 }
 
 /// Run `status`; returns the exit code.
@@ -46,12 +111,17 @@ pub fn run(args: Args) -> u8 {
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
     match result {
         Ok(facts) => {
+            let recency = recency(&facts, args.max_age);
             match args.output {
-                Output::Json => match serde_json::to_string_pretty(&facts) {
-                    Ok(s) => println!("{s}"),
-                    Err(e) => return fail(&args, &format!("cannot render JSON: {e}")),
-                },
-                _ => print!("{}", render_text(&facts)),
+                Output::Json => {
+                    let mut v = serde_json::to_value(&facts).unwrap_or_default();
+                    v["recency"] = serde_json::to_value(&recency).unwrap_or_default();
+                    match serde_json::to_string_pretty(&v) {
+                        Ok(s) => println!("{s}"),
+                        Err(e) => return fail(&args, &format!("cannot render JSON: {e}")),
+                    }
+                }
+                _ => print!("{}", render_text(&facts, &recency)),
             }
             super::EXIT_OK
         }
@@ -159,7 +229,7 @@ fn backup_lines(out: &mut String, b: &BackupFacts) {
 }
 
 /// Render [`StoreFacts`] as text.
-pub fn render_text(f: &StoreFacts) -> String {
+pub fn render_text(f: &StoreFacts, recency: &Recency) -> String {
     let mut out = String::new();
     let layout = f
         .layout
@@ -242,6 +312,7 @@ pub fn render_text(f: &StoreFacts) -> String {
         );
     }
     let _ = writeln!(out);
+    let _ = writeln!(out, "recency: {}", recency.message);
     if let Some(c) = &f.control {
         let _ = writeln!(out, "control files:");
         let _ = writeln!(
@@ -265,7 +336,16 @@ pub fn render_text(f: &StoreFacts) -> String {
                 v.created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             ))
         );
-        let _ = writeln!(out, "  meaning: {}", c.meaning);
+        if recency.backups_stopped {
+            let _ = writeln!(
+                out,
+                "  meaning: {} — but no backup was taken for {}: find out why before trusting it",
+                c.meaning,
+                human_age(f.newest.as_ref().map_or(0, |b| b.age_seconds)).trim_end_matches(" old")
+            );
+        } else {
+            let _ = writeln!(out, "  meaning: {}", c.meaning);
+        }
         for p in &c.problems {
             let _ = writeln!(out, "  problem: {p}");
         }

@@ -6,8 +6,10 @@
 //! the [`Outcome`] with [`crate::report`].
 //!
 //! Every fact is a [`Fact`]: known, unknown (its source was asked but could not answer: this
-//! refuses under enforce, with the reason) or not checked (its source was not given: an `info`
-//! finding saying how to check it, never a refusal).
+//! refuses under enforce, with the reason) or not checked (its source was not given). A fact
+//! that was not checked is an unmet requirement when [`Requirements`] need it (a deny naming
+//! the flag that supplies it, so the mode and break-glass decide as for any refusal); only a
+//! fact nothing requires stays an `info` finding.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -26,10 +28,12 @@ pub mod checks {
     pub const ETCD_HEALTHY: &str = "etcd.healthy";
     pub const ETCD_REVISION_BEHIND_SNAPSHOT: &str = "etcd.revision-behind-snapshot";
     pub const STORE_REACHABLE: &str = "store.reachable";
+    pub const STORE_MATCHES_CHANGE: &str = "store.matches-change";
 
     /// Every check id, in the order reports list them.
-    pub const ALL: [&str; 10] = [
+    pub const ALL: [&str; 11] = [
         STORE_REACHABLE,
+        STORE_MATCHES_CHANGE,
         SNAPSHOT_RECENT,
         SNAPSHOT_VALID,
         CONTROL_FILES_PRESENT,
@@ -184,12 +188,20 @@ pub struct LifecycleIssue {
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Change {
-    /// Evidence lines for changes that seed a new etcd cluster (empty: it does not).
+    /// Evidence lines for changes that write an etcd-cluster-spec, which seeds a new etcd
+    /// cluster where `etcd-cluster-created` is missing (empty: it writes none).
     pub seeds_new_cluster: Vec<String>,
+    /// The etcd clusters (`main`, `events`) whose spec the change writes, one per evidence line.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub spec_clusters: Vec<String>,
     /// Human-readable summary of every other gated change (upgrades, scaling).
     pub gated: Vec<String>,
     /// Where the change came from (`kops-dry-run`, `terraform-plan`, `objects`, ...).
     pub sources: Vec<String>,
+    /// Backup stores the change names as its cluster's (kops `Base` of etcd-cluster-spec, a
+    /// moved `--backup-store`, `--kops-cluster-spec`); `--store` URLs outside them are refused.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub backup_stores: Vec<String>,
 }
 
 /// Everything the gate knows.
@@ -198,6 +210,9 @@ pub struct Change {
 pub struct Facts {
     /// One entry per store given (`--store` may repeat).
     pub stores: Vec<Fact<StoreFact>>,
+    /// The URLs of those stores, in the same order (known whether or not they could be read).
+    #[serde(skip)]
+    pub store_urls: Vec<String>,
     pub etcd: Fact<Etcd>,
     pub lifecycle: Fact<Vec<LifecycleIssue>>,
 }
@@ -215,24 +230,49 @@ pub enum Mode {
     Audit,
 }
 
-/// What the gate requires (policy #6 generalises this; defaults match issue #5).
+/// What the gate requires: the merged `require` of the matching policies, or these defaults
+/// for a plain pre-flight check (a recent restorable backup and sound control files).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Requirements {
     pub mode: Mode,
+    /// A restorable backup younger than `max_age` must exist (a policy sets `snapshotMaxAge`
+    /// or `verifySnapshot`); without a store to look in, that is unmet.
+    pub backup: bool,
     /// Newest valid backup must be younger than this.
     #[serde(with = "humantime_serde_compat")]
     pub max_age: Duration,
     /// Require etcd-manager control files when the layout has them.
     pub control_files: bool,
+    /// The live etcd must be reachable and healthy (`liveEtcd`).
+    pub live_etcd: bool,
+    /// The bucket's lifecycle rules must be judged (`lifecycle`).
+    pub lifecycle: bool,
+    /// The policies these come from (empty: the defaults of a plain check).
+    pub required_by: Vec<String>,
 }
 
 impl Default for Requirements {
     fn default() -> Self {
         Requirements {
             mode: Mode::Enforce,
+            backup: true,
             max_age: Duration::from_secs(3 * 3600),
             control_files: true,
+            live_etcd: false,
+            lifecycle: false,
+            required_by: Vec::new(),
+        }
+    }
+}
+
+impl Requirements {
+    /// "policy a, b" or "the default requirements", for messages.
+    fn by(&self) -> String {
+        match self.required_by.as_slice() {
+            [] => "the default requirements of a check".to_string(),
+            [one] => format!("policy {one}"),
+            many => format!("policies {}", many.join(", ")),
         }
     }
 }
@@ -358,10 +398,10 @@ pub fn findings_with(
         list: Vec::new(),
         info: detail == Detail::Full,
     };
-    let newest_valid_rev = stores_checks(facts, req, now, &mut out);
-    change_checks(change, &mut out);
-    lifecycle_checks(&facts.lifecycle, &mut out);
-    etcd_checks(&facts.etcd, newest_valid_rev, &mut out);
+    let newest_valid_rev = stores_checks(facts, change, req, now, &mut out);
+    change_checks(change, facts, &mut out);
+    lifecycle_checks(&facts.lifecycle, req, &mut out);
+    etcd_checks(&facts.etcd, req, newest_valid_rev, &mut out);
     out.list
 }
 
@@ -416,33 +456,20 @@ pub fn decide(mut findings: Vec<Finding>, mode: Mode) -> Outcome {
 /// backups (for the live-etcd comparison).
 fn stores_checks(
     facts: &Facts,
+    change: &Change,
     req: &Requirements,
     now: DateTime<Utc>,
     out: &mut Out,
 ) -> Option<i64> {
     use checks::*;
     if facts.stores.is_empty() {
-        out.info(|| {
-            finding(
-                SNAPSHOT_RECENT,
-                Severity::Info,
-                "backups not checked: no backup store given",
-                Some("pass --store URL (s3://bucket/prefix or a directory) to check backups"),
-                serde_json::Value::Null,
-            )
-        });
+        no_store(req, out);
         return None;
     }
     let mut newest_rev = None;
     for store in &facts.stores {
         match store {
-            Fact::NotChecked { hint } => out.info(|| finding(
-                SNAPSHOT_RECENT,
-                Severity::Info,
-                format!("backups not checked: {hint}"),
-                None,
-                serde_json::Value::Null,
-            )),
+            Fact::NotChecked { .. } => no_store(req, out),
             Fact::Unknown { reason } => out.push(finding(
                 STORE_REACHABLE,
                 Severity::Deny,
@@ -462,7 +489,7 @@ fn stores_checks(
                 if let Some(rev) = snapshot_checks(s, req, now, out) {
                     newest_rev = Some(newest_rev.map_or(rev, |r: i64| r.max(rev)));
                 }
-                control_checks(s, req, out);
+                control_checks(s, req, change, out);
             }
             Fact::Known { value: s } => {
                 out.info(|| finding(
@@ -475,12 +502,57 @@ fn stores_checks(
                 if let Some(rev) = snapshot_checks(s, req, now, out) {
                     newest_rev = Some(newest_rev.map_or(rev, |r: i64| r.max(rev)));
                 }
-                control_checks(s, req, out);
+                control_checks(s, req, change, out);
             }
         }
     }
     newest_rev
 }
+
+/// No store to read backups from: an unmet requirement when one is required.
+fn no_store(req: &Requirements, out: &mut Out) {
+    use checks::*;
+    const PASS_STORE: &str =
+        "pass --store URL (s3://BUCKET/PREFIX or a directory) or set ETCDGUARD_STORE";
+    if req.backup {
+        out.push(finding(
+            SNAPSHOT_RECENT,
+            Severity::Deny,
+            format!(
+                "no backup store given, but {} requires a restorable backup younger than {}",
+                req.by(),
+                humantime::format_duration(req.max_age)
+            ),
+            Some(PASS_STORE),
+            serde_json::json!({ "requiredBy": req.required_by }),
+        ));
+    } else if req.control_files {
+        out.push(finding(
+            CONTROL_FILES_PRESENT,
+            Severity::Deny,
+            format!(
+                "no backup store given, but {} requires sound etcd-manager control files",
+                req.by()
+            ),
+            Some(PASS_STORE),
+            serde_json::json!({ "requiredBy": req.required_by }),
+        ));
+    } else {
+        out.info(|| {
+            finding(
+                SNAPSHOT_RECENT,
+                Severity::Info,
+                "backups not checked: no backup store given (no matching policy requires them)",
+                None,
+                serde_json::Value::Null,
+            )
+        });
+    }
+}
+
+/// How far in the future a backup's time may be before its age means nothing (clock skew
+/// between the writer and this machine, or a naming fault).
+pub const MAX_CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
 
 fn snapshot_checks(
     s: &StoreFact,
@@ -555,14 +627,35 @@ fn snapshot_checks(
         })
     };
     let message = || {
+        let age = if age < chrono::Duration::zero() {
+            format!(
+                "dated {} ahead (within the allowed clock skew)",
+                human_age(-age)
+            )
+        } else {
+            format!("{} old", human_age(age))
+        };
         format!(
-            "newest restorable backup {} is {} old (max {})",
+            "newest restorable backup {} is {age} (max {})",
             v.name,
-            human_age(age),
             max_age_h()
         )
     };
-    if age > max_age {
+    if -age > MAX_CLOCK_SKEW {
+        out.push(finding(
+            SNAPSHOT_RECENT,
+            Severity::Deny,
+            format!(
+                "newest restorable backup {} is dated {}, {} ahead of now: its age is \
+                 meaningless (clock skew or a naming fault)",
+                v.name,
+                v.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                human_age(-age)
+            ),
+            Some("check the clock of the machine that writes the backups (and of this one) and how the backup is named; take a correctly dated backup"),
+            details(),
+        ));
+    } else if age > max_age {
         out.push(finding(
             SNAPSHOT_RECENT,
             Severity::Deny,
@@ -580,18 +673,25 @@ fn rev_str(rev: Option<i64>) -> String {
     rev.map_or_else(|| "unknown".to_string(), |r| r.to_string())
 }
 
-fn control_checks(s: &StoreFact, req: &Requirements, out: &mut Out) {
+fn control_checks(s: &StoreFact, req: &Requirements, change: &Change, out: &mut Out) {
     use checks::*;
     let Some(c) = &s.control_files else { return };
+    // When the change itself writes etcd-cluster-spec and the created marker is still there,
+    // the change is the repair of a stopped backup loop: say so, not "restore it by hand".
+    let change_writes_spec = !change.seeds_new_cluster.is_empty();
     let (severity, next) = match c.outcome {
         ControlOutcome::Normal => (Severity::Info, None),
         ControlOutcome::SeedsNewCluster => (
             Severity::Deny,
-            Some("restore control/etcd-cluster-created (from S3 versioning or a copy) before any etcd-manager restart, then restart the leader's etcd-manager to re-read control files; do NOT run kops update/rolling-update until then"),
+            Some("restore control/etcd-cluster-created (from S3 object versions or a copy) before any etcd-manager restart, then restart the leader's etcd-manager to re-read control files; do NOT run kops update/rolling-update until then"),
+        ),
+        ControlOutcome::BackupsStopped if change_writes_spec => (
+            Severity::Deny,
+            Some("this change re-creates control/etcd-cluster-spec, which resumes backups (etcd-cluster-created is present, so no new cluster is seeded): check its memberCount and etcdVersion against the running cluster, apply it with a break-glass exception (--annotation etcdguard.dev/break-glass=REASON), then restart the leader's etcd-manager"),
         ),
         ControlOutcome::BackupsStopped => (
             Severity::Deny,
-            Some("restore control/etcd-cluster-spec (e.g. `kops update cluster --yes` writes it; check the member count and etcd version first) and restart the leader's etcd-manager; backups resume only then"),
+            Some("restore control/etcd-cluster-spec (from S3 object versions, or `kops update cluster --yes` rewrites it; check its memberCount and etcdVersion first) and restart the leader's etcd-manager; backups resume only then"),
         ),
         ControlOutcome::Malformed => (
             Severity::Deny,
@@ -621,11 +721,52 @@ fn control_checks(s: &StoreFact, req: &Requirements, out: &mut Out) {
     });
 }
 
-fn change_checks(change: &Change, out: &mut Out) {
+/// What a cluster's store says about a dry-run that *creates* its etcd-cluster-spec (kops shows
+/// a ManagedFile as created only when it finds none in its state store).
+enum SpecWrite {
+    /// The store has `etcd-cluster-created` but no spec: the change restores the spec, and no
+    /// new cluster is seeded (backups resume).
+    Restores,
+    /// The store lacks `etcd-cluster-created`: writing the spec seeds a new cluster.
+    Seeds(String),
+    /// The store has a spec although kops finds none: not the store kops reads, or it changed.
+    Conflicts(String),
+    /// No store of that cluster was read (or its control files were not): nothing says which.
+    Unknown,
+}
+
+/// What the control files of etcd cluster `cluster`'s store say: the store whose URL ends in
+/// the cluster's folder (kops: `…/backups/etcd/<cluster>`); unknown when none was read.
+fn spec_write(facts: &Facts, cluster: &str) -> SpecWrite {
+    let folder = format!("/{cluster}");
+    let of_cluster = |url: &str| {
+        let url = url.trim_end_matches('/');
+        url.ends_with(&folder) || url == cluster
+    };
+    let mut verdict = SpecWrite::Unknown;
+    for s in facts.stores.iter().filter_map(Fact::value) {
+        if !of_cluster(&s.url) {
+            continue;
+        }
+        let Some(c) = &s.control_files else { continue };
+        match c.outcome {
+            ControlOutcome::BackupsStopped => verdict = SpecWrite::Restores,
+            ControlOutcome::SeedsNewCluster | ControlOutcome::Idle => {
+                return SpecWrite::Seeds(s.url.clone())
+            }
+            ControlOutcome::Normal => return SpecWrite::Conflicts(s.url.clone()),
+            ControlOutcome::Malformed | ControlOutcome::Unknown => return SpecWrite::Unknown,
+        }
+    }
+    verdict
+}
+
+fn change_checks(change: &Change, facts: &Facts, out: &mut Out) {
     use checks::*;
     if change.sources.is_empty() {
         return;
     }
+    store_match_check(change, facts, out);
     if change.seeds_new_cluster.is_empty() {
         out.info(|| {
             finding(
@@ -639,23 +780,142 @@ fn change_checks(change: &Change, out: &mut Out) {
                 serde_json::json!({ "gated": change.gated }),
             )
         });
-    } else {
+        return;
+    }
+    let details =
+        || serde_json::json!({ "evidence": change.seeds_new_cluster, "gated": change.gated });
+    // Per etcd cluster whose spec is created: what its store's control files say.
+    let (mut restores, mut seeds, mut conflicts, mut unknown) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (i, evidence) in change.seeds_new_cluster.iter().enumerate() {
+        let cluster = change.spec_clusters.get(i).map_or("", String::as_str);
+        match spec_write(facts, cluster) {
+            SpecWrite::Restores => restores.push(evidence.as_str()),
+            SpecWrite::Seeds(url) => seeds.push(format!(
+                "{evidence} while {url} has no etcd-cluster-created"
+            )),
+            SpecWrite::Conflicts(url) => conflicts.push(format!(
+                "{evidence}, so kops finds no spec there, but {url} has one"
+            )),
+            SpecWrite::Unknown => unknown.push(evidence.as_str()),
+        }
+    }
+    if !seeds.is_empty() {
         out.push(finding(
             CHANGE_SEEDS_NEW_CLUSTER,
             Severity::Deny,
             format!(
                 "this change seeds a NEW, EMPTY etcd cluster once etcd-manager restarts: {}",
-                change.seeds_new_cluster.join("; ")
+                seeds.join("; ")
             ),
-            Some("the backup store has no etcd-cluster-spec: restore the store's control/ files (S3 object versions) instead of letting kops recreate them; then re-run the dry-run"),
-            serde_json::json!({ "evidence": change.seeds_new_cluster, "gated": change.gated }),
+            Some("restore the store's control/ files (both etcd-cluster-spec and etcd-cluster-created) from S3 object versions instead of letting kops recreate the spec; then re-run the dry-run"),
+            details(),
+        ));
+    }
+    if !conflicts.is_empty() {
+        out.push(finding(
+            CHANGE_SEEDS_NEW_CLUSTER,
+            Severity::Deny,
+            format!(
+                "the dry-run and the store disagree: {}: the store checked is not the one kops reads, or it changed since the dry-run",
+                conflicts.join("; ")
+            ),
+            Some("check the state store kops uses (KOPS_STATE_STORE, the dry-run's Base URL) against --store, then re-run the dry-run and the check"),
+            details(),
+        ));
+    }
+    if !unknown.is_empty() {
+        out.push(finding(
+            CHANGE_SEEDS_NEW_CLUSTER,
+            Severity::Deny,
+            format!(
+                "this change creates etcd-cluster-spec ({}); whether that seeds a NEW, EMPTY etcd cluster depends on control/etcd-cluster-created in that cluster's store, which was not read",
+                unknown.join("; ")
+            ),
+            Some("check that cluster's backup store too (--store with the URL the change names, or --kops-cluster-spec): if etcd-cluster-created is missing there, restore control/ from S3 object versions before applying"),
+            details(),
+        ));
+    }
+    if !restores.is_empty() {
+        out.info(|| finding(
+            CHANGE_SEEDS_NEW_CLUSTER,
+            Severity::Info,
+            format!(
+                "the change re-creates the missing etcd-cluster-spec ({}), and the store still has etcd-cluster-created: no new cluster is seeded",
+                restores.join("; ")
+            ),
+            None,
+            details(),
         ));
     }
 }
 
-fn lifecycle_checks(lifecycle: &Fact<Vec<LifecycleIssue>>, out: &mut Out) {
+/// The stores a change names (its kops state store) against the stores whose facts were read:
+/// facts of another cluster's store prove nothing about this one.
+fn store_match_check(change: &Change, facts: &Facts, out: &mut Out) {
+    use checks::*;
+    let named: Vec<&str> = change
+        .backup_stores
+        .iter()
+        .map(|s| s.trim_end_matches('/'))
+        .collect();
+    if named.is_empty() {
+        return;
+    }
+    let given: Vec<&str> = facts
+        .store_urls
+        .iter()
+        .map(|u| u.trim_end_matches('/'))
+        .filter(|u| u.contains("://") && !u.starts_with("file://"))
+        .collect();
+    let other: Vec<&str> = given
+        .iter()
+        .copied()
+        .filter(|g| !named.contains(g))
+        .collect();
+    if other.is_empty() {
+        if !given.is_empty() {
+            out.info(|| {
+                finding(
+                    STORE_MATCHES_CHANGE,
+                    Severity::Info,
+                    format!(
+                        "the stores checked are the ones the change names ({})",
+                        named.join(", ")
+                    ),
+                    None,
+                    serde_json::json!({ "named": named }),
+                )
+            });
+        }
+        return;
+    }
+    out.push(finding(
+        STORE_MATCHES_CHANGE,
+        Severity::Deny,
+        format!(
+            "--store {} is not a backup store of the cluster this change is for (it names {}): its backups say nothing about this cluster",
+            other.join(", "),
+            named.join(", ")
+        ),
+        Some("pass the change's own backup store with --store (or --kops-cluster-spec), or check the dry-run's state store (KOPS_STATE_STORE)"),
+        serde_json::json!({ "named": named, "given": other }),
+    ));
+}
+
+fn lifecycle_checks(lifecycle: &Fact<Vec<LifecycleIssue>>, req: &Requirements, out: &mut Out) {
     use checks::*;
     match lifecycle {
+        Fact::NotChecked { hint } if req.lifecycle => out.push(finding(
+            LIFECYCLE_DELETES_CONTROL_FILES,
+            Severity::Deny,
+            format!(
+                "lifecycle rules not checked, but {} requires them: {hint}",
+                req.by()
+            ),
+            Some("pass an s3:// --store (its bucket's rules are read) or the proposed rules with --lifecycle FILE"),
+            serde_json::json!({ "requiredBy": req.required_by }),
+        )),
         Fact::NotChecked { hint } => out.info(|| {
             finding(
                 LIFECYCLE_DELETES_CONTROL_FILES,
@@ -669,7 +929,11 @@ fn lifecycle_checks(lifecycle: &Fact<Vec<LifecycleIssue>>, out: &mut Out) {
             LIFECYCLE_DELETES_CONTROL_FILES,
             Severity::Deny,
             format!("lifecycle rules could not be read: {reason}"),
-            Some("grant s3:GetLifecycleConfiguration or pass the rules with --lifecycle FILE"),
+            Some(if reason.contains("AccessDenied") || reason.contains("access denied") {
+                "grant s3:GetLifecycleConfiguration on the bucket, or pass the rules with --lifecycle FILE"
+            } else {
+                "fix what the message names (bucket, credentials, network), or pass the rules with --lifecycle FILE"
+            }),
             serde_json::json!({ "reason": reason }),
         )),
         Fact::Known { value } => {
@@ -705,9 +969,21 @@ fn lifecycle_checks(lifecycle: &Fact<Vec<LifecycleIssue>>, out: &mut Out) {
     }
 }
 
-fn etcd_checks(etcd: &Fact<Etcd>, newest_valid_rev: Option<i64>, out: &mut Out) {
+fn etcd_checks(
+    etcd: &Fact<Etcd>,
+    req: &Requirements,
+    newest_valid_rev: Option<i64>,
+    out: &mut Out,
+) {
     use checks::*;
     match etcd {
+        Fact::NotChecked { hint } if req.live_etcd => out.push(finding(
+            ETCD_HEALTHY,
+            Severity::Deny,
+            format!("live etcd not checked, but {} requires it: {hint}", req.by()),
+            Some("pass --etcd-endpoints (or set ETCDGUARD_ETCD_ENDPOINTS) with the TLS flags the cluster needs"),
+            serde_json::json!({ "requiredBy": req.required_by }),
+        )),
         Fact::NotChecked { hint } => out.info(|| finding(
             ETCD_HEALTHY,
             Severity::Info,

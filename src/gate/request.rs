@@ -92,8 +92,21 @@ fn requirements_of(
         req.max_age = a.0;
     }
     req.control_files = effective.control_files || no_match;
+    req.backup = no_match
+        || effective.snapshot_max_age.is_some()
+        || effective
+            .verify_snapshot
+            .is_some_and(|v| v > crate::policy::Verification::None);
+    req.live_etcd = effective.live_etcd;
+    req.lifecycle = effective.lifecycle;
+    req.required_by = effective.policies.clone();
+    // `--max-age` tightens a policy's `snapshotMaxAge`, never loosens it (a flag in a CI file
+    // must not weaken the shipped policies); with no policy age it replaces the default.
     if let Some(a) = overrides.max_age {
-        req.max_age = a;
+        req.max_age = match effective.snapshot_max_age {
+            Some(policy) if !no_match => policy.0.min(a),
+            _ => a,
+        };
     }
     if let Some(m) = overrides.mode {
         req.mode = m;
@@ -146,8 +159,7 @@ pub fn decide_matched(
         };
     }
 
-    let mut raw = super::findings_with(facts, change, &req, now, overrides.detail);
-    raw.extend(effective_requirements_notes(&effective, facts));
+    let raw = super::findings_with(facts, change, &req, now, overrides.detail);
     let mut outcome = super::decide(raw, req.mode);
     let mut exception = None;
     let mut refusals = Vec::new();
@@ -194,36 +206,37 @@ pub fn decide_matched(
     }
 }
 
-/// Warnings for requirements whose source was not given (never refusals: see issue #5).
-fn effective_requirements_notes(
-    effective: &crate::policy::EffectiveRequire,
-    facts: &Facts,
-) -> Vec<Finding> {
-    let mut out = Vec::new();
-    let policies = effective.policies.join(", ");
-    if effective.live_etcd && matches!(facts.etcd, super::Fact::NotChecked { .. }) {
-        out.push(Finding {
-            check: super::checks::ETCD_HEALTHY.to_string(),
-            severity: Severity::Warn,
-            message: format!("policy {policies} requires live etcd facts, but none were gathered"),
-            next_step: Some(
-                "pass --etcd-endpoints (and TLS flags) so the live cluster is checked".to_string(),
-            ),
-            details: serde_json::Value::Null,
-        });
+/// What the policies of a set can require between them (each need unioned, with the policies
+/// that have it): what a server gathering facts ahead of its requests must be able to read.
+pub fn needs_of_set(policies: &PolicySet) -> Needs {
+    let mut needs = Needs::default();
+    for p in policies.policies() {
+        let r = p.require();
+        let name = p.name().to_string();
+        let backup = r.snapshot_max_age.is_some()
+            || r.verify_snapshot
+                .is_some_and(|v| v > crate::policy::Verification::None)
+            || r.control_files;
+        if backup {
+            needs.store.push(name.clone());
+        }
+        if r.live_etcd {
+            needs.etcd.push(name.clone());
+        }
+        if r.lifecycle {
+            needs.lifecycle.push(name);
+        }
     }
-    if effective.lifecycle && matches!(facts.lifecycle, super::Fact::NotChecked { .. }) {
-        out.push(Finding {
-            check: super::checks::LIFECYCLE_DELETES_CONTROL_FILES.to_string(),
-            severity: Severity::Warn,
-            message: format!(
-                "policy {policies} requires lifecycle-rule analysis, but no rules were read"
-            ),
-            next_step: Some(
-                "use an s3:// store (its rules are read live) or pass --lifecycle FILE".to_string(),
-            ),
-            details: serde_json::Value::Null,
-        });
-    }
-    out
+    needs
+}
+
+/// The fact sources a policy set needs, each with the policies needing it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// Backups or control files: a backup store.
+    pub store: Vec<String>,
+    /// Live etcd health.
+    pub etcd: Vec<String>,
+    /// Bucket lifecycle rules (an s3:// store, or rules carried by the reviewed object).
+    pub lifecycle: Vec<String>,
 }

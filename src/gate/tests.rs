@@ -56,6 +56,13 @@ fn healthy_etcd(rev: i64) -> Fact<Etcd> {
 
 fn facts(stores: Vec<Fact<StoreFact>>) -> Facts {
     Facts {
+        store_urls: stores
+            .iter()
+            .map(|s| {
+                s.value()
+                    .map_or_else(|| "s3://unread".to_string(), |v| v.url.clone())
+            })
+            .collect(),
         stores,
         etcd: Fact::not_checked("pass --etcd-endpoints"),
         lifecycle: Fact::not_checked("pass --lifecycle FILE"),
@@ -165,7 +172,7 @@ fn no_valid_backup_refuses() {
 }
 
 #[test]
-fn unreachable_store_refuses_but_absent_store_is_info() {
+fn unreachable_or_absent_store_refuses_when_backups_are_required() {
     let o = evaluate(
         &facts(vec![Fact::unknown("connect timed out after 5s")]),
         &Change::default(),
@@ -178,17 +185,276 @@ fn unreachable_store_refuses_but_absent_store_is_info() {
     );
     assert!(o.findings[0].message.contains("connect timed out"));
     assert_eq!(o.verdict, Verdict::Refuse);
+    // No store given while a recent backup is required: an unmet requirement, naming the flag.
     let o = evaluate(
         &facts(vec![]),
         &Change::default(),
         &Requirements::default(),
         now(),
     );
+    assert_eq!(o.verdict, Verdict::Refuse);
+    let f = &o.findings[0];
+    assert_eq!(f.check, checks::SNAPSHOT_RECENT);
+    assert!(
+        f.next_step.as_deref().unwrap_or("").contains("--store"),
+        "{f:?}"
+    );
+    assert!(
+        f.next_step
+            .as_deref()
+            .unwrap_or("")
+            .contains("ETCDGUARD_STORE"),
+        "{f:?}"
+    );
+    // The mode decides as for any refusal.
+    let warn = Requirements {
+        mode: Mode::Warn,
+        ..Requirements::default()
+    };
+    assert_eq!(
+        evaluate(&facts(vec![]), &Change::default(), &warn, now()).verdict,
+        Verdict::Warn
+    );
+    // Only when nothing requires backups is a missing store an `info`.
+    let none = Requirements {
+        backup: false,
+        control_files: false,
+        ..Requirements::default()
+    };
+    let o = evaluate(&facts(vec![]), &Change::default(), &none, now());
     assert_eq!(o.verdict, Verdict::Proceed);
     assert_eq!(
         severity_of(&o, checks::SNAPSHOT_RECENT),
         vec![Severity::Info]
     );
+    // Control files alone required: the control-files check refuses.
+    let control = Requirements {
+        backup: false,
+        ..Requirements::default()
+    };
+    let o = evaluate(&facts(vec![]), &Change::default(), &control, now());
+    assert_eq!(
+        severity_of(&o, checks::CONTROL_FILES_PRESENT),
+        vec![Severity::Deny]
+    );
+}
+
+#[test]
+fn required_live_etcd_and_lifecycle_without_a_source_refuse() {
+    let b = backup("b1", 1, true, 100);
+    let req = Requirements {
+        live_etcd: true,
+        lifecycle: true,
+        required_by: vec!["p".into()],
+        ..Requirements::default()
+    };
+    let o = evaluate(
+        &facts(vec![store(Some(b.clone()), Some(b.clone()))]),
+        &Change::default(),
+        &req,
+        now(),
+    );
+    assert_eq!(o.verdict, Verdict::Refuse);
+    assert_eq!(severity_of(&o, checks::ETCD_HEALTHY), vec![Severity::Deny]);
+    assert_eq!(
+        severity_of(&o, checks::LIFECYCLE_DELETES_CONTROL_FILES),
+        vec![Severity::Deny]
+    );
+    let etcd = o
+        .findings
+        .iter()
+        .find(|f| f.check == checks::ETCD_HEALTHY)
+        .unwrap();
+    assert!(etcd.message.contains("policy p"), "{etcd:?}");
+    assert!(etcd
+        .next_step
+        .as_deref()
+        .unwrap_or("")
+        .contains("--etcd-endpoints"));
+    // Not required: info only.
+    let o = evaluate(
+        &facts(vec![store(Some(b.clone()), Some(b))]),
+        &Change::default(),
+        &Requirements::default(),
+        now(),
+    );
+    assert_eq!(o.verdict, Verdict::Proceed);
+}
+
+#[test]
+fn a_backup_dated_in_the_future_refuses_beyond_the_skew() {
+    // 23 h in the future: the age means nothing.
+    let b = backup("future", -23, true, 100);
+    let o = evaluate(
+        &facts(vec![store(Some(b.clone()), Some(b))]),
+        &Change::default(),
+        &Requirements::default(),
+        now(),
+    );
+    assert_eq!(o.verdict, Verdict::Refuse);
+    let f = o
+        .findings
+        .iter()
+        .find(|f| f.check == checks::SNAPSHOT_RECENT)
+        .unwrap();
+    assert_eq!(f.severity, Severity::Deny);
+    assert!(f.message.contains("ahead of now"), "{f:?}");
+    // Two minutes ahead is clock skew: fine, and said so.
+    let mut b = backup("skew", 0, true, 100);
+    b.time = now() + chrono::Duration::minutes(2);
+    let o = evaluate(
+        &facts(vec![store(Some(b.clone()), Some(b))]),
+        &Change::default(),
+        &Requirements::default(),
+        now(),
+    );
+    assert_eq!(o.verdict, Verdict::Proceed);
+    let f = o
+        .findings
+        .iter()
+        .find(|f| f.check == checks::SNAPSHOT_RECENT)
+        .unwrap();
+    assert!(f.message.contains("within the allowed clock skew"), "{f:?}");
+}
+
+#[test]
+fn a_store_the_change_does_not_name_refuses() {
+    let b = backup("b1", 1, true, 100);
+    let mut s = store(Some(b.clone()), Some(b));
+    if let Fact::Known { value } = &mut s {
+        value.url = "s3://other/prod/backups/etcd/main".into();
+    }
+    let change = Change {
+        sources: vec!["kops-dry-run".into()],
+        backup_stores: vec!["s3://acme/prod/backups/etcd/main".into()],
+        ..Change::default()
+    };
+    let o = evaluate(
+        &facts(vec![s.clone()]),
+        &change,
+        &Requirements::default(),
+        now(),
+    );
+    assert_eq!(
+        severity_of(&o, checks::STORE_MATCHES_CHANGE),
+        vec![Severity::Deny]
+    );
+    // Also when the store could not be read.
+    let mut f = facts(vec![Fact::unknown("timeout")]);
+    f.store_urls = vec!["s3://other/prod/backups/etcd/main".into()];
+    let o = evaluate(&f, &change, &Requirements::default(), now());
+    assert_eq!(
+        severity_of(&o, checks::STORE_MATCHES_CHANGE),
+        vec![Severity::Deny]
+    );
+    // The named store: fine.
+    if let Fact::Known { value } = &mut s {
+        value.url = "s3://acme/prod/backups/etcd/main/".into();
+    }
+    let o = evaluate(&facts(vec![s]), &change, &Requirements::default(), now());
+    assert_eq!(
+        severity_of(&o, checks::STORE_MATCHES_CHANGE),
+        vec![Severity::Info]
+    );
+}
+
+#[test]
+fn spec_write_advice_follows_the_control_files() {
+    let b = backup("b1", 1, true, 100);
+    let with_control = |outcome: ControlOutcome, spec: bool, created: bool| {
+        let mut s = store(Some(b.clone()), Some(b.clone()));
+        if let Fact::Known { value } = &mut s {
+            value.url = "s3://acme/prod/backups/etcd/main".into();
+            value.control_files = Some(ControlFiles {
+                spec_present: spec,
+                created_present: created,
+                outcome,
+                meaning: "m".into(),
+                problems: vec![],
+            });
+        }
+        facts(vec![s])
+    };
+    let change = Change {
+        seeds_new_cluster: vec!["ManagedFile/etcd-cluster-spec-main creates the spec".into()],
+        spec_clusters: vec!["main".into()],
+        sources: vec!["kops-dry-run".into()],
+        ..Change::default()
+    };
+    let req = Requirements::default();
+    // Healthy store: kops creating a spec the store has is a contradiction (another store),
+    // refused as such; no "store has no spec" advice.
+    let o = evaluate(
+        &with_control(ControlOutcome::Normal, true, true),
+        &change,
+        &req,
+        now(),
+    );
+    assert_eq!(o.verdict, Verdict::Refuse, "{o:?}");
+    assert!(
+        o.findings.iter().any(|f| f.message.contains("disagree")),
+        "{o:?}"
+    );
+    assert!(o.findings.iter().all(|f| !f
+        .next_step
+        .as_deref()
+        .unwrap_or("")
+        .contains("no etcd-cluster-spec")));
+    // Spec deleted, created marker present, change re-creates the spec: one plan, in which
+    // the change is the repair.
+    let o = evaluate(
+        &with_control(ControlOutcome::BackupsStopped, false, true),
+        &change,
+        &req,
+        now(),
+    );
+    let steps: Vec<&str> = o
+        .findings
+        .iter()
+        .filter_map(|f| f.next_step.as_deref())
+        .collect();
+    assert!(
+        steps.iter().any(|s| s.contains("this change re-creates")),
+        "{steps:?}"
+    );
+    assert!(
+        !steps.iter().any(|s| s.contains("instead of letting kops")),
+        "{steps:?}"
+    );
+    // Both gone: the change seeds a new cluster; every step says restore from versions.
+    let o = evaluate(
+        &with_control(ControlOutcome::Idle, false, false),
+        &change,
+        &req,
+        now(),
+    );
+    assert_eq!(
+        severity_of(&o, checks::CHANGE_SEEDS_NEW_CLUSTER),
+        vec![Severity::Deny]
+    );
+    let steps: Vec<&str> = o
+        .findings
+        .iter()
+        .filter_map(|f| f.next_step.as_deref())
+        .collect();
+    assert!(
+        !steps
+            .iter()
+            .any(|s| s.contains("kops update cluster --yes` rewrites")),
+        "{steps:?}"
+    );
+    // The other cluster's store was not read: refused as unknown.
+    let events = Change {
+        spec_clusters: vec!["events".into()],
+        ..change.clone()
+    };
+    let o = evaluate(
+        &with_control(ControlOutcome::Normal, true, true),
+        &events,
+        &req,
+        now(),
+    );
+    assert_eq!(o.verdict, Verdict::Refuse);
 }
 
 #[test]
@@ -221,6 +487,7 @@ fn seeding_change_refuses() {
         seeds_new_cluster: vec!["Will create resources: ManagedFile/etcd-cluster-spec-main".into()],
         gated: vec![],
         sources: vec!["kops-dry-run".into()],
+        ..Change::default()
     };
     let o = evaluate(
         &facts(vec![store(Some(b.clone()), Some(b))]),

@@ -259,6 +259,7 @@ mod tests {
         ];
         let facts = Facts {
             stores: vec![],
+            store_urls: vec![],
             etcd: Fact::not_checked("pass --etcd-endpoints"),
             lifecycle: Fact::not_checked("pass --lifecycle"),
         };
