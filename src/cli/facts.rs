@@ -470,11 +470,7 @@ async fn live_rules(
 fn issue(f: &lifecycle::LifecycleFinding, bucket: &str) -> gate::LifecycleIssue {
     gate::LifecycleIssue {
         check: f.check.to_string(),
-        severity: match f.severity {
-            lifecycle::Severity::Deny => gate::Severity::Deny,
-            lifecycle::Severity::Warn => gate::Severity::Warn,
-            lifecycle::Severity::Info => gate::Severity::Info,
-        },
+        severity: f.severity,
         message: format!("s3://{bucket}: {}", f.message),
         fix: Some(f.fix.clone()).filter(|s| !s.is_empty()),
         details: serde_json::to_value(f).unwrap_or(serde_json::Value::Null),

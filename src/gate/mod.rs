@@ -286,13 +286,24 @@ mod humantime_serde_compat {
     }
 }
 
-/// Severity of a finding.
+/// Severity of a finding, ordered `Info < Warn < Deny`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Info,
     Warn,
     Deny,
+}
+
+impl Severity {
+    /// `deny`, `warn` or `info`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warn => "warn",
+            Severity::Deny => "deny",
+        }
+    }
 }
 
 /// One finding. JSON fields `check`, `severity`, `message`, `details` are a contract.

@@ -22,7 +22,7 @@
 
 use super::model::{
     add_saturating, ceil_to_midnight, Configuration, Match, ObjectFacts, Rule, Schedule,
-    SizeKnowledge, Tag,
+    SizeKnowledge, Tag, Transition,
 };
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use serde::Serialize;
@@ -122,25 +122,9 @@ pub fn normalize_prefix(prefix: &str) -> String {
     }
 }
 
-/// Finding severity, ordered `Info < Warn < Deny`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Info,
-    Warn,
-    Deny,
-}
-
-impl Severity {
-    /// `deny`, `warn` or `info`.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warn => "warn",
-            Severity::Deny => "deny",
-        }
-    }
-}
+/// Finding severity: the gate's own (`Info < Warn < Deny`), so a lifecycle finding is a gate
+/// finding without translation.
+pub use crate::gate::Severity;
 
 /// One finding about one rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -443,7 +427,26 @@ pub fn evaluate(
     out
 }
 
-#[allow(clippy::too_many_arguments)]
+/// One rule judged against the store: what it matches, and the findings it produces.
+struct RuleCheck<'a> {
+    rule: &'a Rule,
+    config: &'a Configuration,
+    store: &'a Store<'a>,
+    now: DateTime<Utc>,
+    /// When some active rule deletes the control files (for the stop-backups chain).
+    control_deleted_at: Option<Option<DateTime<Utc>>>,
+    rule_id: String,
+    filter: String,
+    control_hit: Vec<&'a Probe>,
+    data_hit: Vec<&'a Probe>,
+    meta_hit: Vec<&'a Probe>,
+    /// Transitions to classes that need a restore before a read, earliest first.
+    archive_transitions: Vec<&'a Transition>,
+    out: Vec<LifecycleFinding>,
+}
+
+/// Every finding of one rule: values unknown at plan time, tag-only matches, control files,
+/// snapshot expiration, snapshot archiving.
 fn check_rule(
     rule: &Rule,
     index: usize,
@@ -453,343 +456,426 @@ fn check_rule(
     control_deleted_at: Option<Option<DateTime<Utc>>>,
     out: &mut Vec<LifecycleFinding>,
 ) {
-    let ctx = store.ctx;
-    let prefix = ctx.prefix.as_str();
-    let rule_id = rule.label(index);
-    let filter = rule.filter.describe();
-    let finding = |check: &'static str,
-                   severity,
-                   subject: &str,
-                   example_keys,
-                   when,
-                   message: String,
-                   fix: String| {
-        LifecycleFinding {
-            check,
-            severity,
-            rule_id: rule_id.clone(),
-            filter: filter.clone(),
-            subject: subject.to_string(),
-            example_keys,
-            when,
-            message,
-            fix,
-        }
-    };
-    let versioned_note = match ctx.versioned {
-        Some(true) => " In this versioned bucket the expiration adds a delete marker; etcd-manager reads with a plain GET, so the file is just as missing (the data survives only as a noncurrent version).",
-        Some(false) => "",
-        None => " If the bucket is versioned, the delete marker it adds has the same effect on etcd-manager's plain GET.",
-    };
     let (control_hit, control_tag_only) = matching(rule, &store.control);
     let (data_hit, data_tag_only) = matching(rule, &store.data);
     let (meta_hit, meta_tag_only) = matching(rule, &store.meta);
-    let exp = rule.expiration.as_ref().and_then(|e| e.schedule);
-
-    // Unknown values at plan time.
-    if !rule.unknown_fields.is_empty()
-        && (!control_hit.is_empty()
-            || !data_hit.is_empty()
-            || !meta_hit.is_empty()
-            || rule.filter.is_whole_bucket())
-    {
-        out.push(finding(
-            CHECK_UNKNOWN_AT_PLAN,
-            Severity::Warn,
-            "rule values",
-            keys(&control_hit),
-            None,
-            format!(
-                "Rule `{rule_id}` ({filter}) covers the backup store and has values known only after apply: {}. The judgement below uses the known values; unknown ones may make it worse.",
-                rule.unknown_fields.join(", ")
-            ),
-            "Re-run the check on the applied configuration (`etcdguard lifecycle --live`), or set these values literally in the plan.".to_string(),
-        ));
-    }
-
-    // Tag-only matches: etcd-manager writes no tags, so only an out-of-band tagger can expose them.
+    let mut archive_transitions: Vec<&Transition> = rule
+        .transitions
+        .iter()
+        .filter(|t| {
+            t.storage_class
+                .needs_restore(store.ctx.intelligent_tiering_archive)
+        })
+        .collect();
+    archive_transitions.sort_by_key(|t| t.schedule.due(now));
+    let mut c = RuleCheck {
+        rule,
+        config,
+        store,
+        now,
+        control_deleted_at,
+        rule_id: rule.label(index),
+        filter: rule.filter.describe(),
+        control_hit,
+        data_hit,
+        meta_hit,
+        archive_transitions,
+        out: Vec::new(),
+    };
+    c.unknown_at_plan();
     let tag_only: Vec<&Probe> = control_tag_only
         .iter()
         .chain(&data_tag_only)
         .chain(&meta_tag_only)
         .copied()
         .collect();
-    if !tag_only.is_empty() && (exp.is_some() || !rule.transitions.is_empty()) {
+    c.tag_only(&tag_only, !control_tag_only.is_empty());
+    c.control_files();
+    c.control_archived();
+    c.snapshot_expiration();
+    c.snapshot_archiving();
+    out.append(&mut c.out);
+}
+
+impl RuleCheck<'_> {
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        check: &'static str,
+        severity: Severity,
+        subject: &str,
+        example_keys: Vec<String>,
+        when: Option<DateTime<Utc>>,
+        message: String,
+        fix: String,
+    ) {
+        self.out.push(LifecycleFinding {
+            check,
+            severity,
+            rule_id: self.rule_id.clone(),
+            filter: self.filter.clone(),
+            subject: subject.to_string(),
+            example_keys,
+            when,
+            message,
+            fix,
+        });
+    }
+
+    fn expiration(&self) -> Option<Schedule> {
+        self.rule.expiration.as_ref().and_then(|e| e.schedule)
+    }
+
+    fn versioned_note(&self) -> &'static str {
+        match self.store.ctx.versioned {
+            Some(true) => " In this versioned bucket the expiration adds a delete marker; etcd-manager reads with a plain GET, so the file is just as missing (the data survives only as a noncurrent version).",
+            Some(false) => "",
+            None => " If the bucket is versioned, the delete marker it adds has the same effect on etcd-manager's plain GET.",
+        }
+    }
+
+    /// Values known only after apply (Terraform plans).
+    fn unknown_at_plan(&mut self) {
+        let rule = self.rule;
+        if rule.unknown_fields.is_empty()
+            || (self.control_hit.is_empty()
+                && self.data_hit.is_empty()
+                && self.meta_hit.is_empty()
+                && !rule.filter.is_whole_bucket())
+        {
+            return;
+        }
+        let (rule_id, filter) = (&self.rule_id, &self.filter);
+        let message = format!(
+            "Rule `{rule_id}` ({filter}) covers the backup store and has values known only after apply: {}. The judgement below uses the known values; unknown ones may make it worse.",
+            rule.unknown_fields.join(", ")
+        );
+        self.push(
+            CHECK_UNKNOWN_AT_PLAN,
+            Severity::Warn,
+            "rule values",
+            keys(&self.control_hit),
+            None,
+            message,
+            "Re-run the check on the applied configuration (`etcdguard lifecycle --live`), or set these values literally in the plan.".to_string(),
+        );
+    }
+
+    /// Tag-only matches: etcd-manager writes no tags, so only an out-of-band tagger can expose
+    /// them.
+    fn tag_only(&mut self, tag_only: &[&Probe], control: bool) {
+        let rule = self.rule;
+        if tag_only.is_empty() || (self.expiration().is_none() && rule.transitions.is_empty()) {
+            return;
+        }
         let tags: Vec<String> = rule
             .filter
             .tags
             .iter()
             .map(|t| format!("{}={}", t.key, t.value))
             .collect();
-        out.push(finding(
-            if control_tag_only.is_empty() { CHECK_EXPIRES_SNAPSHOTS } else { CHECK_DELETES_CONTROL },
+        let (rule_id, filter) = (&self.rule_id, &self.filter);
+        let message = format!(
+            "Rule `{rule_id}` ({filter}) covers these keys by prefix but only acts on objects tagged {}. etcd-manager writes no tags, so it does not touch them{}; it would if anything tags them later.",
+            tags.join(", "),
+            if self.store.tags_known { " (their tags were read)" } else { " (tags were not read: check GetObjectTagging)" }
+        );
+        self.push(
+            if control { CHECK_DELETES_CONTROL } else { CHECK_EXPIRES_SNAPSHOTS },
             Severity::Info,
             "tagged objects",
-            keys(&tag_only),
+            keys(tag_only),
             None,
-            format!(
-                "Rule `{rule_id}` ({filter}) covers these keys by prefix but only acts on objects tagged {}. etcd-manager writes no tags, so it does not touch them{}; it would if anything tags them later.",
-                tags.join(", "),
-                if store.tags_known { " (their tags were read)" } else { " (tags were not read: check GetObjectTagging)" }
-            ),
+            message,
             "Keep tag-filtered rules off the backup store prefix, or make sure nothing tags etcd-manager objects.".to_string(),
-        ));
+        );
     }
 
-    // 1. Control files.
-    if let (Some(s), false) = (exp, control_hit.is_empty()) {
-        let when = control_hit.iter().filter_map(|p| due(&s, p.written)).min();
-        let age_note = if when.is_none() {
-            " etcd-manager writes `etcd-cluster-created` once, when the cluster is created, and kops rewrites `etcd-cluster-spec` only when it changes, so both are usually older than that and go at the next midnight."
-        } else {
-            ""
-        };
-        out.push(finding(
-            CHECK_DELETES_CONTROL,
-            Severity::Deny,
-            "control files",
-            keys(&control_hit),
-            when,
-            format!(
-                "Rule `{rule_id}` ({filter}) expires current versions {} and also matches etcd-manager's control files: {}. {}.{age_note}{versioned_note} Without `control/etcd-cluster-created` the etcd-manager leader decides there is no existing cluster: with the spec present it stops etcd on every member, moves the data to data-trashcan and seeds a NEW, EMPTY cluster; without `control/etcd-cluster-spec` it logs \"no cluster spec set - must seed new cluster\" and takes no more backups, even after the file is recreated, until the leader restarts (kops#16416, kopeio/etcd-manager#299, etcd#13522).",
-                s.describe(),
-                keys(&control_hit).join(", "),
-                when_text(when, now),
-            ),
-            fix_control(prefix),
-        ));
-    } else if let (Some(n), false, true) = (
-        &rule.noncurrent_expiration,
-        control_hit.is_empty(),
-        ctx.versioned != Some(false),
-    ) {
-        out.push(finding(
-            CHECK_DELETES_CONTROL,
-            Severity::Deny,
-            "control files (noncurrent versions)",
-            keys(&control_hit),
-            None,
-            format!(
-                "Rule `{rule_id}` ({filter}) permanently deletes noncurrent versions of the control files {} days after they are superseded. The current files stay, so etcd-manager is unaffected today, but a control file deleted or overwritten by mistake (the kops#16416 path) can then no longer be recovered from bucket versioning, and etcd-manager would seed a new, empty cluster or stop taking backups.",
-                n.noncurrent_days
-            ),
-            format!("Scope noncurrent-version expiration away from `{prefix}control/` (e.g. to `{prefix}20`), or keep the noncurrent window long enough to notice a lost control file."),
-        ));
-    }
-    // Control files archived. The earliest transition to a class that needs a restore (for an
-    // object written now) is the one reported.
-    let mut archive_transitions: Vec<_> = rule
-        .transitions
-        .iter()
-        .filter(|t| {
-            t.storage_class
-                .needs_restore(ctx.intelligent_tiering_archive)
-        })
-        .collect();
-    archive_transitions.sort_by_key(|t| t.schedule.due(now));
-    let control_archived: Vec<&Probe> = control_hit
-        .iter()
-        .copied()
-        .filter(|p| transitions_at_size(rule, config, p))
-        .collect();
-    if let (Some(t), false) = (archive_transitions.first(), control_archived.is_empty()) {
-        let when = control_archived
-            .iter()
-            .filter_map(|p| due(&t.schedule, p.written))
-            .min();
-        out.push(finding(
-            CHECK_ARCHIVES_CONTROL,
-            Severity::Deny,
-            "control files",
-            keys(&control_archived),
-            when,
-            format!(
-                "Rule `{rule_id}` ({filter}) moves etcd-manager's control files to {} ({}; {}). The rule's size filter or the bucket's `varies_by_storage_class` default lets these tiny objects transition. A GET then fails with InvalidObjectState, which etcd-manager treats as a read error (not as \"missing\"): the leader's loop fails and no backups are taken until the files are restored.",
-                t.storage_class.name(),
-                t.schedule.describe(),
-                when_text(when, now)
-            ),
-            fix_control(prefix),
-        ));
-    }
-
-    // 2. Snapshot expiration.
-    if let (Some(s), false) = (exp, data_hit.is_empty() && meta_hit.is_empty()) {
-        let new_probe_hit = |hits: &[&Probe]| hits.iter().any(|p| p.written == Some(now));
-        let applies_to_new = new_probe_hit(&data_hit) || new_probe_hit(&meta_hit);
-        let mut examples = keys(&data_hit);
-        examples.extend(keys(&meta_hit));
-        examples.dedup();
-        let interval_plus_day = Duration::from_std(ctx.backup_interval)
-            .unwrap_or(Duration::MAX)
-            .checked_add(&Duration::days(1))
-            .unwrap_or(Duration::MAX);
-        let retention = ctx.retention_days;
-        let what = match (data_hit.is_empty(), meta_hit.is_empty()) {
-            _ if ctx.layout == Layout::Generic => "snapshot files".to_string(),
-            (false, false) => "backups (`etcd.backup.gz` and `_etcd_backup.meta`)".to_string(),
-            (false, true) => "`etcd.backup.gz` but not `_etcd_backup.meta`: the backups stay listed but can no longer be restored".to_string(),
-            (true, false) => "`_etcd_backup.meta` but not `etcd.backup.gz`: etcd-manager lists a backup only when its meta file exists, so the backups vanish from `list-backups` and restore".to_string(),
-            (true, true) => String::new(),
-        };
-        let newest_due = store.newest_known.map(|t| s.due(t));
-        let mut reasons: Vec<String> = Vec::new();
-        let mut severity = Severity::Warn;
-        let mut when: Option<DateTime<Utc>> = None;
-        if !applies_to_new {
-            reasons.push(format!(
-                "It matches only the existing backups shown, not the ones etcd-manager writes from now on (its prefix pins a timestamp). {}.",
-                when_text(newest_due, now)
-            ));
-            when = newest_due;
-        } else {
-            match s {
-                Schedule::Date(d) => {
-                    severity = Severity::Deny;
-                    when = Some(ceil_to_midnight(d.max(now)));
-                    reasons.push(format!(
-                        "Its date {} {} every matching backup, including each new one, at the first 00:00 UTC after it is written, for as long as the rule is enabled: no backup survives more than a day, far below etcd-manager's retention of {retention} days.",
-                        d.format("%Y-%m-%d"),
-                        if d <= now { "is in the past, so S3 deletes" } else { "is in the future; from then on S3 deletes" }
-                    ));
-                }
-                Schedule::Days(n) => {
-                    let life = Duration::days(i64::from(n));
-                    if life <= interval_plus_day {
-                        severity = Severity::Deny;
-                        reasons.push(format!(
-                            "{n} day(s) is within a day of the backup interval ({}): the newest backup can be deleted before or soon after the next one is written, leaving no recent backup.",
-                            humantime::format_duration(ctx.backup_interval)
-                        ));
-                    }
-                    if n < retention {
-                        severity = Severity::Deny;
-                        reasons.push(format!(
-                            "It expires backups after {n} days, sooner than etcd-manager's own daily retention of {retention} days (kops `backupRetentionDays`), so restore points the cluster is configured to keep are lost."
-                        ));
-                    }
-                    if let Some(nd) = newest_due.filter(|d| *d <= now) {
-                        severity = Severity::Deny;
-                        reasons.push(format!(
-                            "The newest existing backup is already due ({}): backups appear to have stopped, and this rule removes the last one.",
-                            day(nd)
-                        ));
-                        when = Some(nd);
-                    }
-                    if let Some(stop) = control_deleted_at {
-                        severity = Severity::Deny;
-                        // Unknown stop time: estimate "today" and say so.
-                        let gone =
-                            Some(ceil_to_midnight(add_saturating(stop.unwrap_or(now), life)));
-                        let fresh_gone = match (stop, ctx.max_age) {
-                            (Some(t), Some(m)) => {
-                                Duration::from_std(m).ok().map(|m| add_saturating(t, m))
-                            }
-                            _ => None,
-                        };
-                        reasons.push(format!(
-                            "A rule in this configuration also deletes the control files{}: etcd-manager then stops taking backups, and this rule deletes the last remaining backup {} days later{}{}.",
-                            stop.map(|t| format!(" ({})", day(t))).unwrap_or_default(),
-                            n,
-                            gone.map(|g| if stop.is_some() {
-                                format!(", on {}", day(g))
-                            } else {
-                                format!(" (if backups stop today: on {})", day(g))
-                            })
-                            .unwrap_or_default(),
-                            fresh_gone.map(|f| format!("; no backup is younger than the policy's max age from {}", f.format("%Y-%m-%d %H:%M UTC"))).unwrap_or_default(),
-                        ));
-                        when = when.or(gone);
-                    }
-                    if severity == Severity::Warn {
-                        reasons.push(format!(
-                            "It keeps backups at least {n} days, not less than etcd-manager's retention of {retention} days, so it only duplicates what etcd-manager already does (kops recommends `backupRetentionDays`, not lifecycle rules), and it would still delete the last backups if backups ever stopped."
-                        ));
-                    }
-                    if when.is_none() {
-                        when = Some(s.due(now));
-                    }
-                }
-            }
-        }
-        out.push(finding(
-            CHECK_EXPIRES_SNAPSHOTS,
-            severity,
-            "snapshots",
-            examples,
-            when,
-            format!(
-                "Rule `{rule_id}` ({filter}) expires {what}, {}. {}{}",
-                s.describe(),
-                reasons.join(" "),
-                if ctx.versioned == Some(true) { " (Versioned bucket: the expiration adds delete markers; etcd-manager no longer sees the backups.)" } else { "" }
-            ),
-            fix_expires(prefix, retention),
-        ));
-    }
-
-    // 3. Snapshot archiving.
-    let data_archived: Vec<&Probe> = data_hit
-        .iter()
-        .copied()
-        .filter(|p| transitions_at_size(rule, config, p))
-        .collect();
-    if let (Some(t), false) = (archive_transitions.first(), data_archived.is_empty()) {
-        let meta_readable = meta_hit
-            .iter()
-            .all(|p| !transitions_at_size(rule, config, p));
-        let interval_plus_day = Duration::from_std(ctx.backup_interval)
-            .unwrap_or(Duration::MAX)
-            .checked_add(&Duration::days(1))
-            .unwrap_or(Duration::MAX);
-        let newest_due = store.newest_known.map(|w| t.schedule.due(w));
-        let applies_to_new = data_archived.iter().any(|p| p.written == Some(now));
-        let mut severity = Severity::Warn;
-        let mut reasons = Vec::new();
-        let mut when = newest_due.or_else(|| applies_to_new.then(|| t.schedule.due(now)));
-        if applies_to_new {
-            let short = match t.schedule {
-                Schedule::Date(_) => true,
-                Schedule::Days(n) => Duration::days(i64::from(n)) <= interval_plus_day,
+    /// Control files expired (current versions, or noncurrent ones in a versioned bucket).
+    fn control_files(&mut self) {
+        let (rule, store, now) = (self.rule, self.store, self.now);
+        let ctx = store.ctx;
+        let prefix = ctx.prefix.as_str();
+        let (rule_id, filter) = (self.rule_id.clone(), self.filter.clone());
+        let exp = self.expiration();
+        if let (Some(s), false) = (exp, self.control_hit.is_empty()) {
+            let when = self
+                .control_hit
+                .iter()
+                .filter_map(|p| due(&s, p.written))
+                .min();
+            let age_note = if when.is_none() {
+                " etcd-manager writes `etcd-cluster-created` once, when the cluster is created, and kops rewrites `etcd-cluster-spec` only when it changes, so both are usually older than that and go at the next midnight."
+            } else {
+                ""
             };
-            if short {
-                severity = Severity::Deny;
-                reasons.push("The schedule is within a day of the backup interval, so the newest backup can be the one archived.".to_string());
-            }
-            if control_deleted_at.is_some() {
-                severity = Severity::Deny;
-                reasons.push("A rule in this configuration also deletes the control files; once backups stop, the newest backup gets archived too.".to_string());
-            }
+            self.push(
+                CHECK_DELETES_CONTROL,
+                Severity::Deny,
+                "control files",
+                keys(&self.control_hit),
+                when,
+                format!(
+                    "Rule `{rule_id}` ({filter}) expires current versions {} and also matches etcd-manager's control files: {}. {}.{age_note}{} Without `control/etcd-cluster-created` the etcd-manager leader decides there is no existing cluster: with the spec present it stops etcd on every member, moves the data to data-trashcan and seeds a NEW, EMPTY cluster; without `control/etcd-cluster-spec` it logs \"no cluster spec set - must seed new cluster\" and takes no more backups, even after the file is recreated, until the leader restarts (kops#16416, kopeio/etcd-manager#299, etcd#13522).",
+                    s.describe(),
+                    keys(&self.control_hit).join(", "),
+                    when_text(when, now),
+                    self.versioned_note(),
+                ),
+                fix_control(prefix),
+            );
+        } else if let (Some(n), false, true) = (
+            &rule.noncurrent_expiration,
+            self.control_hit.is_empty(),
+            ctx.versioned != Some(false),
+        ) {
+            self.push(
+                CHECK_DELETES_CONTROL,
+                Severity::Deny,
+                "control files (noncurrent versions)",
+                keys(&self.control_hit),
+                None,
+                format!(
+                    "Rule `{rule_id}` ({filter}) permanently deletes noncurrent versions of the control files {} days after they are superseded. The current files stay, so etcd-manager is unaffected today, but a control file deleted or overwritten by mistake (the kops#16416 path) can then no longer be recovered from bucket versioning, and etcd-manager would seed a new, empty cluster or stop taking backups.",
+                    n.noncurrent_days
+                ),
+                format!("Scope noncurrent-version expiration away from `{prefix}control/` (e.g. to `{prefix}20`), or keep the noncurrent window long enough to notice a lost control file."),
+            );
         }
-        if let Some(nd) = newest_due.filter(|d| *d <= now) {
-            severity = Severity::Deny;
-            reasons.push(format!(
-                "The newest existing backup is already due for archiving ({}).",
-                day(nd)
-            ));
-            when = Some(nd);
+    }
+
+    /// Control files moved to a class that needs a restore: the earliest such transition.
+    fn control_archived(&mut self) {
+        let (rule, config, store, now) = (self.rule, self.config, self.store, self.now);
+        let ctx = store.ctx;
+        let prefix = ctx.prefix.as_str();
+        let (rule_id, filter) = (self.rule_id.clone(), self.filter.clone());
+        // The earliest transition to a class that needs a restore (for an object written now)
+        // is the one reported.
+        let control_archived: Vec<&Probe> = self
+            .control_hit
+            .iter()
+            .copied()
+            .filter(|p| transitions_at_size(rule, config, p))
+            .collect();
+        if let (Some(t), false) = (
+            self.archive_transitions.first(),
+            control_archived.is_empty(),
+        ) {
+            let when = control_archived
+                .iter()
+                .filter_map(|p| due(&t.schedule, p.written))
+                .min();
+            self.push(
+                CHECK_ARCHIVES_CONTROL,
+                Severity::Deny,
+                "control files",
+                keys(&control_archived),
+                when,
+                format!(
+                    "Rule `{rule_id}` ({filter}) moves etcd-manager's control files to {} ({}; {}). The rule's size filter or the bucket's `varies_by_storage_class` default lets these tiny objects transition. A GET then fails with InvalidObjectState, which etcd-manager treats as a read error (not as \"missing\"): the leader's loop fails and no backups are taken until the files are restored.",
+                    t.storage_class.name(),
+                    t.schedule.describe(),
+                    when_text(when, now)
+                ),
+                fix_control(prefix),
+            );
         }
-        let meta_note = if meta_readable && !store.meta.is_empty() {
-            " `_etcd_backup.meta` (a few hundred bytes) stays readable under the 128 KiB minimum transition size, so `etcd-manager-ctl list-backups` still shows the backup and the restore fails only when it downloads `etcd.backup.gz`."
-        } else {
-            ""
-        };
-        out.push(finding(
-            CHECK_ARCHIVES_SNAPSHOTS,
-            severity,
-            "snapshots",
-            keys(&data_archived),
-            when,
-            format!(
-                "Rule `{rule_id}` ({filter}) transitions `etcd.backup.gz` to {} ({}): such objects cannot be read until a RestoreObject completes (GET fails with InvalidObjectState), so they are not restorable in an emergency.{meta_note} {}",
-                t.storage_class.name(),
-                t.schedule.describe(),
-                reasons.join(" ")
-            )
-            .trim_end()
-            .to_string(),
-            fix_archive(prefix),
-        ));
+    }
+
+    /// Backups expired: sooner than the retention, within a day of the interval, or the last
+    /// ones once backups stop.
+    fn snapshot_expiration(&mut self) {
+        let (store, now) = (self.store, self.now);
+        let ctx = store.ctx;
+        let prefix = ctx.prefix.as_str();
+        let (rule_id, filter) = (self.rule_id.clone(), self.filter.clone());
+        let exp = self.expiration();
+        if let (Some(s), false) = (exp, self.data_hit.is_empty() && self.meta_hit.is_empty()) {
+            let new_probe_hit = |hits: &[&Probe]| hits.iter().any(|p| p.written == Some(now));
+            let applies_to_new = new_probe_hit(&self.data_hit) || new_probe_hit(&self.meta_hit);
+            let mut examples = keys(&self.data_hit);
+            examples.extend(keys(&self.meta_hit));
+            examples.dedup();
+            let interval_plus_day = Duration::from_std(ctx.backup_interval)
+                .unwrap_or(Duration::MAX)
+                .checked_add(&Duration::days(1))
+                .unwrap_or(Duration::MAX);
+            let retention = ctx.retention_days;
+            let what = match (self.data_hit.is_empty(), self.meta_hit.is_empty()) {
+                _ if ctx.layout == Layout::Generic => "snapshot files".to_string(),
+                (false, false) => "backups (`etcd.backup.gz` and `_etcd_backup.meta`)".to_string(),
+                (false, true) => "`etcd.backup.gz` but not `_etcd_backup.meta`: the backups stay listed but can no longer be restored".to_string(),
+                (true, false) => "`_etcd_backup.meta` but not `etcd.backup.gz`: etcd-manager lists a backup only when its meta file exists, so the backups vanish from `list-backups` and restore".to_string(),
+                (true, true) => String::new(),
+            };
+            let newest_due = store.newest_known.map(|t| s.due(t));
+            let mut reasons: Vec<String> = Vec::new();
+            let mut severity = Severity::Warn;
+            let mut when: Option<DateTime<Utc>> = None;
+            if !applies_to_new {
+                reasons.push(format!(
+                    "It matches only the existing backups shown, not the ones etcd-manager writes from now on (its prefix pins a timestamp). {}.",
+                    when_text(newest_due, now)
+                ));
+                when = newest_due;
+            } else {
+                match s {
+                    Schedule::Date(d) => {
+                        severity = Severity::Deny;
+                        when = Some(ceil_to_midnight(d.max(now)));
+                        reasons.push(format!(
+                            "Its date {} {} every matching backup, including each new one, at the first 00:00 UTC after it is written, for as long as the rule is enabled: no backup survives more than a day, far below etcd-manager's retention of {retention} days.",
+                            d.format("%Y-%m-%d"),
+                            if d <= now { "is in the past, so S3 deletes" } else { "is in the future; from then on S3 deletes" }
+                        ));
+                    }
+                    Schedule::Days(n) => {
+                        let life = Duration::days(i64::from(n));
+                        if life <= interval_plus_day {
+                            severity = Severity::Deny;
+                            reasons.push(format!(
+                                "{n} day(s) is within a day of the backup interval ({}): the newest backup can be deleted before or soon after the next one is written, leaving no recent backup.",
+                                humantime::format_duration(ctx.backup_interval)
+                            ));
+                        }
+                        if n < retention {
+                            severity = Severity::Deny;
+                            reasons.push(format!(
+                                "It expires backups after {n} days, sooner than etcd-manager's own daily retention of {retention} days (kops `backupRetentionDays`), so restore points the cluster is configured to keep are lost."
+                            ));
+                        }
+                        if let Some(nd) = newest_due.filter(|d| *d <= now) {
+                            severity = Severity::Deny;
+                            reasons.push(format!(
+                                "The newest existing backup is already due ({}): backups appear to have stopped, and this rule removes the last one.",
+                                day(nd)
+                            ));
+                            when = Some(nd);
+                        }
+                        if let Some(stop) = self.control_deleted_at {
+                            severity = Severity::Deny;
+                            // Unknown stop time: estimate "today" and say so.
+                            let gone =
+                                Some(ceil_to_midnight(add_saturating(stop.unwrap_or(now), life)));
+                            let fresh_gone = match (stop, ctx.max_age) {
+                                (Some(t), Some(m)) => {
+                                    Duration::from_std(m).ok().map(|m| add_saturating(t, m))
+                                }
+                                _ => None,
+                            };
+                            reasons.push(format!(
+                                "A rule in this configuration also deletes the control files{}: etcd-manager then stops taking backups, and this rule deletes the last remaining backup {} days later{}{}.",
+                                stop.map(|t| format!(" ({})", day(t))).unwrap_or_default(),
+                                n,
+                                gone.map(|g| if stop.is_some() {
+                                    format!(", on {}", day(g))
+                                } else {
+                                    format!(" (if backups stop today: on {})", day(g))
+                                })
+                                .unwrap_or_default(),
+                                fresh_gone.map(|f| format!("; no backup is younger than the policy's max age from {}", f.format("%Y-%m-%d %H:%M UTC"))).unwrap_or_default(),
+                            ));
+                            when = when.or(gone);
+                        }
+                        if severity == Severity::Warn {
+                            reasons.push(format!(
+                                "It keeps backups at least {n} days, not less than etcd-manager's retention of {retention} days, so it only duplicates what etcd-manager already does (kops recommends `backupRetentionDays`, not lifecycle rules), and it would still delete the last backups if backups ever stopped."
+                            ));
+                        }
+                        if when.is_none() {
+                            when = Some(s.due(now));
+                        }
+                    }
+                }
+            }
+            self.push(
+                CHECK_EXPIRES_SNAPSHOTS,
+                severity,
+                "snapshots",
+                examples,
+                when,
+                format!(
+                    "Rule `{rule_id}` ({filter}) expires {what}, {}. {}{}",
+                    s.describe(),
+                    reasons.join(" "),
+                    if ctx.versioned == Some(true) { " (Versioned bucket: the expiration adds delete markers; etcd-manager no longer sees the backups.)" } else { "" }
+                ),
+                fix_expires(prefix, retention),
+            );
+        }
+    }
+
+    /// Backups moved to a class that needs a restore before a read.
+    fn snapshot_archiving(&mut self) {
+        let (rule, config, store, now) = (self.rule, self.config, self.store, self.now);
+        let ctx = store.ctx;
+        let prefix = ctx.prefix.as_str();
+        let (rule_id, filter) = (self.rule_id.clone(), self.filter.clone());
+        let data_archived: Vec<&Probe> = self
+            .data_hit
+            .iter()
+            .copied()
+            .filter(|p| transitions_at_size(rule, config, p))
+            .collect();
+        if let (Some(t), false) = (self.archive_transitions.first(), data_archived.is_empty()) {
+            let meta_readable = self
+                .meta_hit
+                .iter()
+                .all(|p| !transitions_at_size(rule, config, p));
+            let interval_plus_day = Duration::from_std(ctx.backup_interval)
+                .unwrap_or(Duration::MAX)
+                .checked_add(&Duration::days(1))
+                .unwrap_or(Duration::MAX);
+            let newest_due = store.newest_known.map(|w| t.schedule.due(w));
+            let applies_to_new = data_archived.iter().any(|p| p.written == Some(now));
+            let mut severity = Severity::Warn;
+            let mut reasons = Vec::new();
+            let mut when = newest_due.or_else(|| applies_to_new.then(|| t.schedule.due(now)));
+            if applies_to_new {
+                let short = match t.schedule {
+                    Schedule::Date(_) => true,
+                    Schedule::Days(n) => Duration::days(i64::from(n)) <= interval_plus_day,
+                };
+                if short {
+                    severity = Severity::Deny;
+                    reasons.push("The schedule is within a day of the backup interval, so the newest backup can be the one archived.".to_string());
+                }
+                if self.control_deleted_at.is_some() {
+                    severity = Severity::Deny;
+                    reasons.push("A rule in this configuration also deletes the control files; once backups stop, the newest backup gets archived too.".to_string());
+                }
+            }
+            if let Some(nd) = newest_due.filter(|d| *d <= now) {
+                severity = Severity::Deny;
+                reasons.push(format!(
+                    "The newest existing backup is already due for archiving ({}).",
+                    day(nd)
+                ));
+                when = Some(nd);
+            }
+            let meta_note = if meta_readable && !store.meta.is_empty() {
+                " `_etcd_backup.meta` (a few hundred bytes) stays readable under the 128 KiB minimum transition size, so `etcd-manager-ctl list-backups` still shows the backup and the restore fails only when it downloads `etcd.backup.gz`."
+            } else {
+                ""
+            };
+            self.push(
+                CHECK_ARCHIVES_SNAPSHOTS,
+                severity,
+                "snapshots",
+                keys(&data_archived),
+                when,
+                format!(
+                    "Rule `{rule_id}` ({filter}) transitions `etcd.backup.gz` to {} ({}): such objects cannot be read until a RestoreObject completes (GET fails with InvalidObjectState), so they are not restorable in an emergency.{meta_note} {}",
+                    t.storage_class.name(),
+                    t.schedule.describe(),
+                    reasons.join(" ")
+                )
+                .trim_end()
+                .to_string(),
+                fix_archive(prefix),
+            );
+        }
     }
 }
 

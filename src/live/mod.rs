@@ -580,31 +580,78 @@ fn assemble(
     members: Option<Vec<Member>>,
     started: Instant,
 ) -> LiveFacts {
-    let all_reasons = || {
-        let r: Vec<&str> = probes
-            .iter()
-            .filter_map(|p| p.status.as_ref().err().map(String::as_str))
-            .collect();
-        if r.is_empty() {
-            "no endpoint answered".to_string()
-        } else {
-            r.join("; ")
-        }
-    };
+    let reasons = all_reasons(&probes);
     let statuses: Vec<(&str, &EndpointStatus)> = probes
         .iter()
         .filter_map(|p| p.status.as_ref().ok().map(|s| (p.endpoint.as_str(), s)))
         .collect();
+    let cluster_id = cluster_id(&statuses, &reasons);
+    let leader = leader(&statuses, members.as_deref(), &reasons);
+    let leader_id = leader.known().map(|l| l.id.clone());
+    let members = members.map(|ms| with_health(ms, &probes, leader_id.as_deref()));
+    let quorum = match &members {
+        None => Fact::unknown(format!("member list unavailable: {reasons}")),
+        Some(ms) => quorum(ms),
+    };
+    let revision = match statuses
+        .iter()
+        .find(|(_, s)| Some(&s.member_id) == leader_id.as_ref())
+        .or_else(|| statuses.iter().max_by_key(|(_, s)| s.revision))
+    {
+        Some((_, s)) => Fact::Known { value: s.revision },
+        None => Fact::unknown(reasons.clone()),
+    };
+    let db = db_usage(&statuses, opts.quota_bytes, &reasons);
+    let alarms = match probes.iter().find_map(|p| p.alarms.clone().ok()) {
+        Some(a) => Fact::Known { value: a },
+        None => Fact::unknown(
+            probes
+                .iter()
+                .filter_map(|p| p.alarms.as_ref().err().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+    };
+    let members = match members {
+        Some(ms) => Fact::Known { value: ms },
+        None => Fact::unknown(reasons),
+    };
+    LiveFacts {
+        cluster_id,
+        members,
+        endpoints: probes.into_iter().map(endpoint_fact).collect(),
+        leader,
+        quorum,
+        revision,
+        db,
+        alarms,
+        elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    }
+}
 
-    // Cluster id: all answering endpoints must agree.
+/// Why nothing is known: every probe's error, or "no endpoint answered".
+fn all_reasons(probes: &[Probe]) -> String {
+    let r: Vec<&str> = probes
+        .iter()
+        .filter_map(|p| p.status.as_ref().err().map(String::as_str))
+        .collect();
+    if r.is_empty() {
+        "no endpoint answered".to_string()
+    } else {
+        r.join("; ")
+    }
+}
+
+/// The cluster id: all answering endpoints must agree.
+fn cluster_id(statuses: &[(&str, &EndpointStatus)], reasons: &str) -> Fact<String> {
     let mut ids: Vec<&str> = statuses
         .iter()
         .map(|(_, s)| s.cluster_id.as_str())
         .collect();
     ids.sort_unstable();
     ids.dedup();
-    let cluster_id = match ids.as_slice() {
-        [] => Fact::unknown(all_reasons()),
+    match ids.as_slice() {
+        [] => Fact::unknown(reasons.to_string()),
         [one] => Fact::Known {
             value: one.to_string(),
         },
@@ -616,18 +663,23 @@ fn assemble(
                 .collect::<Vec<_>>()
                 .join(", ")
         )),
-    };
+    }
+}
 
-    // Leader: the leader id reported in the highest raft term.
+/// The leader: the leader id reported in the highest raft term.
+fn leader(
+    statuses: &[(&str, &EndpointStatus)],
+    members: Option<&[Member]>,
+    reasons: &str,
+) -> Fact<Leader> {
     let leader_status = statuses
         .iter()
         .filter(|(_, s)| s.leader.is_some())
         .max_by_key(|(_, s)| s.raft_term);
-    let leader = match leader_status {
+    match leader_status {
         Some((_, s)) => {
             let id = s.leader.clone().unwrap_or_default();
             let name = members
-                .as_ref()
                 .and_then(|ms| ms.iter().find(|m| m.id == id))
                 .map(|m| m.name.clone());
             Fact::Known {
@@ -638,7 +690,7 @@ fn assemble(
                 },
             }
         }
-        None if statuses.is_empty() => Fact::unknown(all_reasons()),
+        None if statuses.is_empty() => Fact::unknown(reasons.to_string()),
         None => Fact::unknown(format!(
             "no leader: {} report no raft leader (election in progress or quorum lost)",
             statuses
@@ -647,77 +699,73 @@ fn assemble(
                 .collect::<Vec<_>>()
                 .join(", ")
         )),
-    };
-    let leader_id = leader.known().map(|l| l.id.clone());
+    }
+}
 
-    // Health per member id.
+/// Members with their health (from the probes, per member id) and leadership.
+fn with_health(members: Vec<Member>, probes: &[Probe], leader_id: Option<&str>) -> Vec<Member> {
     let mut member_health: BTreeMap<String, bool> = BTreeMap::new();
-    for p in &probes {
+    for p in probes {
         if let Ok(s) = &p.status {
             let healthy = p.health.is_ok() && s.errors.is_empty();
             let e = member_health.entry(s.member_id.clone()).or_insert(false);
             *e = *e || healthy;
         }
     }
-    let members = members.map(|ms| {
-        ms.into_iter()
-            .map(|mut m| {
-                // A member whose advertised client URL was probed and failed is unhealthy.
-                let probed_and_failed = probes
-                    .iter()
-                    .any(|p| p.status.is_err() && m.client_urls.contains(&p.endpoint));
-                m.healthy = member_health
-                    .get(&m.id)
-                    .copied()
-                    .or(probed_and_failed.then_some(false));
-                m.is_leader = leader_id.as_deref() == Some(m.id.as_str());
-                m
-            })
-            .collect::<Vec<_>>()
-    });
+    members
+        .into_iter()
+        .map(|mut m| {
+            // A member whose advertised client URL was probed and failed is unhealthy.
+            let probed_and_failed = probes
+                .iter()
+                .any(|p| p.status.is_err() && m.client_urls.contains(&p.endpoint));
+            m.healthy = member_health
+                .get(&m.id)
+                .copied()
+                .or(probed_and_failed.then_some(false));
+            m.is_leader = leader_id == Some(m.id.as_str());
+            m
+        })
+        .collect()
+}
 
-    let quorum = match &members {
-        None => Fact::unknown(format!("member list unavailable: {}", all_reasons())),
-        Some(ms) => {
-            let voting: Vec<&Member> = ms.iter().filter(|m| !m.is_learner).collect();
-            let size = voting.len();
-            let healthy = voting.iter().filter(|m| m.healthy == Some(true)).count();
-            let unknown = voting.iter().filter(|m| m.healthy.is_none()).count();
-            let q = size / 2 + 1;
-            if healthy >= q || healthy + unknown < q {
-                Fact::Known {
-                    value: Quorum {
-                        cluster_size: size,
-                        healthy_members: healthy,
-                        unknown_members: unknown,
-                        quorum_size: q,
-                        has_quorum: healthy >= q,
-                        failure_tolerance: healthy.saturating_sub(q),
-                    },
-                }
-            } else {
-                Fact::unknown(format!(
-                    "{healthy} of {size} voting members healthy, {unknown} not probed \
-                     (quorum needs {q}); pass their endpoints or enable member discovery"
-                ))
-            }
+/// Quorum of the voting members; unknown when the unprobed members could tip it.
+fn quorum(ms: &[Member]) -> Fact<Quorum> {
+    let voting: Vec<&Member> = ms.iter().filter(|m| !m.is_learner).collect();
+    let size = voting.len();
+    let healthy = voting.iter().filter(|m| m.healthy == Some(true)).count();
+    let unknown = voting.iter().filter(|m| m.healthy.is_none()).count();
+    let q = size / 2 + 1;
+    if healthy >= q || healthy + unknown < q {
+        Fact::Known {
+            value: Quorum {
+                cluster_size: size,
+                healthy_members: healthy,
+                unknown_members: unknown,
+                quorum_size: q,
+                has_quorum: healthy >= q,
+                failure_tolerance: healthy.saturating_sub(q),
+            },
         }
-    };
+    } else {
+        Fact::unknown(format!(
+            "{healthy} of {size} voting members healthy, {unknown} not probed \
+             (quorum needs {q}); pass their endpoints or enable member discovery"
+        ))
+    }
+}
 
-    let revision = match statuses
-        .iter()
-        .find(|(_, s)| Some(&s.member_id) == leader_id.as_ref())
-        .or_else(|| statuses.iter().max_by_key(|(_, s)| s.revision))
-    {
-        Some((_, s)) => Fact::Known { value: s.revision },
-        None => Fact::unknown(all_reasons()),
-    };
-
-    let db = match statuses.iter().max_by_key(|(_, s)| s.db_size) {
+/// The largest database among the members against its quota (the server's, else `assumed`).
+fn db_usage(
+    statuses: &[(&str, &EndpointStatus)],
+    assumed_quota: u64,
+    reasons: &str,
+) -> Fact<DbUsage> {
+    match statuses.iter().max_by_key(|(_, s)| s.db_size) {
         Some((e, s)) => {
             let (quota, source) = match s.db_size_quota {
-                Some(q) => (u64::try_from(q).unwrap_or(opts.quota_bytes), "server"),
-                None => (opts.quota_bytes, "assumed"),
+                Some(q) => (u64::try_from(q).unwrap_or(assumed_quota), "server"),
+                None => (assumed_quota, "assumed"),
             };
             let ratio = if quota == 0 {
                 0.0
@@ -735,60 +783,30 @@ fn assemble(
                 },
             }
         }
-        None => Fact::unknown(all_reasons()),
+        None => Fact::unknown(reasons.to_string()),
+    }
+}
+
+/// One probed endpoint: healthy, or why not.
+fn endpoint_fact(p: Probe) -> EndpointFact {
+    let reason = match (&p.status, &p.health) {
+        (Err(e), _) => Some(e.clone()),
+        (Ok(s), _) if !s.errors.is_empty() => Some(format!(
+            "{}: member reports errors: {}",
+            p.endpoint,
+            s.errors.join(", ")
+        )),
+        (Ok(_), Err(e)) => Some(e.clone()),
+        (Ok(_), Ok(())) => None,
     };
-
-    let alarms = match probes.iter().find_map(|p| p.alarms.clone().ok()) {
-        Some(a) => Fact::Known { value: a },
-        None => Fact::unknown(
-            probes
-                .iter()
-                .filter_map(|p| p.alarms.as_ref().err().map(String::as_str))
-                .collect::<Vec<_>>()
-                .join("; "),
-        ),
-    };
-
-    let members = match members {
-        Some(ms) => Fact::Known { value: ms },
-        None => Fact::unknown(all_reasons()),
-    };
-
-    let endpoints = probes
-        .into_iter()
-        .map(|p| {
-            let reason = match (&p.status, &p.health) {
-                (Err(e), _) => Some(e.clone()),
-                (Ok(s), _) if !s.errors.is_empty() => Some(format!(
-                    "{}: member reports errors: {}",
-                    p.endpoint,
-                    s.errors.join(", ")
-                )),
-                (Ok(_), Err(e)) => Some(e.clone()),
-                (Ok(_), Ok(())) => None,
-            };
-            EndpointFact {
-                endpoint: p.endpoint,
-                healthy: reason.is_none(),
-                reason,
-                status: match p.status {
-                    Ok(s) => Fact::Known { value: s },
-                    Err(e) => Fact::Unknown { reason: e },
-                },
-            }
-        })
-        .collect();
-
-    LiveFacts {
-        cluster_id,
-        members,
-        endpoints,
-        leader,
-        quorum,
-        revision,
-        db,
-        alarms,
-        elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    EndpointFact {
+        endpoint: p.endpoint,
+        healthy: reason.is_none(),
+        reason,
+        status: match p.status {
+            Ok(s) => Fact::Known { value: s },
+            Err(e) => Fact::Unknown { reason: e },
+        },
     }
 }
 
