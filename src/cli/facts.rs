@@ -43,7 +43,9 @@ pub struct FactArgs {
 
 /// `--max-age`: a positive humantime duration.
 pub fn parse_max_age(s: &str) -> Result<Duration, String> {
-    crate::policy::MaxAge::parse(s).map(|m| m.0)
+    crate::policy::MaxAge::parse(s)
+        .map(|m| m.0)
+        .map_err(|e| e.to_string())
 }
 
 /// One store's facts in both forms: the gate's summary and the full inspection (for reports).

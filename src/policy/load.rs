@@ -268,8 +268,14 @@ fn validate(file: &str, body: &str, doc: &PolicyDocument, errors: &mut Vec<Polic
                 "lists no `users` or `groups`: nobody could break glass; list who may, or remove `exceptions`".into(),
             );
         }
-        if let Err(why) = check_annotation_key(&ex.annotation) {
-            push(&at("annotation"), why);
+        if !valid_annotation_key(&ex.annotation) {
+            push(
+                &at("annotation"),
+                format!(
+                    "`{}` is not a valid annotation key: expected `prefix/name` like `etcdguard.dev/break-glass`",
+                    ex.annotation
+                ),
+            );
         }
         for (list, name) in [(&ex.users, "users"), (&ex.groups, "groups")] {
             if list.iter().any(|u| u.trim().is_empty()) {
@@ -325,7 +331,7 @@ fn check_rule(i: usize, rule: &ResourceRule, push: &mut impl FnMut(&[PathPart<'_
 }
 
 /// An annotation key must be a qualified name `prefix/name` or `name` (Kubernetes rules, simplified).
-fn check_annotation_key(key: &str) -> Result<(), String> {
+fn valid_annotation_key(key: &str) -> bool {
     let (prefix, name) = match key.rsplit_once('/') {
         Some((p, n)) => (Some(p), n),
         None => (None, key),
@@ -349,11 +355,7 @@ fn check_annotation_key(key: &str) -> Result<(), String> {
             && p.chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
     });
-    if name_ok && prefix_ok {
-        Ok(())
-    } else {
-        Err(format!("`{key}` is not a valid annotation key: expected `prefix/name` like `etcdguard.dev/break-glass`"))
-    }
+    name_ok && prefix_ok
 }
 
 /// A step in a field path used to render and locate errors.

@@ -41,7 +41,7 @@ pub use mode::{apply_exception, apply_mode, Decision, Effect, EffectiveRequire, 
 pub use model::{
     ChangeSource, Exceptions, Expiry, KindName, Match, MaxAge, Metadata, Mode, Operation,
     PathPattern, PolicyDocument, PolicyName, PolicySpec, Require, ResourceRule, Segment,
-    StoreLayout, StoreSpec, StoreUrl, Subresource, Verification, API_VERSION,
+    StoreLayout, StoreSpec, StoreUrl, Subresource, ValueError, Verification, API_VERSION,
     DEFAULT_BREAK_GLASS_ANNOTATION, KIND,
 };
 

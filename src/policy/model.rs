@@ -16,20 +16,51 @@ pub const KIND: &str = "GatePolicy";
 /// The break-glass annotation used when a policy's `exceptions.annotation` is not set.
 pub const DEFAULT_BREAK_GLASS_ANNOTATION: &str = "etcdguard.dev/break-glass";
 
+/// A policy field value that does not parse: the message names the value and what was expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    #[error("store url `{0}` has no bucket: {STORE_EXPECTED}")]
+    StoreNoBucket(String),
+    #[error("store url `{0}` is not an absolute file path: {STORE_EXPECTED}")]
+    StoreRelativeFile(String),
+    #[error("store url `{0}` is not supported: {STORE_EXPECTED}")]
+    StoreScheme(String),
+    #[error("snapshot age `{0}` is negative: expected a positive duration like `3h`")]
+    AgeNegative(String),
+    #[error("`{0}` is not a duration ({1}): expected a duration like `90m`, `3h` or `1d 12h`")]
+    AgeNotDuration(String, String),
+    #[error("snapshot age `{0}` is zero: no snapshot could ever be that recent")]
+    AgeZero(String),
+    #[error("policy name `{0}` is not a DNS-1123 name: use lowercase letters, digits, `-` and `.`, starting and ending with a letter or digit")]
+    PolicyName(String),
+    #[error("kind `{0}` is not a Kubernetes kind: expected UpperCamelCase like `KubeadmControlPlane`, or `*`")]
+    KindName(String),
+    #[error("empty JSON pointer: it would watch the whole object; leave `paths` out to match any change")]
+    PointerEmpty,
+    #[error("`{0}` is not a JSON pointer: it must start with `/` (e.g. `/spec/version`)")]
+    PointerNoSlash(String),
+    #[error("`{0}` is not a valid JSON pointer: `~` must be followed by `0` or `1`")]
+    PointerEscape(String),
+    #[error("`{0}` is not an RFC 3339 time ({1}): expected e.g. `2026-12-31T23:59:00Z`")]
+    Time(String, String),
+}
+
+const STORE_EXPECTED: &str = "expected s3://BUCKET[/PREFIX], file:///PATH or an absolute path";
+
 /// Deserialize a string through `parse` inside the visitor, so serde_yaml_ng attaches the
 /// scalar's own line, column and field path to a rejection (an error raised after
 /// `String::deserialize` returns would be located at the enclosing mapping instead).
 fn parse_scalar<'de, D, T>(
     d: D,
     expecting: &'static str,
-    parse: fn(&str) -> Result<T, String>,
+    parse: fn(&str) -> Result<T, ValueError>,
 ) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
 {
     struct V<T> {
         expecting: &'static str,
-        parse: fn(&str) -> Result<T, String>,
+        parse: fn(&str) -> Result<T, ValueError>,
     }
     impl<T> Visitor<'_> for V<T> {
         type Value = T;
@@ -356,25 +387,22 @@ pub struct StoreUrl(String);
 
 impl StoreUrl {
     /// Parse and check a store location.
-    pub fn parse(s: &str) -> Result<StoreUrl, String> {
-        let expected = "expected s3://BUCKET[/PREFIX], file:///PATH or an absolute path";
+    pub fn parse(s: &str) -> Result<StoreUrl, ValueError> {
         if let Some(rest) = s.strip_prefix("s3://") {
             let bucket = rest.split('/').next().unwrap_or("");
             if bucket.is_empty() {
-                return Err(format!("store url `{s}` has no bucket: {expected}"));
+                return Err(ValueError::StoreNoBucket(s.to_string()));
             }
             Ok(StoreUrl(s.to_string()))
         } else if let Some(rest) = s.strip_prefix("file://") {
             if !rest.starts_with('/') {
-                return Err(format!(
-                    "store url `{s}` is not an absolute file path: {expected}"
-                ));
+                return Err(ValueError::StoreRelativeFile(s.to_string()));
             }
             Ok(StoreUrl(s.to_string()))
         } else if s.starts_with('/') {
             Ok(StoreUrl(s.to_string()))
         } else {
-            Err(format!("store url `{s}` is not supported: {expected}"))
+            Err(ValueError::StoreScheme(s.to_string()))
         }
     }
 
@@ -400,22 +428,15 @@ pub struct MaxAge(pub Duration);
 
 impl MaxAge {
     /// Parse a humantime duration, rejecting negative and zero ages with a clear message.
-    pub fn parse(s: &str) -> Result<MaxAge, String> {
+    pub fn parse(s: &str) -> Result<MaxAge, ValueError> {
         let t = s.trim();
         if t.starts_with('-') {
-            return Err(format!(
-                "snapshot age `{s}` is negative: expected a positive duration like `3h`"
-            ));
+            return Err(ValueError::AgeNegative(s.to_string()));
         }
-        let d = humantime::parse_duration(t).map_err(|e| {
-            format!(
-                "`{s}` is not a duration ({e}): expected a duration like `90m`, `3h` or `1d 12h`"
-            )
-        })?;
+        let d = humantime::parse_duration(t)
+            .map_err(|e| ValueError::AgeNotDuration(s.to_string(), e.to_string()))?;
         if d.is_zero() {
-            return Err(format!(
-                "snapshot age `{s}` is zero: no snapshot could ever be that recent"
-            ));
+            return Err(ValueError::AgeZero(s.to_string()));
         }
         Ok(MaxAge(d))
     }
@@ -483,7 +504,7 @@ pub struct PolicyName(String);
 
 impl PolicyName {
     /// Check a name.
-    pub fn parse(s: &str) -> Result<PolicyName, String> {
+    pub fn parse(s: &str) -> Result<PolicyName, ValueError> {
         let ok_char =
             |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.';
         let alnum =
@@ -494,9 +515,7 @@ impl PolicyName {
             || !alnum(s.chars().next())
             || !alnum(s.chars().last())
         {
-            return Err(format!(
-                "policy name `{s}` is not a DNS-1123 name: use lowercase letters, digits, `-` and `.`, starting and ending with a letter or digit"
-            ));
+            return Err(ValueError::PolicyName(s.to_string()));
         }
         Ok(PolicyName(s.to_string()))
     }
@@ -526,14 +545,12 @@ pub struct KindName(String);
 
 impl KindName {
     /// Check a kind name.
-    pub fn parse(s: &str) -> Result<KindName, String> {
+    pub fn parse(s: &str) -> Result<KindName, ValueError> {
         let first_upper = s.chars().next().is_some_and(|c| c.is_ascii_uppercase());
         if s == "*" || (first_upper && s.chars().all(|c| c.is_ascii_alphanumeric())) {
             Ok(KindName(s.to_string()))
         } else {
-            Err(format!(
-                "kind `{s}` is not a Kubernetes kind: expected UpperCamelCase like `KubeadmControlPlane`, or `*`"
-            ))
+            Err(ValueError::KindName(s.to_string()))
         }
     }
 
@@ -584,14 +601,12 @@ pub struct PathPattern {
 
 impl PathPattern {
     /// Parse a pointer; it must start with `/` and use `~` only as `~0` or `~1`.
-    pub fn parse(s: &str) -> Result<PathPattern, String> {
+    pub fn parse(s: &str) -> Result<PathPattern, ValueError> {
         if s.is_empty() {
-            return Err("empty JSON pointer: it would watch the whole object; leave `paths` out to match any change".into());
+            return Err(ValueError::PointerEmpty);
         }
         let Some(rest) = s.strip_prefix('/') else {
-            return Err(format!(
-                "`{s}` is not a JSON pointer: it must start with `/` (e.g. `/spec/version`)"
-            ));
+            return Err(ValueError::PointerNoSlash(s.to_string()));
         };
         let mut segments = Vec::new();
         for raw in rest.split('/') {
@@ -602,11 +617,7 @@ impl PathPattern {
                     match chars.next() {
                         Some('0') => out.push('~'),
                         Some('1') => out.push('/'),
-                        _ => {
-                            return Err(format!(
-                            "`{s}` is not a valid JSON pointer: `~` must be followed by `0` or `1`"
-                        ))
-                        }
+                        _ => return Err(ValueError::PointerEscape(s.to_string())),
                     }
                 } else {
                     out.push(c);
@@ -702,11 +713,7 @@ impl<'de> Deserialize<'de> for Expiry {
         parse_scalar(d, "an RFC 3339 time such as `2026-12-31T23:59:00Z`", |s| {
             DateTime::parse_from_rfc3339(s.trim())
                 .map(|t| Expiry(t.with_timezone(&Utc)))
-                .map_err(|e| {
-                    format!(
-                        "`{s}` is not an RFC 3339 time ({e}): expected e.g. `2026-12-31T23:59:00Z`"
-                    )
-                })
+                .map_err(|e| ValueError::Time(s.to_string(), e.to_string()))
         })
     }
 }
