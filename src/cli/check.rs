@@ -173,12 +173,10 @@ fn proposed(args: &Args, lifecycle_given: bool) -> Result<Proposed, String> {
 }
 
 pub fn run(args: Args) -> u8 {
+    let json = args.output == Output::Json;
     match run_inner(args) {
         Ok(code) => code,
-        Err(msg) => {
-            eprintln!("etcdguard check: {msg}");
-            super::EXIT_USAGE
-        }
+        Err(msg) => super::common::usage_error("check", &msg, json),
     }
 }
 
@@ -332,12 +330,12 @@ fn render(
             if let Some(e) = &decision.exception {
                 v["exception"] = serde_json::to_value(e).unwrap_or_default();
             }
-            serde_json::to_string_pretty(&v).map_err(|e| format!("JSON output: {e}"))? + "\n"
+            super::common::json_text(&v)?
         }
         Output::Junit => report::junit(&r),
         Output::Github => report::github(&r),
     };
-    print!("{text}");
+    super::common::write_stdout(text)?;
     Ok(match outcome.verdict {
         gate::Verdict::Refuse => super::EXIT_FAIL,
         _ => super::EXIT_OK,

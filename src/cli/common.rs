@@ -1,12 +1,70 @@
 //! Pieces shared by several subcommands.
 
-/// Output format of a report. Not every subcommand supports every format.
+/// Output format of `check`, the one subcommand with every format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Output {
     Text,
     Json,
     Junit,
     Github,
+}
+
+/// Output format of the subcommands that print text or JSON (`verify`, `status`), so their
+/// `--help` lists only these two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// Write a subcommand's output to stdout, all of it, and flush.
+///
+/// A reader that has gone away (`| head -1`, `| grep -q`, `| true`) is not an error: the write
+/// stops quietly and the caller exits with the code it would have had anyway (README "Exit
+/// codes"). Any other write error is returned, for exit 2. Nothing here panics, unlike
+/// `print!`, which panics on a closed stdout.
+pub fn write_stdout(text: impl AsRef<[u8]>) -> Result<(), String> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_ref()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            tracing::debug!("stdout closed by its reader; output dropped");
+            Ok(())
+        }
+        Err(e) => Err(format!("cannot write to stdout: {e}")),
+    }
+}
+
+/// A JSON document as printed: `schemaVersion` added at the top level, pretty, one final newline.
+pub fn json_text<T: serde::Serialize>(doc: &T) -> Result<String, String> {
+    let v = serde_json::to_value(doc).map_err(|e| format!("cannot render JSON: {e}"))?;
+    let s = serde_json::to_string_pretty(&crate::report::versioned(v))
+        .map_err(|e| format!("cannot render JSON: {e}"))?;
+    Ok(s + "\n")
+}
+
+/// Print `doc` as JSON ([`json_text`]) on stdout.
+pub fn print_json<T: serde::Serialize>(doc: &T) -> Result<(), String> {
+    write_stdout(json_text(doc)?)
+}
+
+/// Exit 2 (usage, configuration or I/O error) of subcommand `cmd`: `etcdguard CMD: MSG` on
+/// stderr and, when the output format is JSON, `{"error": MSG, "schemaVersion": 1}` on stdout
+/// (issue #19: CI reading stdout as JSON always gets JSON).
+pub fn usage_error(cmd: &str, msg: &str, json: bool) -> u8 {
+    eprintln!("etcdguard {cmd}: {msg}");
+    if json {
+        print_error_json(msg);
+    }
+    super::EXIT_USAGE
+}
+
+/// `{"error": MSG, "schemaVersion": 1}` on stdout (a failure to write it is already an exit 2).
+pub fn print_error_json(msg: &str) {
+    if let Ok(text) = serde_json::to_string_pretty(&crate::report::error_doc(msg)) {
+        let _ = write_stdout(text + "\n");
+    }
 }
 
 /// Install a tracing subscriber writing to stderr (colour only on a terminal). A filter that

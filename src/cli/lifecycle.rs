@@ -9,6 +9,7 @@
 use crate::lifecycle::{self, Configuration, Layout, LifecycleFinding, Severity, StoreContext};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 /// Output format of `etcdguard lifecycle`.
@@ -215,10 +216,7 @@ fn live(bucket: &str, prefix: &str) -> Result<Live, String> {
 pub fn run(args: Args) -> u8 {
     match run_inner(&args) {
         Ok(code) => code,
-        Err(msg) => {
-            eprintln!("etcdguard lifecycle: {msg}");
-            super::EXIT_USAGE
-        }
+        Err(msg) => super::common::usage_error("lifecycle", &msg, args.output == Output::Json),
     }
 }
 
@@ -295,17 +293,19 @@ fn run_inner(args: &Args) -> Result<u8, String> {
         None if args.rules.is_some() => live_config,
         None => None,
     };
-    let (mode, findings) = match &current {
+    let (mode, mut findings) = match &current {
         Some(cur) => ("diff", lifecycle::diff(cur, &proposed, &ctx, now)),
         None => ("evaluate", lifecycle::evaluate(&proposed, &ctx, now)),
     };
+    // Worst first in text and JSON alike; the analysis' order within a severity.
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     let worst = lifecycle::worst(&findings);
     let verdict = match worst {
         Some(Severity::Deny) => "deny",
         Some(Severity::Warn) => "warn",
         _ => "ok",
     };
-    match args.output {
+    let text = match args.output {
         Output::Json => {
             let report = Report {
                 store: &args.store,
@@ -317,12 +317,11 @@ fn run_inner(args: &Args) -> Result<u8, String> {
                 verdict,
                 findings: &findings,
             };
-            let s =
-                serde_json::to_string_pretty(&report).map_err(|e| format!("JSON output: {e}"))?;
-            println!("{s}");
+            super::common::json_text(&report)?
         }
-        Output::Text => print_text(&args.store, mode, now, &sources, &findings, verdict),
-    }
+        Output::Text => render_text(&args.store, mode, now, &sources, &findings, verdict),
+    };
+    super::common::write_stdout(text)?;
     Ok(if worst == Some(Severity::Deny) {
         super::EXIT_FAIL
     } else {
@@ -330,20 +329,23 @@ fn run_inner(args: &Args) -> Result<u8, String> {
     })
 }
 
-fn print_text(
+fn render_text(
     store: &str,
     mode: &str,
     now: DateTime<Utc>,
     sources: &[Source],
     findings: &[LifecycleFinding],
     verdict: &str,
-) {
-    println!(
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
         "etcdguard lifecycle: {store} ({mode}, as of {})",
         now.format("%Y-%m-%d %H:%M UTC")
     );
     for s in sources {
-        println!(
+        let _ = writeln!(
+            out,
             "  {} rules: {} rule(s) from {}",
             s.role,
             s.rules,
@@ -351,7 +353,8 @@ fn print_text(
         );
     }
     if findings.is_empty() {
-        println!(
+        let _ = writeln!(
+            out,
             "no findings: {}",
             if mode == "diff" {
                 "the change makes nothing worse for this backup store"
@@ -361,8 +364,9 @@ fn print_text(
         );
     }
     for f in findings {
-        println!();
-        println!(
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
             "{:<4} {}  rule {:?} ({})",
             f.severity.as_str().to_uppercase(),
             f.check,
@@ -370,16 +374,17 @@ fn print_text(
             f.filter
         );
         if let Some(w) = f.when {
-            println!("     when: {}", w.format("%Y-%m-%d %H:%M UTC"));
+            let _ = writeln!(out, "     when: {}", w.format("%Y-%m-%d %H:%M UTC"));
         }
         for k in f.example_keys.iter().take(4) {
-            println!("     key:  {k}");
+            let _ = writeln!(out, "     key:  {k}");
         }
-        println!("     {}", f.message);
-        println!("     fix:  {}", f.fix);
+        let _ = writeln!(out, "     {}", f.message);
+        let _ = writeln!(out, "     fix:  {}", f.fix);
     }
-    println!();
-    println!("verdict: {verdict}");
+    let _ = writeln!(out);
+    let _ = writeln!(out, "verdict: {verdict}");
+    out
 }
 
 #[cfg(test)]

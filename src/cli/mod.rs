@@ -4,7 +4,12 @@
 //! Exit codes are a contract shared by every subcommand:
 //! - [`EXIT_OK`] (0): the thing checked is fine (valid snapshot, readable store, proceed).
 //! - [`EXIT_FAIL`] (1): the thing checked is not fine (invalid snapshot, refuse).
-//! - [`EXIT_USAGE`] (2): usage, configuration or I/O error: nothing could be decided.
+//! - [`EXIT_USAGE`] (2): usage, configuration or I/O error: nothing could be decided. With
+//!   `--output json`, stdout carries `{"error": …, "schemaVersion": 1}`.
+//!
+//! A closed stdout (the reader left: `| head -1`, `| grep -q`) changes nothing: output is dropped
+//! quietly and the code is the one above ([`common::write_stdout`]); no subcommand panics on it.
+//! README "Exit codes" is the one table of these codes.
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -32,7 +37,9 @@ pub const EXIT_USAGE: u8 = 2;
     long_about = "etcdguard refuses or warns on upgrades, cluster updates and S3 lifecycle-rule \
 changes when no recent, restorable etcd snapshot exists, when etcd-manager control files are \
 missing, or when a change would seed a new, empty etcd cluster.\n\n\
-Exit codes: 0 ok/proceed, 1 invalid/refuse, 2 usage, configuration or I/O error."
+Exit codes: 0 ok/proceed, 1 invalid/refuse, 2 usage, configuration or I/O error \
+(with --output json, stdout then carries {\"error\": ...}). A closed stdout does not change \
+the code."
 )]
 pub struct Cli {
     /// Log filter for diagnostics on stderr (tracing EnvFilter syntax, e.g. `info`, `etcdguard=debug`).
@@ -63,14 +70,30 @@ pub enum Command {
     Status(status::Args),
 }
 
+/// Whether the command line asks for `--output json` (looked at when clap refused the command
+/// line, so that the usage error reaches a JSON reader as JSON too).
+fn wants_json(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+    let args: Vec<_> = args.collect();
+    args.iter().any(|a| a == "--output=json")
+        || args
+            .windows(2)
+            .any(|w| w[0] == "--output" && w[1] == "json")
+}
+
 /// Entry point used by `src/main.rs`.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             // clap prints help/version to stdout with exit 0, usage errors to stderr with exit 2.
+            // A closed stdout only makes `print` fail, which changes nothing.
             let code = if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
             let _ = e.print();
+            if e.use_stderr() && wants_json(std::env::args_os().skip(1)) {
+                let msg = e.render().to_string();
+                let first = msg.lines().next().unwrap_or_default();
+                common::print_error_json(first.trim_start_matches("error: "));
+            }
             return ExitCode::from(code);
         }
     };

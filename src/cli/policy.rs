@@ -6,13 +6,15 @@
 //!   the json-patch diff of old → new, the watched pointers it touched, and the break-glass
 //!   decision. Exit 0 after explaining, 2 on unreadable input or invalid policies.
 
-use super::{EXIT_FAIL, EXIT_OK, EXIT_USAGE};
+use super::common::{json_text, usage_error, write_stdout};
+use super::{EXIT_FAIL, EXIT_OK};
 use crate::policy::{
     ChangeSource, ExceptionDecision, LoadError, MatchReason, Operation, PolicyMatch, PolicySet,
     Request,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, clap::Args)]
@@ -104,46 +106,44 @@ pub fn run(args: Args) -> u8 {
 }
 
 fn lint(args: LintArgs) -> u8 {
+    let json = args.output == Format::Json;
     let what = args
         .path
         .as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "embedded policies".into());
-    match PolicySet::load_or_embedded(args.path.as_deref()) {
+    let (code, text) = match PolicySet::load_or_embedded(args.path.as_deref()) {
         Ok(set) => {
-            match args.output {
-                Format::Text => {
-                    println!("{what}: {} policies, no errors", set.policies().len());
-                    for p in set.policies() {
-                        println!("  {} ({}) at {}:{}", p.name(), p.mode(), p.file, p.line);
-                    }
+            let text = if json {
+                let names: Vec<_> = set.policies().iter().map(|p| json!({"name": p.name(), "mode": p.mode(), "file": p.file, "line": p.line})).collect();
+                json_text(&json!({"valid": true, "policies": names, "errors": []}))
+            } else {
+                let mut t = format!("{what}: {} policies, no errors\n", set.policies().len());
+                for p in set.policies() {
+                    let _ = writeln!(t, "  {} ({}) at {}:{}", p.name(), p.mode(), p.file, p.line);
                 }
-                Format::Json => {
-                    let names: Vec<_> = set.policies().iter().map(|p| json!({"name": p.name(), "mode": p.mode(), "file": p.file, "line": p.line})).collect();
-                    println!(
-                        "{}",
-                        json!({"valid": true, "policies": names, "errors": []})
-                    );
-                }
-            }
-            EXIT_OK
+                Ok(t)
+            };
+            (EXIT_OK, text)
         }
         Err(LoadError::Invalid(errors)) => {
-            match args.output {
-                Format::Text => {
-                    for e in &errors {
-                        println!("{e}");
-                    }
-                    println!("{what}: {} error(s)", errors.len());
+            let text = if json {
+                json_text(&json!({"valid": false, "errors": errors}))
+            } else {
+                let mut t = String::new();
+                for e in &errors {
+                    let _ = writeln!(t, "{e}");
                 }
-                Format::Json => println!("{}", json!({"valid": false, "errors": errors})),
-            }
-            EXIT_FAIL
+                let _ = writeln!(t, "{what}: {} error(s)", errors.len());
+                Ok(t)
+            };
+            (EXIT_FAIL, text)
         }
-        Err(e @ LoadError::Io { .. }) => {
-            eprintln!("etcdguard policy lint: {e}");
-            EXIT_USAGE
-        }
+        Err(e @ LoadError::Io { .. }) => return usage_error("policy lint", &e.to_string(), json),
+    };
+    match text.and_then(write_stdout) {
+        Ok(()) => code,
+        Err(e) => usage_error("policy lint", &e, false),
     }
 }
 
@@ -200,29 +200,22 @@ fn build_request(args: &ExplainArgs) -> Result<Request, String> {
 }
 
 fn explain(args: ExplainArgs) -> u8 {
+    let json = args.output == Format::Json;
+    let fail = |msg: &str| usage_error("policy explain", msg, json);
     let now: DateTime<Utc> = match &args.now {
         Some(s) => match DateTime::parse_from_rfc3339(s) {
             Ok(t) => t.with_timezone(&Utc),
-            Err(e) => {
-                eprintln!("etcdguard policy explain: --now `{s}` is not an RFC 3339 time ({e})");
-                return EXIT_USAGE;
-            }
+            Err(e) => return fail(&format!("--now `{s}` is not an RFC 3339 time ({e})")),
         },
         None => Utc::now(),
     };
     let set = match PolicySet::load_or_embedded(args.policy.as_deref()) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("etcdguard policy explain: {e}");
-            return EXIT_USAGE;
-        }
+        Err(e) => return fail(&e.to_string()),
     };
     let req = match build_request(&args) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("etcdguard policy explain: {e}");
-            return EXIT_USAGE;
-        }
+        Err(e) => return fail(&e),
     };
     let changes = req.changes();
     let results = set.explain(&req);
@@ -242,7 +235,7 @@ fn explain(args: ExplainArgs) -> u8 {
         })
         .collect();
 
-    match args.output {
+    let text = match args.output {
         Format::Json => {
             let policies: Vec<Value> = results
                 .iter()
@@ -254,34 +247,59 @@ fn explain(args: ExplainArgs) -> u8 {
                     PolicyMatch::NotMatched(x) => json!({"policy": x.policy, "matched": false, "reasons": x.reasons}),
                 })
                 .collect();
-            println!(
-                "{}",
-                json!({"request": req, "changes": changes, "policies": policies, "effective": effective})
-            );
+            json_text(
+                &json!({"request": req, "changes": changes, "policies": policies, "effective": effective}),
+            )
         }
-        Format::Text => print_text(&req, changes, &results, &exceptions, &effective, now),
+        Format::Text => Ok(render_text(
+            &req,
+            changes,
+            &results,
+            &exceptions,
+            &effective,
+            now,
+        )),
+    };
+    match text.and_then(write_stdout) {
+        Ok(()) => EXIT_OK,
+        Err(e) => usage_error("policy explain", &e, false),
     }
-    EXIT_OK
 }
 
-fn print_text(
+fn render_text(
     req: &Request,
     changes: &[crate::policy::Change],
     results: &[PolicyMatch],
     exceptions: &[(String, ExceptionDecision)],
     effective: &crate::policy::EffectiveRequire,
     now: DateTime<Utc>,
-) {
+) -> String {
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = write_text(&mut out, req, changes, results, exceptions, effective, now);
+    out
+}
+
+fn write_text(
+    out: &mut String,
+    req: &Request,
+    changes: &[crate::policy::Change],
+    results: &[PolicyMatch],
+    exceptions: &[(String, ExceptionDecision)],
+    effective: &crate::policy::EffectiveRequire,
+    now: DateTime<Utc>,
+) -> std::fmt::Result {
     let who = if req.user.is_empty() {
         "(no user)".to_string()
     } else {
         req.user.clone()
     };
     match req.source {
-        Some(s) => println!(
+        Some(s) => writeln!(
+            out,
             "request: CLI source {s} by {who} [groups: {}]",
             req.groups.join(", ")
-        ),
+        )?,
         None => {
             let op = req.operation.map(|o| o.to_string()).unwrap_or_default();
             let group = if req.api_group.is_empty() {
@@ -294,17 +312,19 @@ fn print_text(
                 .as_deref()
                 .map(|s| format!(" subresource {s}"))
                 .unwrap_or_default();
-            println!(
+            writeln!(
+                out,
                 "request: {op} {group} {}{sub} by {who} [groups: {}]",
                 req.kind,
                 req.groups.join(", ")
-            );
+            )?;
             if changes.is_empty() {
-                println!("changes (json-patch old -> new): none");
+                writeln!(out, "changes (json-patch old -> new): none")?;
             } else {
-                println!("changes (json-patch old -> new):");
+                writeln!(out, "changes (json-patch old -> new):")?;
                 for c in changes {
-                    println!(
+                    writeln!(
+                        out,
                         "  {} {}",
                         c.op,
                         if c.path.is_empty() {
@@ -312,27 +332,29 @@ fn print_text(
                         } else {
                             &c.path
                         }
-                    );
+                    )?;
                 }
             }
         }
     }
-    println!(
+    writeln!(
+        out,
         "exceptions evaluated at {}",
         now.to_rfc3339_opts(SecondsFormat::Secs, true)
-    );
+    )?;
     for r in results {
         match r {
             PolicyMatch::Matched(m) => {
-                println!(
+                writeln!(
+                    out,
                     "MATCH    {} ({}) defined at {}",
                     m.policy, m.mode, m.defined_at
-                );
+                )?;
                 match &m.reason {
-                    MatchReason::Source { source } => println!("  source {source} is listed"),
+                    MatchReason::Source { source } => writeln!(out, "  source {source} is listed")?,
                     MatchReason::Resource { rule, changed } => {
                         if changed.is_empty() {
-                            println!("  resources[{rule}] matches any change of this kind");
+                            writeln!(out, "  resources[{rule}] matches any change of this kind")?;
                         }
                         for hit in changed {
                             let ops: Vec<String> = hit
@@ -350,22 +372,26 @@ fn print_text(
                                     )
                                 })
                                 .collect();
-                            println!(
+                            writeln!(
+                                out,
                                 "  resources[{rule}]: {} changed ({})",
                                 hit.watched,
                                 ops.join(", ")
-                            );
+                            )?;
                         }
                     }
                 }
                 if let Some((_, d)) = exceptions.iter().find(|(n, _)| *n == m.policy) {
                     match d {
-                        ExceptionDecision::NotRequested => println!("  break-glass: not requested"),
+                        ExceptionDecision::NotRequested => {
+                            writeln!(out, "  break-glass: not requested")?
+                        }
                         ExceptionDecision::Honoured {
                             reason,
                             user,
                             expires,
-                        } => println!(
+                        } => writeln!(
+                            out,
                             "  break-glass: HONOURED for {user}, reason {reason:?}{}",
                             expires
                                 .map(|e| format!(
@@ -373,54 +399,59 @@ fn print_text(
                                     e.to_rfc3339_opts(SecondsFormat::Secs, true)
                                 ))
                                 .unwrap_or_default()
-                        ),
+                        )?,
                         ExceptionDecision::Refused { why } => {
-                            println!("  break-glass: refused: {why}")
+                            writeln!(out, "  break-glass: refused: {why}")?
                         }
                     }
                 }
             }
             PolicyMatch::NotMatched(x) => {
-                println!("no match {}", x.policy);
+                writeln!(out, "no match {}", x.policy)?;
                 for why in &x.reasons {
-                    println!("  {why}");
+                    writeln!(out, "  {why}")?;
                 }
             }
         }
     }
     match effective.mode {
-        None => println!("effective: no policy matches; the gate does not apply"),
+        None => writeln!(out, "effective: no policy matches; the gate does not apply")?,
         Some(mode) => {
-            println!(
+            writeln!(
+                out,
                 "effective (strictest of {}):",
                 effective.policies.join(", ")
-            );
-            println!("  mode: {mode}");
-            println!(
+            )?;
+            writeln!(out, "  mode: {mode}")?;
+            writeln!(
+                out,
                 "  snapshotMaxAge: {}",
                 effective
                     .snapshot_max_age
                     .map(|a| a.to_string())
                     .unwrap_or_else(|| "(not required)".into())
-            );
-            println!(
+            )?;
+            writeln!(
+                out,
                 "  verifySnapshot: {}",
                 effective
                     .verify_snapshot
                     .map(|v| v.to_string())
                     .unwrap_or_else(|| "(not required)".into())
-            );
-            println!("  controlFiles: {}", effective.control_files);
-            println!("  liveEtcd: {}", effective.live_etcd);
-            println!("  lifecycle: {}", effective.lifecycle);
+            )?;
+            writeln!(out, "  controlFiles: {}", effective.control_files)?;
+            writeln!(out, "  liveEtcd: {}", effective.live_etcd)?;
+            writeln!(out, "  lifecycle: {}", effective.lifecycle)?;
             for s in &effective.stores {
-                println!(
+                writeln!(
+                    out,
                     "  store: {} (layout {}) for cluster {}",
                     s.url.as_str(),
                     s.layout.as_str(),
                     s.cluster
-                );
+                )?;
             }
         }
     }
+    Ok(())
 }

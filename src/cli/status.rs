@@ -4,7 +4,7 @@
 //!
 //! Exit 0 when the store could be read (whatever it holds), 2 when it could not.
 
-use super::common::{parse_now, Output, StoreArgs};
+use super::common::{parse_now, Format, StoreArgs};
 use crate::store::{self, BackupFacts, StoreFacts, Validity};
 use std::fmt::Write as _;
 
@@ -12,9 +12,9 @@ use std::fmt::Write as _;
 pub struct Args {
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Output format (text or json).
+    /// Output format.
     #[arg(long, value_enum, default_value = "text")]
-    pub output: Output,
+    pub output: Format,
     /// Evaluate ages at this time instead of the clock (RFC 3339, e.g. 2026-11-23T09:00:00Z).
     #[arg(long, value_name = "RFC3339", value_parser = parse_now)]
     pub now: Option<chrono::DateTime<chrono::Utc>>,
@@ -87,10 +87,6 @@ pub fn recency(f: &StoreFacts, max_age: std::time::Duration) -> Recency {
 
 /// Run `status`; returns the exit code.
 pub fn run(args: Args) -> u8 {
-    if !matches!(args.output, Output::Text | Output::Json) {
-        eprintln!("etcdguard status: --output supports text and json");
-        return super::EXIT_USAGE;
-    }
     let url = match args.store.url() {
         Ok(u) => u,
         Err(e) => return fail(&args, &e.to_string()),
@@ -112,18 +108,18 @@ pub fn run(args: Args) -> u8 {
     match result {
         Ok(facts) => {
             let recency = recency(&facts, args.max_age);
-            match args.output {
-                Output::Json => {
+            let written = match args.output {
+                Format::Json => {
                     let mut v = serde_json::to_value(&facts).unwrap_or_default();
                     v["recency"] = serde_json::to_value(&recency).unwrap_or_default();
-                    match serde_json::to_string_pretty(&v) {
-                        Ok(s) => println!("{s}"),
-                        Err(e) => return fail(&args, &format!("cannot render JSON: {e}")),
-                    }
+                    super::common::print_json(&v)
                 }
-                _ => print!("{}", render_text(&facts, &recency)),
+                Format::Text => super::common::write_stdout(render_text(&facts, &recency)),
+            };
+            match written {
+                Ok(()) => super::EXIT_OK,
+                Err(e) => super::common::usage_error("status", &e, false),
             }
-            super::EXIT_OK
         }
         Err(e) => fail(&args, &e.to_string()),
     }
@@ -134,9 +130,9 @@ fn fail(args: &Args, msg: &str) -> u8 {
         "etcdguard status: cannot read the backup store {}: {msg}",
         args.store.store
     );
-    if args.output == Output::Json {
+    if args.output == Format::Json {
         let v = serde_json::json!({ "store": args.store.store, "error": msg });
-        println!("{v}");
+        let _ = super::common::print_json(&v);
     }
     super::EXIT_USAGE
 }

@@ -13,7 +13,7 @@ pub struct Args {
     pub path: PathBuf,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
-    pub output: super::common::Output,
+    pub output: super::common::Format,
     /// Accept a snapshot without a sha256 trailer (a raw copy of member/snap/db).
     #[arg(long)]
     pub skip_hash_check: bool,
@@ -21,18 +21,12 @@ pub struct Args {
 
 /// Verify one snapshot file and print the report. Exit 0 valid, 1 invalid, 2 usage or I/O error.
 pub fn run(args: Args) -> u8 {
-    use super::common::Output;
-    if !matches!(args.output, Output::Text | Output::Json) {
-        eprintln!("etcdguard verify: --output supports text and json");
-        return super::EXIT_USAGE;
-    }
+    use super::common::{usage_error, Format};
+    let json = args.output == Format::Json;
     let name = args.path.display().to_string();
     let file = match std::fs::File::open(&args.path) {
         Ok(f) => f,
-        Err(e) => {
-            eprintln!("etcdguard verify: cannot open {name}: {e}");
-            return super::EXIT_USAGE;
-        }
+        Err(e) => return usage_error("verify", &format!("cannot open {name}: {e}"), json),
     };
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     let opts = VerifyOptions {
@@ -58,20 +52,14 @@ pub fn run(args: Args) -> u8 {
     };
     let report = match result {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("etcdguard verify: {e}");
-            return super::EXIT_USAGE;
-        }
+        Err(e) => return usage_error("verify", &e.to_string(), json),
     };
-    match args.output {
-        Output::Json => match serde_json::to_string_pretty(&report) {
-            Ok(s) => println!("{s}"),
-            Err(e) => {
-                eprintln!("etcdguard verify: cannot render JSON: {e}");
-                return super::EXIT_USAGE;
-            }
-        },
-        _ => print!("{}", render_text(&name, &report)),
+    let written = match args.output {
+        Format::Json => super::common::print_json(&report),
+        Format::Text => super::common::write_stdout(render_text(&name, &report)),
+    };
+    if let Err(e) = written {
+        return usage_error("verify", &e, false);
     }
     if report.valid {
         super::EXIT_OK

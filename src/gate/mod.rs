@@ -633,7 +633,7 @@ fn snapshot_checks(
     let age = now.signed_duration_since(v.time);
     let details = || {
         serde_json::json!({
-            "store": s.url, "backup": v.name, "time": v.time.to_rfc3339(),
+            "store": s.url, "backup": v.name, "time": v.time,
             "ageSeconds": age.num_seconds(), "maxAge": max_age_h(),
         })
     };

@@ -1,9 +1,11 @@
 //! Renderers for gate outcomes: text, JSON, JUnit XML, GitHub Actions annotations (issue #5).
 //!
 //! Renderers are pure functions of the outcome and the facts; they never decide anything.
+//! Every renderer lists the findings in the same order: worst first (deny, warn, info), and
+//! within a severity in the gate's order ([`ordered`]).
 
-use crate::gate::{Change, Fact, Facts, Outcome, Severity, Verdict};
-use chrono::{DateTime, Utc};
+use crate::gate::{Change, Fact, Facts, Finding, Outcome, Severity, Verdict};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 
@@ -31,12 +33,39 @@ fn severity_str(s: Severity) -> &'static str {
     }
 }
 
+/// `schemaVersion` at the top level of every JSON document etcdguard prints (issue #19). Raised
+/// only when a field is removed or changes meaning; new fields do not raise it.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// `doc` with `schemaVersion` added at its top level (a non-object is wrapped as `{"value": …}`).
+pub fn versioned(doc: Value) -> Value {
+    let mut map = match doc {
+        Value::Object(map) => map,
+        other => serde_json::Map::from_iter([("value".to_string(), other)]),
+    };
+    map.insert("schemaVersion".into(), SCHEMA_VERSION.into());
+    Value::Object(map)
+}
+
+/// The JSON document of a usage, configuration or I/O error (exit 2).
+pub fn error_doc(message: &str) -> Value {
+    versioned(json!({ "error": message }))
+}
+
+/// Findings worst first (deny, warn, info); the gate's order within a severity (stable sort).
+pub fn ordered(findings: &[Finding]) -> Vec<&Finding> {
+    let mut v: Vec<_> = findings.iter().collect();
+    v.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    v
+}
+
 fn fact_json<T: serde::Serialize>(f: &Fact<T>) -> Value {
     serde_json::to_value(f).unwrap_or(Value::Null)
 }
 
-/// The JSON document (contract: `verdict`, `findings[].{check,severity,message,details}`,
-/// `snapshot`, `controlFiles`, `etcd`).
+/// The JSON document (contract: `schemaVersion`, `verdict`,
+/// `findings[].{check,severity,message,details}` worst first, `snapshot`, `controlFiles`, `etcd`).
+/// Times are RFC 3339 UTC with `Z`.
 pub fn json(r: &CheckReport) -> Value {
     let first_store = r.facts.stores.first();
     let snapshot = match first_store {
@@ -58,18 +87,18 @@ pub fn json(r: &CheckReport) -> Value {
         }
         _ => Value::Null,
     };
-    json!({
+    versioned(json!({
         "verdict": verdict_str(r.outcome.verdict),
         "mode": r.outcome.mode,
-        "now": r.now.to_rfc3339(),
-        "findings": r.outcome.findings,
+        "now": r.now.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+        "findings": ordered(&r.outcome.findings),
         "snapshot": snapshot,
         "controlFiles": control,
         "etcd": fact_json(&r.facts.etcd),
         "stores": r.facts.stores,
         "lifecycle": fact_json(&r.facts.lifecycle),
         "change": r.change,
-    })
+    }))
 }
 
 /// Human text: the verdict first, then each finding (worst first) with what to do next.
@@ -81,9 +110,7 @@ pub fn text(r: &CheckReport) -> String {
         Verdict::Refuse => "REFUSE",
     };
     let _ = writeln!(s, "verdict: {headline}");
-    let mut findings: Vec<_> = r.outcome.findings.iter().collect();
-    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
-    for f in findings {
+    for f in ordered(&r.outcome.findings) {
         let tag = match f.severity {
             Severity::Deny => "DENY",
             Severity::Warn => "WARN",
@@ -116,38 +143,68 @@ fn xml_escape(s: &str) -> String {
     out
 }
 
-/// JUnit XML: one test case per finding; deny ⇒ failure, warn ⇒ passes with system-out.
+/// JUnit XML: one test case per finding, worst first; deny ⇒ failure, warn ⇒ passes with
+/// system-out.
+///
+/// A test case's `name` is its check id, so a CI's test history lines up from run to run; the
+/// message goes in the failure (or system-out) text. `classname` tells apart findings of one check
+/// id: `etcdguard` plus the store URL when the finding is about a store, then ` #2`, ` #3`, … for
+/// any further finding with the same classname and check id (in the gate's order, which
+/// follows the order of the `--store` flags).
+///
+/// The suite's `timestamp` is UTC without a zone designator: the JUnit schema's
+/// `ISO8601_DATETIME_PATTERN` (windyroad/JUnit-Schema, JUnit.xsd) allows none.
 pub fn junit(r: &CheckReport) -> String {
-    let findings = &r.outcome.findings;
-    let failures = findings
+    // Class names in the gate's order (stores in flag order), so that a `#2` stays with the same
+    // finding whatever the severities; then worst first like every other renderer.
+    let mut seen = std::collections::HashMap::<(String, &str), usize>::new();
+    let mut cases: Vec<(String, &Finding)> = r
+        .outcome
+        .findings
         .iter()
-        .filter(|f| f.severity == Severity::Deny)
+        .map(|f| {
+            let mut class = match f.details.get("store").and_then(Value::as_str) {
+                Some(store) => format!("etcdguard {store}"),
+                None => "etcdguard".to_string(),
+            };
+            let n = seen.entry((class.clone(), f.check.as_str())).or_insert(0);
+            *n += 1;
+            if *n > 1 {
+                let _ = write!(class, " #{n}");
+            }
+            (class, f)
+        })
+        .collect();
+    cases.sort_by_key(|(_, f)| std::cmp::Reverse(f.severity));
+    let failures = cases
+        .iter()
+        .filter(|(_, f)| f.severity == Severity::Deny)
         .count();
     let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         s,
         "<testsuites name=\"etcdguard\" tests=\"{}\" failures=\"{failures}\">",
-        findings.len()
+        cases.len()
     );
     let _ = writeln!(
         s,
         "  <testsuite name=\"etcdguard check\" tests=\"{}\" failures=\"{failures}\" timestamp=\"{}\">",
-        findings.len(),
+        cases.len(),
         r.now.format("%Y-%m-%dT%H:%M:%S")
     );
-    for f in findings {
+    for (class, f) in cases {
         let _ = write!(
             s,
-            "    <testcase classname=\"etcdguard.{}\" name=\"{}\"",
-            xml_escape(&f.check),
-            xml_escape(&f.message)
+            "    <testcase classname=\"{}\" name=\"{}\"",
+            xml_escape(&class),
+            xml_escape(&f.check)
         );
+        let body = match &f.next_step {
+            Some(n) => format!("{}\nnext: {n}", f.message),
+            None => f.message.clone(),
+        };
         match f.severity {
             Severity::Deny => {
-                let body = match &f.next_step {
-                    Some(n) => format!("{}\nnext: {n}", f.message),
-                    None => f.message.clone(),
-                };
                 let _ = writeln!(
                     s,
                     ">\n      <failure type=\"{}\" message=\"{}\">{}</failure>\n    </testcase>",
@@ -160,11 +217,15 @@ pub fn junit(r: &CheckReport) -> String {
                 let _ = writeln!(
                     s,
                     ">\n      <system-out>WARNING: {}</system-out>\n    </testcase>",
-                    xml_escape(&f.message)
+                    xml_escape(&body)
                 );
             }
             Severity::Info => {
-                let _ = writeln!(s, "/>");
+                let _ = writeln!(
+                    s,
+                    ">\n      <system-out>{}</system-out>\n    </testcase>",
+                    xml_escape(&f.message)
+                );
             }
         }
     }
@@ -186,7 +247,7 @@ fn gh_prop(s: &str) -> String {
 /// GitHub Actions annotations (`::error`/`::warning`/`::notice`) plus a summary line.
 pub fn github(r: &CheckReport) -> String {
     let mut s = String::new();
-    for f in &r.outcome.findings {
+    for f in ordered(&r.outcome.findings) {
         let level = match f.severity {
             Severity::Deny => "error",
             Severity::Warn => "warning",
@@ -318,6 +379,74 @@ mod tests {
         assert!(!x.contains("<&>"));
         assert_eq!(x.matches("<testcase").count(), 3);
         assert_eq!(x.matches("<failure").count(), 1);
+        // Names are check ids, worst first; the message is in the failure text.
+        let names: Vec<&str> = x
+            .split(" name=\"")
+            .skip(3) // testsuites, testsuite, then the cases
+            .filter_map(|t| t.split('"').next())
+            .collect();
+        assert_eq!(
+            names,
+            ["snapshot.recent", "snapshot.valid", "etcd.healthy"],
+            "{x}"
+        );
+        assert!(x.contains("<failure type=\"snapshot.recent\" message=\"newest restorable"));
+    }
+
+    #[test]
+    fn junit_tells_apart_one_check_on_several_stores_in_gate_order() {
+        let f = |check: &str, severity, store: Option<&str>| Finding {
+            check: check.into(),
+            severity,
+            message: format!("{check} {severity:?}"),
+            next_step: None,
+            details: store.map_or(Value::Null, |s| json!({ "store": s })),
+        };
+        let findings = vec![
+            f("snapshot.recent", Severity::Info, Some("s3://a/x")),
+            f("control-files.present", Severity::Info, None),
+            f("snapshot.recent", Severity::Deny, Some("s3://b/y")),
+            f("control-files.present", Severity::Deny, None),
+        ];
+        let (_, facts, change) = sample();
+        let o = decide(findings, Mode::Enforce);
+        let x = junit(&CheckReport {
+            outcome: &o,
+            facts: &facts,
+            change: &change,
+            now: now(),
+        });
+        let cases: Vec<&str> = x.lines().filter(|l| l.contains("<testcase")).collect();
+        assert_eq!(
+            cases,
+            [
+                "    <testcase classname=\"etcdguard s3://b/y\" name=\"snapshot.recent\">",
+                "    <testcase classname=\"etcdguard #2\" name=\"control-files.present\">",
+                "    <testcase classname=\"etcdguard s3://a/x\" name=\"snapshot.recent\">",
+                "    <testcase classname=\"etcdguard\" name=\"control-files.present\">",
+            ],
+            "{x}"
+        );
+    }
+
+    #[test]
+    fn json_lists_findings_worst_first_with_schema_version_and_utc_z() {
+        let (o, f, c) = sample();
+        let v = json(&CheckReport {
+            outcome: &o,
+            facts: &f,
+            change: &c,
+            now: now(),
+        });
+        assert_eq!(v["schemaVersion"], SCHEMA_VERSION);
+        assert_eq!(v["now"], "2026-11-23T12:00:00Z");
+        let order: Vec<_> = v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["severity"].as_str().unwrap())
+            .collect();
+        assert_eq!(order, ["deny", "warn", "info"]);
     }
 
     #[test]

@@ -355,7 +355,7 @@ pub fn assess(
             problems.push(format!(
                 "etcd-cluster-created ({}) is newer than the newest backup ({newest}): every backup \
                  predates the current cluster",
-                value.created.to_rfc3339()
+                value.created.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
             ));
         }
     }
