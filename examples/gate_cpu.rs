@@ -78,6 +78,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         store_urls: vec!["s3://gate-cpu/none".to_string()],
         etcd: Fact::not_checked("gate_cpu"),
         lifecycle: Fact::not_checked("gate_cpu"),
+        cached: vec![],
     };
     let mut stages = [0f64; 5];
     let mut allowed = 0u32;
@@ -143,7 +144,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let etcd_gate = EtcdGate::new(
         PolicySet::embedded()?,
         args,
-        std::time::Duration::from_secs(24 * 3600),
+        etcdguard::cli::serve::RefreshBounds {
+            interval: std::time::Duration::from_secs(3600),
+            timeout: std::time::Duration::from_secs(300),
+            stale_after: std::time::Duration::from_secs(24 * 3600),
+        },
         overrides,
     );
     tokio::runtime::Builder::new_current_thread()

@@ -284,3 +284,186 @@ fn serve_keeps_answering_when_the_store_goes_away() {
     }
     assert_eq!(s.get("/healthz").0, 200);
 }
+
+/// A KubeadmControlPlane upgrade review (gated by the embedded CAPI policy: backup ≤ 3h).
+fn kcp_upgrade() -> Value {
+    let kcp = |v: &str| {
+        serde_json::json!({"apiVersion": "controlplane.cluster.x-k8s.io/v1beta1", "kind": "KubeadmControlPlane",
+            "metadata": {"name": "prod-cp", "namespace": "default"}, "spec": {"replicas": 3, "version": v}})
+    };
+    serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {
+            "uid": "0c0c0c0c-1111-2222-3333-444444444444",
+            "kind": {"group": "controlplane.cluster.x-k8s.io", "version": "v1beta1", "kind": "KubeadmControlPlane"},
+            "resource": {"group": "controlplane.cluster.x-k8s.io", "version": "v1beta1", "resource": "kubeadmcontrolplanes"},
+            "name": "prod-cp", "namespace": "default", "operation": "UPDATE",
+            "userInfo": {"username": "alice"},
+            "object": kcp("v1.31.1"), "oldObject": kcp("v1.30.4"), "dryRun": false
+        }
+    })
+}
+
+fn serve_through(proxy: &Proxy, extra: &[&str]) -> Serve {
+    let args = [
+        &[
+            "--store",
+            URL,
+            "--s3-endpoint",
+            &proxy.endpoint,
+            "--s3-path-style",
+            "--s3-timeout",
+            "5s",
+        ][..],
+        extra,
+    ]
+    .concat();
+    Serve::start(&args, |c| {
+        c.envs(moto_env()).env_remove("AWS_ENDPOINT_URL");
+    })
+}
+
+/// Issue #24, observation 2: facts are as old as the refresh that read them *completed*. Every
+/// S3 request is delayed, so one refresh takes R seconds (measured first with `status` through
+/// the same proxy), and `--stale-after` is 1 s + 1.6 R: facts stamped at completion are at most
+/// interval + R old, so every review is allowed; stamped at the start they would reach
+/// interval + 2 R, and reviews would be refused in every cycle.
+#[test]
+fn slow_successful_refreshes_never_make_serve_refuse() {
+    let moto = moto_store();
+    let proxy = Proxy::start(&moto.endpoint, Mode::Delay(Duration::from_millis(300)));
+    let t = Instant::now();
+    let out = Command::new(common::etcdguard_bin())
+        .args(["status", "--store", URL, "--s3-path-style", "--s3-endpoint"])
+        .arg(&proxy.endpoint)
+        .envs(moto_env())
+        .env_remove("AWS_ENDPOINT_URL")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // serve also reads the bucket's lifecycle rules: one more delayed request.
+    let r = t.elapsed().as_secs_f64() + 0.3;
+    eprintln!("one refresh through the slow proxy: ~{r:.1} s");
+    let secs = |x: f64| format!("{}ms", (x * 1000.0) as u64);
+    proxy.set_mode(Mode::Forward);
+    let s = serve_through(
+        &proxy,
+        &[
+            "--refresh-interval",
+            "1s",
+            "--refresh-timeout",
+            &secs(1.4 * r),
+            "--stale-after",
+            &secs(1.0 + 1.6 * r),
+        ],
+    );
+    s.wait_ready(Duration::from_secs(60));
+    proxy.set_mode(Mode::Delay(Duration::from_millis(300)));
+    let review = kcp_upgrade();
+    let until = Instant::now() + Duration::from_secs_f64(4.0 * (r + 1.0));
+    let mut asked = 0;
+    while Instant::now() < until {
+        let (code, v) = s.review(&review);
+        assert_eq!(code, 200, "{v:#}");
+        assert_eq!(v["response"]["allowed"], true, "review #{asked}: {v:#}");
+        asked += 1;
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let (_, metrics) = s.get("/metrics");
+    assert!(!metrics.contains("refresh-timeout"), "{metrics}");
+    drop(moto);
+}
+
+/// Issue #24, observation 4: the lifecycle fact keeps its last good reading within the
+/// staleness bound like the store does (a warning naming the failure), then goes unknown.
+#[test]
+fn a_failed_lifecycle_read_keeps_the_last_good_rules_until_stale() {
+    let moto = moto_store();
+    let proxy = Proxy::start(&moto.endpoint, Mode::Forward);
+    let s = serve_through(
+        &proxy,
+        &[
+            "--refresh-interval",
+            "1s",
+            "--refresh-timeout",
+            "3s",
+            "--stale-after",
+            "6s",
+        ],
+    );
+    s.wait_ready(Duration::from_secs(60));
+    let review = kcp_upgrade();
+    let (_, v) = s.review(&review);
+    assert_eq!(v["response"]["allowed"], true, "{v:#}");
+    proxy.set_mode(Mode::StatusFor("lifecycle", 503));
+    // Within the bound: allowed, with a warning naming the failure (polled: the SDK retries).
+    let until = Instant::now() + Duration::from_secs(5);
+    let mut cached = None;
+    while cached.is_none() && Instant::now() < until {
+        let (_, v) = s.review(&review);
+        assert_eq!(v["response"]["allowed"], true, "{v:#}");
+        if v["response"]["warnings"]
+            .to_string()
+            .contains("cached facts")
+        {
+            cached = Some(v);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let v = cached.expect("a warning about cached lifecycle facts within 5 s");
+    assert!(
+        v["response"]["warnings"].to_string().contains("503"),
+        "{v:#}"
+    );
+    // Past the bound: the rules are unknown, and the change is refused.
+    let until = Instant::now() + Duration::from_secs(15);
+    let mut refused = false;
+    while !refused && Instant::now() < until {
+        let (_, v) = s.review(&review);
+        refused = v["response"]["allowed"] == false;
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(
+        refused,
+        "still allowed 15 s after the lifecycle reads began to fail"
+    );
+    drop(moto);
+}
+
+/// `--stale-after` must exceed the refresh bound plus the interval: otherwise facts would go
+/// stale while every refresh succeeds. Rejected at start, naming the flags.
+#[test]
+fn inconsistent_refresh_bounds_are_rejected_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["--refresh-interval", "60s", "--stale-after", "30s"][..],
+        &[
+            "--refresh-timeout",
+            "10s",
+            "--refresh-interval",
+            "5s",
+            "--stale-after",
+            "15s",
+        ][..],
+        // The default refresh bound is --deadline (5m): a 4m staleness bound cannot hold.
+        &["--stale-after", "4m"][..],
+    ] {
+        let out = Command::new(common::etcdguard_bin())
+            .args([
+                "serve",
+                "--self-signed",
+                "--listen",
+                "127.0.0.1:0",
+                "--store",
+            ])
+            .arg(dir.path())
+            .args(args)
+            .env("ETCDGUARD_LOG", "warn")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--stale-after"), "{args:?}: {err}");
+        assert!(err.contains("--refresh-interval"), "{args:?}: {err}");
+    }
+}

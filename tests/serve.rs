@@ -280,7 +280,14 @@ fn malformed_reviews_get_400_and_unready_until_facts() {
 #[test]
 fn store_loss_uses_cached_facts_with_a_warning_until_they_are_stale() {
     let store = store_with_age(1);
-    let s = start(&["--store", p(store.path()), "--stale-after", "5s"]);
+    let s = start(&[
+        "--store",
+        p(store.path()),
+        "--refresh-timeout",
+        "2s",
+        "--stale-after",
+        "5s",
+    ]);
     s.wait_ready(Duration::from_secs(30));
     let upgrade = review(kcp("v1.30.4", json!({})), kcp("v1.31.1", json!({})), &[]);
     let (_, v) = s.review(&upgrade);

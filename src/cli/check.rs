@@ -234,6 +234,7 @@ fn run_inner(mut args: Args) -> Result<u8, String> {
         store_urls: vec![],
         etcd: gate::Fact::not_checked(""),
         lifecycle: gate::Fact::not_checked(""),
+        cached: vec![],
     };
     let pre = gate::request::decide(
         &policies,
@@ -282,6 +283,7 @@ fn run_inner(mut args: Args) -> Result<u8, String> {
         stores: stores.into_iter().map(|s| s.fact).collect(),
         etcd,
         lifecycle,
+        cached: vec![],
     };
     let decision = gate::request::decide(
         &policies,

@@ -70,7 +70,13 @@ pub struct Args {
     /// How often facts are refreshed in the background.
     #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub refresh_interval: Duration,
-    /// Facts older than this are treated as unknown (default: 3 × refresh interval + 1m).
+    /// Bound of one refresh of every fact source (default: `--deadline`). A refresh still
+    /// running then is a refresh error, and the facts keep their last completed reading.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub refresh_timeout: Option<Duration>,
+    /// Facts older than this (since the refresh that read them completed) are treated as
+    /// unknown. Must exceed refresh timeout + refresh interval (default: refresh timeout +
+    /// 2 × refresh interval + 1m).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub stale_after: Option<Duration>,
     /// Override every policy's mode.
@@ -81,7 +87,7 @@ pub struct Args {
 /// The facts a review decides on: the cached snapshot, or unknown facts (none yet, or stale).
 enum FactsNow {
     Cached(Arc<Snapshot>),
-    Unknown(Facts),
+    Unknown(Box<Facts>),
 }
 
 impl FactsNow {
@@ -151,6 +157,57 @@ pub struct EtcdGate {
     /// Last successful reading per store URL, and when it was taken.
     last_good:
         std::sync::Mutex<std::collections::HashMap<String, (facts::StoreResult, DateTime<Utc>)>>,
+    /// Last successful live-etcd and lifecycle readings, and when they were taken.
+    last_etcd: LastGood<gate::Etcd>,
+    last_lifecycle: LastGood<Vec<gate::LifecycleIssue>>,
+    /// Bound of one refresh.
+    refresh_timeout: Duration,
+}
+
+/// A fact's last successful reading and when it completed.
+type LastGood<T> = std::sync::Mutex<Option<(Fact<T>, DateTime<Utc>)>>;
+
+/// The bounds of `serve`'s fact refresh.
+#[derive(Debug, Clone, Copy)]
+pub struct RefreshBounds {
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub stale_after: Duration,
+}
+
+impl RefreshBounds {
+    /// The bounds from the flags, checked: facts read by one refresh must still be fresh when
+    /// the next one, started an interval later and taking up to the timeout, completes.
+    pub fn new(
+        interval: Duration,
+        timeout: Option<Duration>,
+        stale_after: Option<Duration>,
+        deadline: Duration,
+    ) -> Result<RefreshBounds, String> {
+        if interval < Duration::from_secs(1) {
+            return Err("--refresh-interval must be at least 1s".to_string());
+        }
+        let timeout = timeout.unwrap_or(deadline);
+        if timeout.is_zero() {
+            return Err("--refresh-timeout must be positive".to_string());
+        }
+        let stale_after = stale_after.unwrap_or(timeout + interval * 2 + Duration::from_secs(60));
+        if stale_after <= timeout + interval {
+            return Err(format!(
+                "--stale-after {} must exceed the refresh timeout ({}, --refresh-timeout or \
+                 --deadline) plus --refresh-interval ({}): otherwise facts go stale while every \
+                 refresh succeeds",
+                humantime::format_duration(stale_after),
+                humantime::format_duration(timeout),
+                humantime::format_duration(interval)
+            ));
+        }
+        Ok(RefreshBounds {
+            interval,
+            timeout,
+            stale_after,
+        })
+    }
 }
 
 fn operation(op: wh::Operation) -> Operation {
@@ -166,14 +223,17 @@ impl EtcdGate {
     pub fn new(
         policies: PolicySet,
         args: FactArgs,
-        stale_after: Duration,
+        bounds: RefreshBounds,
         overrides: Overrides,
     ) -> Self {
         EtcdGate {
             policies,
             cache: RwLock::new(None),
             ready: AtomicBool::new(false),
-            stale_after,
+            stale_after: bounds.stale_after,
+            refresh_timeout: bounds.timeout,
+            last_etcd: std::sync::Mutex::new(None),
+            last_lifecycle: std::sync::Mutex::new(None),
             // A review shows only warnings and denials: passing checks are not worded.
             overrides: Overrides {
                 detail: gate::Detail::Problems,
@@ -211,21 +271,22 @@ impl EtcdGate {
                 Fact::not_checked("pass --etcd-endpoints to check the live cluster")
             },
             lifecycle: Fact::unknown(reason.clone()),
+            cached: vec![],
         };
         match self.current() {
-            None => FactsNow::Unknown(unknown(
+            None => FactsNow::Unknown(Box::new(unknown(
                 "facts not gathered yet: the first refresh has not completed".into(),
-            )),
+            ))),
             Some(s) => {
                 let age = now.signed_duration_since(s.refreshed_at);
                 let bound =
                     chrono::Duration::from_std(self.stale_after).unwrap_or(chrono::Duration::MAX);
                 if age > bound {
-                    FactsNow::Unknown(unknown(format!(
+                    FactsNow::Unknown(Box::new(unknown(format!(
                         "facts are stale: last refresh {} ago (bound {})",
                         gate::human_age(age),
                         humantime::format_duration(self.stale_after)
-                    )))
+                    ))))
                 } else {
                     FactsNow::Cached(s)
                 }
@@ -235,6 +296,24 @@ impl EtcdGate {
 
     /// One refresh of every fact source. Sets the cache, the metrics and readiness.
     pub async fn refresh(&self) {
+        match tokio::time::timeout(self.refresh_timeout, self.refresh_unbounded()).await {
+            Ok(()) => {}
+            Err(_) => {
+                tracing::warn!(
+                    timeout = %humantime::format_duration(self.refresh_timeout),
+                    "fact refresh did not complete within its bound; the facts keep their last completed reading"
+                );
+                self.metrics
+                    .refresh_errors
+                    .get_or_create(&SourceLabel {
+                        source: "refresh-timeout".into(),
+                    })
+                    .inc();
+            }
+        }
+    }
+
+    async fn refresh_unbounded(&self) {
         let now = Utc::now();
         let a = &self.args;
         let (stores, etcd) = tokio::join!(
@@ -279,7 +358,9 @@ impl EtcdGate {
                     .inc();
             }
         }
-        let stores = self.with_last_good(stores, now);
+        // Facts are as old as the moment they were read: a slow refresh is no older for it.
+        let completed = Utc::now();
+        let stores = self.with_last_good(stores, completed);
         if let Fact::Unknown { reason } = &etcd {
             tracing::warn!(%reason, "etcd fact refresh failed");
             self.metrics
@@ -298,24 +379,68 @@ impl EtcdGate {
                 })
                 .inc();
         }
+        let (etcd, etcd_note) = self.keep_last_good(&self.last_etcd, etcd, completed);
+        let (lifecycle, lifecycle_note) =
+            self.keep_last_good(&self.last_lifecycle, lifecycle, completed);
         self.update_metrics(&stores, now);
+        let mut cached = Vec::new();
+        if let Some(n) = etcd_note {
+            cached.push((gate::checks::ETCD_HEALTHY.to_string(), n));
+        }
+        if let Some(n) = lifecycle_note {
+            cached.push((gate::checks::LIFECYCLE_DELETES_CONTROL_FILES.to_string(), n));
+        }
         let snap = Snapshot {
             facts: Facts {
                 stores: stores.iter().map(|s| s.fact.clone()).collect(),
                 store_urls: stores.iter().map(|s| s.url.clone()).collect(),
                 etcd,
                 lifecycle,
+                cached,
             },
-            refreshed_at: now,
+            refreshed_at: completed,
             stores,
         };
         if let Ok(mut c) = self.cache.write() {
             *c = Some(Arc::new(snap));
         }
-        self.metrics.last_refresh_ts.set(now.timestamp());
+        self.metrics.last_refresh_ts.set(completed.timestamp());
         self.refreshes.fetch_add(1, Ordering::Relaxed);
         if complete {
             self.ready.store(true, Ordering::Release);
+        }
+    }
+
+    /// A fact that could not be read is replaced by its last successful reading while that is
+    /// younger than the staleness bound; the note says so (failure and age). Successful
+    /// readings are remembered.
+    fn keep_last_good<T: Clone>(
+        &self,
+        last: &LastGood<T>,
+        fact: Fact<T>,
+        now: DateTime<Utc>,
+    ) -> (Fact<T>, Option<String>) {
+        let mut last = match last.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let bound = chrono::Duration::from_std(self.stale_after).unwrap_or(chrono::Duration::MAX);
+        match &fact {
+            Fact::Known { .. } => {
+                *last = Some((fact.clone(), now));
+                (fact, None)
+            }
+            Fact::Unknown { reason } => match last.as_ref() {
+                Some((good, at)) if now.signed_duration_since(*at) <= bound => {
+                    let note = format!(
+                        "latest refresh failed ({reason}); using facts read {} ago",
+                        gate::human_age(now.signed_duration_since(*at))
+                    );
+                    (good.clone(), Some(note))
+                }
+                _ => (fact, None),
+            },
+            Fact::NotChecked { .. } => (fact, None),
         }
     }
 
@@ -750,15 +875,15 @@ fn run_inner(args: Args) -> Result<u8, String> {
         }
         _ => return Err("give --tls-cert FILE --tls-key FILE, or --self-signed".to_string()),
     };
-    if args.refresh_interval < Duration::from_secs(1) {
-        return Err("--refresh-interval must be at least 1s".to_string());
-    }
+    let bounds = RefreshBounds::new(
+        args.refresh_interval,
+        args.refresh_timeout,
+        args.stale_after,
+        args.facts.store.deadline,
+    )?;
     let policies =
         PolicySet::load_or_embedded(args.facts.policy.as_deref()).map_err(|e| e.to_string())?;
     check_fact_sources(&policies, &args.facts)?;
-    let stale_after = args
-        .stale_after
-        .unwrap_or(args.refresh_interval * 3 + Duration::from_secs(60));
     let overrides = Overrides {
         max_age: args.facts.max_age,
         mode: args.mode.map(Into::into),
@@ -767,7 +892,7 @@ fn run_inner(args: Args) -> Result<u8, String> {
     let gate = Arc::new(EtcdGate::new(
         policies,
         args.facts.clone(),
-        stale_after,
+        bounds,
         overrides,
     ));
     let mut config = wh::ServerConfig::new(tls);
@@ -801,7 +926,7 @@ fn run_inner(args: Args) -> Result<u8, String> {
         eprintln!("etcdguard serve: listening on https://{addr}");
         let refresher = {
             let gate = gate.clone();
-            let interval = args.refresh_interval;
+            let interval = bounds.interval;
             tokio::spawn(async move {
                 loop {
                     gate.refresh().await;
@@ -861,12 +986,14 @@ mod tests {
                 store_urls: vec!["s3://bucket/prefix".into()],
                 etcd: Fact::unknown("no endpoint answered"),
                 lifecycle: Fact::unknown("rules unreadable"),
+                cached: vec![],
             },
             Facts {
                 stores: vec![],
                 store_urls: vec![],
                 etcd: Fact::not_checked("not asked"),
                 lifecycle: Fact::not_checked("not asked"),
+                cached: vec![],
             },
         ];
         let now = Utc::now();

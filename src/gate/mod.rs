@@ -215,6 +215,11 @@ pub struct Facts {
     pub store_urls: Vec<String>,
     pub etcd: Fact<Etcd>,
     pub lifecycle: Fact<Vec<LifecycleIssue>>,
+    /// Facts that are an earlier reading because the latest read failed (a server keeps
+    /// deciding from them within its staleness bound): (check id of the source, why and how
+    /// old). Each is a warning.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cached: Vec<(String, String)>,
 }
 
 /// How a deny is treated.
@@ -413,6 +418,15 @@ pub fn findings_with(
     change_checks(change, facts, &mut out);
     lifecycle_checks(&facts.lifecycle, req, &mut out);
     etcd_checks(&facts.etcd, req, newest_valid_rev, &mut out);
+    for (check, why) in &facts.cached {
+        out.push(finding(
+            check,
+            Severity::Warn,
+            format!("deciding from cached facts: {why}"),
+            Some("fix access to the fact source before the cached facts go stale (then the gate refuses)"),
+            serde_json::json!({ "stale": why }),
+        ));
+    }
     out.list
 }
 

@@ -66,6 +66,7 @@ fn facts(stores: Vec<Fact<StoreFact>>) -> Facts {
         stores,
         etcd: Fact::not_checked("pass --etcd-endpoints"),
         lifecycle: Fact::not_checked("pass --lifecycle FILE"),
+        cached: vec![],
     }
 }
 

@@ -323,6 +323,7 @@ mod tests {
             store_urls: vec![],
             etcd: Fact::not_checked("pass --etcd-endpoints"),
             lifecycle: Fact::not_checked("pass --lifecycle"),
+            cached: vec![],
         };
         (decide(findings, Mode::Enforce), facts, Change::default())
     }

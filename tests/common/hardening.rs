@@ -24,6 +24,10 @@ pub enum Mode {
     /// Forward, but cut object bodies (GetObject, body > 512 bytes) in half while
     /// keeping the full `Content-Length`, then close the connection.
     Truncate,
+    /// Forward each request after this delay (a slow link).
+    Delay(Duration),
+    /// Answer requests whose target contains this text with this status; forward the rest.
+    StatusFor(&'static str, u16),
 }
 
 /// A recording proxy listening on `127.0.0.1:port`; stops accepting on drop.
@@ -178,6 +182,11 @@ fn handle(
             body.extend_from_slice(&chunk[..n]);
         }
     }
+    let mode = match mode {
+        Mode::StatusFor(part, code) if target.contains(part) => Mode::Status(code),
+        Mode::StatusFor(..) => Mode::Forward,
+        other => other,
+    };
     match mode {
         Mode::Status(code) => {
             let xml = format!(
@@ -195,7 +204,10 @@ fn handle(
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
-        Mode::Forward | Mode::Truncate => {
+        Mode::Forward | Mode::Truncate | Mode::Delay(_) | Mode::StatusFor(..) => {
+            if let Mode::Delay(d) = mode {
+                std::thread::sleep(d);
+            }
             let mut up = TcpStream::connect(upstream)?;
             up.write_all(&close_head(&head))?;
             up.write_all(&body)?;
