@@ -467,3 +467,47 @@ fn inconsistent_refresh_bounds_are_rejected_at_start() {
         assert!(err.contains("--refresh-interval"), "{args:?}: {err}");
     }
 }
+
+/// Issue #24, observation 1: one deadline covers every read of a `check` run, and a longer
+/// per-request S3 timeout never extends it: the whole endpoint hanging, or only the bucket's
+/// `?lifecycle` (after the store was read), ends within `--deadline` plus slack.
+#[test]
+fn one_deadline_covers_every_read() {
+    let moto = moto_store();
+    for (name, mode) in [
+        ("everything hangs", Mode::Hang),
+        ("only ?lifecycle hangs", Mode::HangFor("lifecycle")),
+    ] {
+        let proxy = Proxy::start(&moto.endpoint, mode);
+        let (out, v, elapsed) = check(&[
+            "--store",
+            URL,
+            "--s3-endpoint",
+            &proxy.endpoint,
+            "--s3-path-style",
+            "--s3-timeout",
+            "60s",
+            "--deadline",
+            "4s",
+        ]);
+        eprintln!(
+            "DEADLINE {name}: exit {:?} in {:.1}s",
+            out.status.code(),
+            elapsed.as_secs_f64()
+        );
+        assert_eq!(out.status.code(), Some(1), "{name}: {v:#}");
+        assert!(
+            elapsed < Duration::from_secs(12),
+            "{name}: took {elapsed:?} with --deadline 4s"
+        );
+        let lifecycle = finding(&v, "lifecycle.deletes-control-files");
+        assert_eq!(lifecycle["severity"], "deny", "{name}: {v:#}");
+        assert!(
+            lifecycle["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("--deadline"),
+            "{name}: {lifecycle:#}"
+        );
+    }
+}

@@ -256,28 +256,62 @@ fn run_inner(mut args: Args) -> Result<u8, String> {
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let fa = &args.facts;
-    let (stores, etcd, lifecycle) = rt.block_on(async {
+    // One deadline for everything the run reads (stores, live etcd, lifecycle rules): whatever
+    // hangs, the run answers within --deadline (plus the runtime's short shutdown below).
+    let bound = fa.store.deadline;
+    let late = || {
+        format!(
+            "not read within --deadline {}",
+            humantime::format_duration(bound)
+        )
+    };
+    let gathered = rt.block_on(async {
+        let deadline = tokio::time::Instant::now() + bound;
         let (stores, etcd) = tokio::join!(
-            facts::gather_stores(&fa.stores, &fa.store, now),
-            facts::gather_etcd(&fa.etcd)
+            tokio::time::timeout_at(deadline, facts::gather_stores(&fa.stores, &fa.store, now)),
+            tokio::time::timeout_at(deadline, facts::gather_etcd(&fa.etcd))
         );
-        let stores = stores?;
-        let (etcd, _live) = etcd?;
+        let stores = match stores {
+            Ok(s) => s?,
+            Err(_) => fa
+                .stores
+                .iter()
+                .map(|u| facts::StoreResult {
+                    url: u.clone(),
+                    fact: gate::Fact::unknown(late()),
+                    full: None,
+                })
+                .collect(),
+        };
+        let etcd = match etcd {
+            Ok(e) => e?.0,
+            Err(_) => gate::Fact::unknown(late()),
+        };
         let source = match (&args.lifecycle, &lifecycle_bytes) {
             (Some(name), Some(bytes)) => Some(RulesSource::File { name, bytes }),
             _ => None,
         };
-        let lifecycle = facts::gather_lifecycle(
-            source,
-            &stores,
-            args.lifecycle_prefix.as_deref(),
-            fa,
-            max_age,
-            now,
+        let lifecycle = tokio::time::timeout_at(
+            deadline,
+            facts::gather_lifecycle(
+                source,
+                &stores,
+                args.lifecycle_prefix.as_deref(),
+                fa,
+                max_age,
+                now,
+            ),
         )
-        .await?;
+        .await;
+        let lifecycle = match lifecycle {
+            Ok(l) => l?,
+            Err(_) => gate::Fact::unknown(late()),
+        };
         Ok::<_, String>((stores, etcd, lifecycle))
-    })?;
+    });
+    // A verifier thread stuck on a dead connection must not keep the process alive.
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    let (stores, etcd, lifecycle) = gathered?;
     let facts = Facts {
         store_urls: stores.iter().map(|s| s.url.clone()).collect(),
         stores: stores.into_iter().map(|s| s.fact).collect(),

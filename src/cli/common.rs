@@ -127,7 +127,9 @@ pub struct StoreOpts {
     /// Timeout of one S3 operation including retries (attempts time out at a third of it).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     pub s3_timeout: std::time::Duration,
-    /// Overall deadline for reading the store (listing, control files, verification).
+    /// Overall deadline of everything a run reads (stores: listing, control files,
+    /// verification; for `check` also live etcd and lifecycle rules). `--s3-timeout` never
+    /// extends it.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
     pub deadline: std::time::Duration,
     /// Verify at most this many backups when walking back from an invalid newest one.

@@ -28,6 +28,8 @@ pub enum Mode {
     Delay(Duration),
     /// Answer requests whose target contains this text with this status; forward the rest.
     StatusFor(&'static str, u16),
+    /// Never answer requests whose target contains this text; forward the rest.
+    HangFor(&'static str),
 }
 
 /// A recording proxy listening on `127.0.0.1:port`; stops accepting on drop.
@@ -185,6 +187,8 @@ fn handle(
     let mode = match mode {
         Mode::StatusFor(part, code) if target.contains(part) => Mode::Status(code),
         Mode::StatusFor(..) => Mode::Forward,
+        Mode::HangFor(part) if target.contains(part) => Mode::Hang,
+        Mode::HangFor(_) => Mode::Forward,
         other => other,
     };
     match mode {
@@ -204,7 +208,11 @@ fn handle(
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
-        Mode::Forward | Mode::Truncate | Mode::Delay(_) | Mode::StatusFor(..) => {
+        Mode::Forward
+        | Mode::Truncate
+        | Mode::Delay(_)
+        | Mode::StatusFor(..)
+        | Mode::HangFor(_) => {
             if let Mode::Delay(d) = mode {
                 std::thread::sleep(d);
             }
