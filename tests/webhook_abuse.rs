@@ -400,3 +400,48 @@ fn slow_loris_clients_are_cut_off() {
     // header_read_timeout is 10 s: every client must be cut well before its 60 s budget
     assert!(max < 30.0, "slowest cut after {max:.1}s");
 }
+
+/// Issue #24, observation 9: a certificate or key file far larger than any PEM (200 MB here, a
+/// sparse file) or one that is not a regular file (a FIFO, which a plain read would block on)
+/// is refused at start with a clear error, before it is read.
+#[test]
+fn oversized_or_special_tls_files_are_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    let key = dir.path().join("tls.key");
+    std::fs::write(
+        &key,
+        "-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let big = dir.path().join("big.crt");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(200 * 1024 * 1024)
+        .unwrap();
+    let fifo = dir.path().join("fifo.crt");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    for (cert, says) in [(&big, "209715200 bytes"), (&fifo, "not a regular file")] {
+        let t = Instant::now();
+        let out = std::process::Command::new(common::etcdguard_bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--tls-cert"])
+            .arg(cert)
+            .arg("--tls-key")
+            .arg(&key)
+            .arg("--store")
+            .arg(&store)
+            .env("ETCDGUARD_LOG", "warn")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{err}");
+        assert!(err.contains("expected a PEM file of at most"), "{err}");
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    }
+}

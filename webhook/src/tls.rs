@@ -43,7 +43,21 @@ pub enum TlsError {
     /// rcgen failed.
     #[error("cannot generate self-signed certificate: {0}")]
     Generate(String),
+    /// A file is larger than any certificate chain or key (or not a regular file).
+    #[error("{what} {path} is {detail}: expected a PEM file of at most {MAX_PEM_BYTES} bytes")]
+    NotPem {
+        /// `certificate` or `private key`.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// What it is instead (`2097152 bytes`, `not a regular file`).
+        detail: String,
+    },
 }
+
+/// Largest certificate chain or key file read (a long chain is a few tens of KiB): a larger
+/// file is refused before it is read, so a wrong mount cannot make the server hold it.
+pub const MAX_PEM_BYTES: u64 = 1024 * 1024;
 
 /// Parse a PEM certificate chain and private key into a rustls [`CertifiedKey`], checking that
 /// the key matches the leaf certificate.
@@ -192,17 +206,41 @@ impl CertFileWatcher {
 }
 
 fn read_pair(cert: &Path, key: &Path) -> Result<(Vec<u8>, Vec<u8>), TlsError> {
-    let c = std::fs::read(cert).map_err(|source| TlsError::Read {
-        what: "certificate",
-        path: cert.to_path_buf(),
+    Ok((
+        read_pem(cert, "certificate")?,
+        read_pem(key, "private key")?,
+    ))
+}
+
+/// Read one PEM file (following symlinks), refusing anything but a regular file of at most
+/// [`MAX_PEM_BYTES`].
+fn read_pem(path: &Path, what: &'static str) -> Result<Vec<u8>, TlsError> {
+    use std::io::Read;
+    let read_err = |source| TlsError::Read {
+        what,
+        path: path.to_path_buf(),
         source,
-    })?;
-    let k = std::fs::read(key).map_err(|source| TlsError::Read {
-        what: "private key",
-        path: key.to_path_buf(),
-        source,
-    })?;
-    Ok((c, k))
+    };
+    let not_pem = |detail: String| TlsError::NotPem {
+        what,
+        path: path.to_path_buf(),
+        detail,
+    };
+    let meta = std::fs::metadata(path).map_err(read_err)?;
+    if !meta.is_file() {
+        return Err(not_pem("not a regular file".to_string()));
+    }
+    if meta.len() > MAX_PEM_BYTES {
+        return Err(not_pem(format!("{} bytes", meta.len())));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_PEM_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(read_err)?;
+    if bytes.len() as u64 > MAX_PEM_BYTES {
+        return Err(not_pem("growing past the limit".to_string()));
+    }
+    Ok(bytes)
 }
 
 /// A generated CA and a serving certificate it signed, all PEM.
