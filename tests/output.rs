@@ -44,6 +44,20 @@ fn run_closed_stdout(args: &[&str]) -> Output {
         .expect("run etcdguard")
 }
 
+/// Run with stdout and stderr one pipe whose read end is closed (`2>&1 | head -1` once head
+/// has its line); returns the exit code.
+fn run_closed_stdout_and_stderr(args: &[&str]) -> Option<i32> {
+    let (read, write) = rustix::pipe::pipe().expect("pipe");
+    drop(read);
+    let err = write.try_clone().expect("dup");
+    cmd(args)
+        .stdout(Stdio::from(write))
+        .stderr(Stdio::from(err))
+        .status()
+        .expect("run etcdguard")
+        .code()
+}
+
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -198,6 +212,14 @@ fn a_closed_stdout_ends_every_subcommand_quietly_with_its_documented_code() {
                 && !err.contains("stdout"),
             "{args:?}: {err}"
         );
+    }
+}
+
+#[test]
+fn a_closed_stderr_as_well_changes_no_exit_code() {
+    for (args, code) in every_subcommand() {
+        // A panic would be exit 101 (its message cannot be written).
+        assert_eq!(run_closed_stdout_and_stderr(&args), Some(code), "{args:?}");
     }
 }
 
