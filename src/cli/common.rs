@@ -36,6 +36,13 @@ pub fn write_stdout(text: impl AsRef<[u8]>) -> Result<(), String> {
     }
 }
 
+/// Write one line to stderr. A closed stderr (`2>&1 | head -1`) is ignored, where `eprintln!`
+/// would panic.
+pub fn print_stderr(line: std::fmt::Arguments) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
 /// A JSON document as printed: `schemaVersion` added at the top level, pretty, one final newline.
 pub fn json_text<T: serde::Serialize>(doc: &T) -> Result<String, String> {
     let v = serde_json::to_value(doc).map_err(|e| format!("cannot render JSON: {e}"))?;
@@ -53,7 +60,7 @@ pub fn print_json<T: serde::Serialize>(doc: &T) -> Result<(), String> {
 /// stderr and, when the output format is JSON, `{"error": MSG, "schemaVersion": 1}` on stdout
 /// (issue #19: CI reading stdout as JSON always gets JSON).
 pub fn usage_error(cmd: &str, msg: &str, json: bool) -> u8 {
-    eprintln!("etcdguard {cmd}: {msg}");
+    print_stderr(format_args!("etcdguard {cmd}: {msg}"));
     if json {
         print_error_json(msg);
     }

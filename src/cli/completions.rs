@@ -24,7 +24,7 @@ fn write(out: &[u8], cmd: &str) -> u8 {
     match super::common::write_stdout(out) {
         Ok(()) => super::EXIT_OK,
         Err(e) => {
-            eprintln!("etcdguard {cmd}: {e}");
+            super::common::print_stderr(format_args!("etcdguard {cmd}: {e}"));
             super::EXIT_USAGE
         }
     }
@@ -38,7 +38,9 @@ pub fn run_man(_args: ManArgs) -> u8 {
     let cmd = super::Cli::command();
     let mut out = Vec::new();
     if let Err(e) = clap_mangen::Man::new(cmd).render(&mut out) {
-        eprintln!("etcdguard man: cannot render the man page: {e}");
+        super::common::print_stderr(format_args!(
+            "etcdguard man: cannot render the man page: {e}"
+        ));
         return super::EXIT_USAGE;
     }
     write(&out, "man")

@@ -814,7 +814,7 @@ pub fn run(args: Args) -> u8 {
     match run_inner(args) {
         Ok(code) => code,
         Err(msg) => {
-            eprintln!("etcdguard serve: {msg}");
+            super::common::print_stderr(format_args!("etcdguard serve: {msg}"));
             super::EXIT_USAGE
         }
     }
@@ -918,12 +918,12 @@ fn run_inner(args: Args) -> Result<u8, String> {
             .map_err(|e| e.to_string())?;
         let addr = server.local_addr().map_err(|e| e.to_string())?;
         if let Some(ca) = server.ca_pem() {
-            eprintln!("etcdguard serve: self-signed CA (add it to the webhook's caBundle or your client's roots):\n{ca}");
+            super::common::print_stderr(format_args!("etcdguard serve: self-signed CA (add it to the webhook's caBundle or your client's roots):\n{ca}"));
             if let Some(path) = &args.ca_out {
                 std::fs::write(path, ca).map_err(|e| format!("--ca-out {}: {e}", path.display()))?;
             }
         }
-        eprintln!("etcdguard serve: listening on https://{addr}");
+        super::common::print_stderr(format_args!("etcdguard serve: listening on https://{addr}"));
         let refresher = {
             let gate = gate.clone();
             let interval = bounds.interval;

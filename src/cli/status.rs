@@ -126,10 +126,10 @@ pub fn run(args: Args) -> u8 {
 }
 
 fn fail(args: &Args, msg: &str) -> u8 {
-    eprintln!(
+    super::common::print_stderr(format_args!(
         "etcdguard status: cannot read the backup store {}: {msg}",
         args.store.store
-    );
+    ));
     if args.output == Format::Json {
         let v = serde_json::json!({ "store": args.store.store, "error": msg });
         let _ = super::common::print_json(&v);

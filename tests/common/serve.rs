@@ -133,19 +133,21 @@ impl Serve {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
 
-    /// SIGTERM and wait for the exit (graceful shutdown; killed after 30 s).
-    pub fn stop(&mut self) {
+    /// SIGTERM and wait for the exit (graceful shutdown; killed after 30 s). Returns the exit
+    /// status of a graceful shutdown, `None` when it had to be killed.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
         let _ = Command::new("kill")
             .arg(self.child.id().to_string())
             .status();
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
             }
             std::thread::sleep(Duration::from_millis(100));
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        None
     }
 }
