@@ -360,7 +360,9 @@ fn broken_chains_end_the_restore_point_at_the_last_good_delta() {
         (d, keys)
     };
     // keys[i] ends at revision new+2i+2, at NOW - 60 - 60*(4-i).
-    let cases: Vec<(&str, Box<dyn Fn(&Path, &[String])>, usize, &str)> = vec![
+    /// (label, damage done to the store given the delta keys, deltas still applied, reason).
+    type Case<'a> = (&'a str, Box<dyn Fn(&Path, &[String]) + 'a>, usize, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "sha256 mismatch",
             Box::new(|root, keys| {
