@@ -10,7 +10,10 @@
 //! 3. stream the newest backup through [`crate::snapshot::verify_reader`]; if it is not
 //!    restorable, walk back (at most [`InspectOptions::max_walk_back`] backups) to the newest
 //!    valid one;
-//! 4. for etcd-manager, read and assess the control files ([`control`], pure).
+//! 4. for Gardener, a valid Full snapshot is followed by its chain of Incr deltas, each read and
+//!    checked ([`gardener`]) until the first gap or bad one; the restore point (time, revision)
+//!    is the last good delta;
+//! 5. for etcd-manager, read and assess the control files ([`control`], pure).
 //!
 //! Everything is read-only: LIST and GET only (see [`backend`]).
 
