@@ -287,6 +287,8 @@ fn go_written_lzw_store_passes_with_the_age_of_its_newest_delta() {
     }
     let st = status(store.to_str().unwrap());
     assert_eq!(st["layout"], "gardener");
+    assert_eq!(st["backups"]["count"], 3);
+    assert!(st["ignored"].as_array().unwrap().is_empty(), "{st:#}");
     let newest = &st["newest"];
     assert_eq!(newest["validity"], "valid", "{newest:#}");
     assert_eq!(newest["report"]["container"], "lzw");
@@ -319,6 +321,20 @@ fn a_corrupt_go_lzw_delta_ends_the_chain_before_it() {
         "v2/Incr-00000035-00000037-1795421960.Z"
     );
     assert_eq!(st["newest"]["time"], "2026-11-23T08:19:00Z");
+
+    // A corrupt newest Full: the restore point is the day before's Full and its delta.
+    let full = d.path().join("v2/Full-00000000-00000031-1795334400.Z");
+    let mut b = std::fs::read(&full).unwrap();
+    let mid = b.len() / 2;
+    b[mid] ^= 0x55;
+    std::fs::write(&full, b).unwrap();
+    let st = status(d.path().to_str().unwrap());
+    assert_eq!(st["newest"]["validity"], "invalid", "{:#}", st["newest"]);
+    let v = &st["newestValid"];
+    assert_eq!(v["dataKey"], "v2/Full-00000000-00000020-1795248000.Z");
+    assert_eq!(v["chain"]["applied"], 1);
+    assert_eq!(v["chain"]["endRevision"], 23);
+    assert_eq!(v["ageSeconds"], NOW_UNIX - 1_795_248_300);
 }
 
 #[test]
