@@ -69,8 +69,9 @@ pub enum Container {
 pub struct VerifyOptions {
     /// Treat a missing trailer as acceptable (like `etcdutl snapshot restore --skip-hash-check`).
     pub skip_hash_check: bool,
-    /// The container the object's name promises (Gardener names its codec); the content must be
-    /// that container. `None`: detect it from the content.
+    /// The codec the object's name promises (Gardener: `Plain`, `Gzip`, `Zlib` or `Lzw`); the
+    /// content is decoded as that codec only. `None` (or another container): detect it from the
+    /// content.
     pub expect: Option<Container>,
 }
 
