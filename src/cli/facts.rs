@@ -115,11 +115,26 @@ fn backup(b: &store::BackupFacts) -> gate::Backup {
             }
         }
     }
+    let mut revision = b.report.as_ref().and_then(|r| r.revision);
+    let mut name = b.name.clone();
+    // Gardener: the restore point is the Full snapshot plus its chain of deltas; `b.time` is
+    // already the chain's end.
+    if let Some(c) = &b.chain {
+        if let Some(end) = &c.end_key {
+            revision = Some(c.end_revision);
+            let short = end.rsplit('/').next().unwrap_or(end);
+            name = format!("{name} + {} deltas to {short}", c.applied);
+        }
+        if let Some(br) = &c.broken {
+            let short = br.key.rsplit('/').next().unwrap_or(&br.key);
+            name = format!("{name} (delta chain broken at {short}: {})", br.reason);
+        }
+    }
     gate::Backup {
-        name: b.name.clone(),
+        name,
         time: b.time,
         valid: b.validity == store::Validity::Valid,
-        revision: b.report.as_ref().and_then(|r| r.revision),
+        revision,
         problems,
     }
 }

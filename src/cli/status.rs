@@ -222,6 +222,31 @@ fn backup_lines(out: &mut String, b: &BackupFacts) {
     if let Some(reason) = &b.reason {
         let _ = writeln!(out, "    reason: {reason}");
     }
+    if let Some(c) = &b.chain {
+        let _ = writeln!(
+            out,
+            "    full snapshot {} (revision {}); {} of {} deltas applied, restore point revision {}{}",
+            c.full_time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            c.full_revision,
+            c.applied,
+            c.listed,
+            c.end_revision,
+            match &c.end_key {
+                Some(k) => format!(" ({k})"),
+                None => String::new(),
+            }
+        );
+        if c.without_sha256 > 0 {
+            let _ = writeln!(
+                out,
+                "    {} deltas carry no SHA-256 (written by etcd-backup-restore before 0.3.0)",
+                c.without_sha256
+            );
+        }
+        if let Some(br) = &c.broken {
+            let _ = writeln!(out, "    delta chain BROKEN at {}: {}", br.key, br.reason);
+        }
+    }
 }
 
 /// Render [`StoreFacts`] as text.

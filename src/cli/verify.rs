@@ -31,6 +31,7 @@ pub fn run(args: Args) -> u8 {
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     let opts = VerifyOptions {
         skip_hash_check: args.skip_hash_check,
+        ..VerifyOptions::default()
     };
     let result = if len >= PROGRESS_MIN_BYTES && std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(len).with_style(

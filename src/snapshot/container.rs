@@ -1,6 +1,8 @@
-//! Container detection by content (magic bytes, never the file name) and streaming unwrapping:
-//! plain, gzip (etcd-manager `etcd.backup.gz`), zip (k3s/RKE2), tar.gz holding one snapshot
-//! (CSM `etcd-dump.bin`), zstd (Talos `.snap.zst`). Nothing is unpacked to disk.
+//! Container detection by content (magic bytes) and streaming unwrapping: plain, gzip
+//! (etcd-manager `etcd.backup.gz`), zip (k3s/RKE2), tar.gz holding one snapshot (CSM
+//! `etcd-dump.bin`), zstd (Talos `.snap.zst`). A layout whose writer names its codec (Gardener:
+//! `.gz`, `.zlib`, `.Z`) passes it as `expect`; the content must then be that codec, as the
+//! upstream restorer decodes by name. Nothing is unpacked to disk.
 
 use super::Container;
 use std::io::{self, Chain, Cursor, Read};
@@ -73,6 +75,8 @@ fn corrupt(kind: Container, e: impl std::fmt::Display) -> OpenError {
         Container::Zip => "zip",
         Container::TarGz => "tar.gz",
         Container::Zstd => "zstd",
+        Container::Zlib => "zlib",
+        Container::Lzw => "lzw",
     };
     OpenError::Corrupt(kind, format!("{label}: {e}"))
 }
@@ -81,9 +85,34 @@ fn corrupt(kind: Container, e: impl std::fmt::Display) -> OpenError {
 /// container kind and the archive entry name (zip/tar). `f` runs exactly once on success.
 pub fn with_payload<R: Read, T>(
     reader: R,
+    expect: Option<Container>,
     f: impl FnOnce(&mut dyn Read, Container, Option<String>) -> T,
 ) -> Result<T, OpenError> {
     let (head, mut r) = peek(reader, 4).map_err(OpenError::Io)?;
+    // Gardener's codecs, decoded by name the way etcd-backup-restore's `DecompressSnapshot`
+    // does (`pkg/compressor/compressor.go`: Go's gzip, zlib and `lzw.NewReader(r, lzw.LSB, 8)`).
+    match expect {
+        Some(Container::Plain) => return Ok(f(&mut r, Container::Plain, None)),
+        Some(Container::Gzip) if !head.starts_with(GZIP) => {
+            return Err(corrupt(
+                Container::Gzip,
+                "the name says gzip (`.gz`) but the data does not start with the gzip magic 1f 8b",
+            ))
+        }
+        Some(Container::Gzip) => {
+            let mut gz = flate2::read::MultiGzDecoder::new(r);
+            return Ok(f(&mut gz, Container::Gzip, None));
+        }
+        Some(Container::Zlib) => {
+            let mut z = flate2::read::ZlibDecoder::new(r);
+            return Ok(f(&mut z, Container::Zlib, None));
+        }
+        Some(Container::Lzw) => {
+            let mut d = LzwReader::new(io::BufReader::new(r));
+            return Ok(f(&mut d, Container::Lzw, None));
+        }
+        _ => {}
+    }
     if head.starts_with(ZSTD) {
         let mut d = zstd::stream::read::Decoder::new(r).map_err(|e| corrupt(Container::Zstd, e))?;
         return Ok(f(&mut d, Container::Zstd, None));
@@ -119,6 +148,17 @@ pub fn with_payload<R: Read, T>(
     Ok(f(&mut r, Container::Plain, None))
 }
 
+/// A decoder for a stream compressed with `codec` as named by its writer (Gardener deltas): gzip,
+/// zlib or Go LZW; anything else is passed through unchanged.
+pub fn named_decoder<'a, R: Read + 'a>(reader: R, codec: Container) -> Box<dyn Read + 'a> {
+    match codec {
+        Container::Gzip => Box::new(flate2::read::MultiGzDecoder::new(reader)),
+        Container::Zlib => Box::new(flate2::read::ZlibDecoder::new(reader)),
+        Container::Lzw => Box::new(LzwReader::new(io::BufReader::new(reader))),
+        _ => Box::new(reader),
+    }
+}
+
 /// Fixed part of a zip local file header.
 const ZIP_LOCAL_HEADER: usize = 30;
 /// General-purpose flag: sizes follow the data in a data descriptor.
@@ -128,6 +168,102 @@ const ZIP_DEFLATE: u16 = 8;
 fn le16(b: &[u8], off: usize) -> u16 {
     b.get(off..off + 2)
         .map_or(0, |s| u16::from_le_bytes([s[0], s[1]]))
+}
+
+/// A deflated zip entry followed by its data descriptor (Go `archive/zip`'s streaming writer: the
+/// local header holds no CRC or sizes, the descriptor after the data does, 64-bit sizes for
+/// zip64 entries over 4 GiB). At the end of the deflate stream the descriptor's CRC-32 is
+/// compared with the data's, as Go's reader does (`readDataDescriptor`, which also ignores the
+/// sizes because their width is ambiguous); a mismatch or a missing descriptor is a read error.
+struct DescribedEntry<R: io::BufRead> {
+    inflate: flate2::bufread::DeflateDecoder<R>,
+    crc: crc32fast::Hasher,
+    checked: bool,
+}
+
+/// Signature that optionally starts a zip data descriptor.
+const ZIP_DESCRIPTOR_SIG: &[u8] = b"PK\x07\x08";
+
+impl<R: io::BufRead> Read for DescribedEntry<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inflate.read(buf)?;
+        if let Some(data) = buf.get(..n) {
+            self.crc.update(data);
+        }
+        if n > 0 || buf.is_empty() || self.checked {
+            return Ok(n);
+        }
+        self.checked = true;
+        let rest = self.inflate.get_mut();
+        let mut word = [0u8; 4];
+        let missing = |e: io::Error| {
+            io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("the entry ends without its data descriptor ({e})"),
+            )
+        };
+        rest.read_exact(&mut word).map_err(missing)?;
+        if word == ZIP_DESCRIPTOR_SIG {
+            rest.read_exact(&mut word).map_err(missing)?;
+        }
+        let want = u32::from_le_bytes(word);
+        let got = self.crc.clone().finalize();
+        if want != got {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("checksum error: the data descriptor says CRC-32 {want:08x}, the data has {got:08x}"),
+            ));
+        }
+        Ok(0)
+    }
+}
+
+/// Pull adapter over weezl's push decoder for Go `compress/lzw` streams (LSB order, 8-bit
+/// literals: GIF semantics, without TIFF's early change). As with Go's reader, a stream that ends
+/// before its end code is an error, and nothing after the end code is read.
+struct LzwReader<R> {
+    inner: R,
+    decoder: weezl::decode::Decoder,
+    done: bool,
+}
+
+impl<R> LzwReader<R> {
+    fn new(inner: R) -> Self {
+        LzwReader {
+            inner,
+            decoder: weezl::decode::Decoder::new(weezl::BitOrder::Lsb, 8),
+            done: false,
+        }
+    }
+}
+
+impl<R: io::BufRead> Read for LzwReader<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.done || out.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            let input = self.inner.fill_buf()?;
+            let at_end = input.is_empty();
+            let r = self.decoder.decode_bytes(input, out);
+            self.inner.consume(r.consumed_in);
+            match r.status {
+                Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
+                Ok(weezl::LzwStatus::Done) => {
+                    self.done = true;
+                    return Ok(r.consumed_out);
+                }
+                Ok(_) if r.consumed_out > 0 => return Ok(r.consumed_out),
+                Ok(_) if at_end => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the LZW stream ends without its end code",
+                    ))
+                }
+                Ok(_) => {}
+            }
+        }
+    }
 }
 
 /// The first file of a zip stream. Archives written by a seekable writer go through
@@ -169,7 +305,11 @@ fn open_zip<T>(
                 ),
             ));
         }
-        let mut inflate = flate2::read::DeflateDecoder::new(rest);
+        let mut inflate = DescribedEntry {
+            inflate: flate2::bufread::DeflateDecoder::new(io::BufReader::new(rest)),
+            crc: crc32fast::Hasher::new(),
+            checked: false,
+        };
         return Ok(f(&mut inflate, Container::Zip, Some(name)));
     }
     let entry = zip::read::read_zipfile_from_stream(&mut rest);

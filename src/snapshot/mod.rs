@@ -26,6 +26,8 @@ mod schema;
 pub mod stream;
 mod walk;
 
+pub use container::named_decoder;
+
 use serde::Serialize;
 use std::io::Read;
 use std::path::Path;
@@ -46,7 +48,8 @@ pub enum Sha256Status {
     Mismatch,
 }
 
-/// How the snapshot bytes were wrapped, detected from content (magic bytes), never from the name.
+/// How the snapshot bytes were wrapped: detected from content (magic bytes), or, for a layout
+/// whose writer names its codec, as named ([`VerifyOptions::expect`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Container {
@@ -55,6 +58,10 @@ pub enum Container {
     Zip,
     TarGz,
     Zstd,
+    /// zlib (RFC 1950), Gardener `.zlib`.
+    Zlib,
+    /// Go `compress/lzw`, LSB order, 8-bit literals, Gardener `.Z` (no magic bytes).
+    Lzw,
 }
 
 /// Options for one verification pass.
@@ -62,6 +69,10 @@ pub enum Container {
 pub struct VerifyOptions {
     /// Treat a missing trailer as acceptable (like `etcdutl snapshot restore --skip-hash-check`).
     pub skip_hash_check: bool,
+    /// The codec the object's name promises (Gardener: `Plain`, `Gzip`, `Zlib` or `Lzw`); the
+    /// content is decoded as that codec only. `None` (or another container): detect it from the
+    /// content.
+    pub expect: Option<Container>,
 }
 
 /// Everything one pass learned about a snapshot. JSON field names are a contract (issue #2).
@@ -172,7 +183,7 @@ pub fn verify_reader<R: Read + Send>(
         what: name.to_string(),
         source,
     };
-    let outcome = container::with_payload(tracked, |payload, kind, entry| {
+    let outcome = container::with_payload(tracked, opts.expect, |payload, kind, entry| {
         let mut sha = stream::Sha256Sink::default();
         let mut scanner = scan::PageScanner::default();
         let started = std::time::Instant::now();
@@ -411,6 +422,7 @@ mod tests {
     fn skip() -> VerifyOptions {
         VerifyOptions {
             skip_hash_check: true,
+            ..VerifyOptions::default()
         }
     }
 

@@ -268,33 +268,113 @@ pub enum GardenerKind {
     Incr,
 }
 
-/// Parse a Gardener snapshot name `(Full|Incr)-<start>-<last>-<unix>[.gz|.Z|.zlib][.final]`
-/// (revisions are at least 8 digits: `%08d` only pads). Returns (kind, time, last revision).
-pub fn parse_gardener(name: &str) -> Option<(GardenerKind, DateTime<Utc>, i64)> {
-    let stem = name.strip_suffix(".final").unwrap_or(name);
-    let stem = [".gz", ".Z", ".zlib"]
-        .iter()
-        .find_map(|s| stem.strip_suffix(s))
-        .unwrap_or(stem);
-    let mut parts = stem.split('-');
-    let kind = match parts.next()? {
+/// A Gardener snapshot name, read the way etcd-backup-restore's `ParseSnapshot`
+/// (`pkg/snapstore/snapshot.go`) reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GardenerSnap {
+    pub kind: GardenerKind,
+    pub start: i64,
+    pub last: i64,
+    pub time: DateTime<Utc>,
+    /// Compression suffix: empty, `.gz`, `.zlib`, `.Z`, or one etcd-backup-restore cannot decode.
+    pub suffix: String,
+    /// `.final`: taken when the etcd stopped.
+    pub is_final: bool,
+}
+
+/// Why a key is not a Gardener snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GardenerSkip {
+    /// A part of a chunked upload in progress (`<snapName>/<part>`); etcd-backup-restore skips it.
+    Chunk,
+    /// Not a snapshot name; the reason says what was expected.
+    Invalid(String),
+}
+
+/// Parse a key (relative to the store root) as etcd-backup-restore's `ParseSnapshot` does: the
+/// text after the last `v1/` (else the last `v2/`) is `Backup-<unix>/<name>` (v1) or `<name>`
+/// (v2); one more level is an upload chunk. A key without `v1/` or `v2/` is read as relative to a
+/// version folder (the store URL points at `…/v2` or `…/v1` itself). The name is
+/// `(Full|Incr)-<start>-<last>-<unix>[.<codec>][.final]` (the writer pads revisions to 8 digits;
+/// the reader takes any decimal).
+pub fn parse_gardener_key(key: &str) -> Result<GardenerSnap, GardenerSkip> {
+    let bad = |why: &str| Err(GardenerSkip::Invalid(why.to_string()));
+    let (v1, rest) = match (key.rfind("v1/"), key.rfind("v2/")) {
+        (Some(i), _) => (true, key.get(i + 3..).unwrap_or("")),
+        (None, Some(i)) => (false, key.get(i + 3..).unwrap_or("")),
+        (None, None) => (
+            key.starts_with("Backup-") && key.split('/').count() == 2,
+            key,
+        ),
+    };
+    let tokens: Vec<&str> = rest.split('/').collect();
+    let name = match (v1, tokens.as_slice()) {
+        (true, [_, name]) | (false, [name]) => *name,
+        (true, [_, _, _]) | (false, [_, _]) => return Err(GardenerSkip::Chunk),
+        _ => return bad("not `v2/<name>` or `v1/Backup-<unix>/<name>`"),
+    };
+    let parts: Vec<&str> = name.split('-').collect();
+    let [kind, start, last, tail] = parts.as_slice() else {
+        return bad("not `(Full|Incr)-<start revision>-<last revision>-<unix seconds>`");
+    };
+    let kind = match *kind {
         "Full" => GardenerKind::Full,
         "Incr" => GardenerKind::Incr,
-        _ => return None,
+        _ => return bad("kind is not `Full` or `Incr`"),
     };
-    let start = parts.next()?;
-    let last = parts.next()?;
-    let unix = parts.next()?;
-    if parts.next().is_some() {
-        return None;
+    // Go's strconv.ParseInt(s, 10, 64) and Rust's i64 parser accept the same text.
+    let (Ok(start), Ok(last)) = (start.parse::<i64>(), last.parse::<i64>()) else {
+        return bad("revisions are not decimal numbers");
+    };
+    if start > last {
+        return bad("start revision is after the last revision");
     }
-    let revs_ok = [start, last]
+    let dots: Vec<&str> = tail.split('.').collect();
+    let suffix = match dots.get(1) {
+        Some(&"final") | None => String::new(),
+        Some(s) => format!(".{s}"),
+    };
+    let is_final = dots.len() >= 2 && dots.last() == Some(&"final");
+    let Some(time) = dots
+        .first()
+        .and_then(|t| t.parse::<i64>().ok())
+        .and_then(|t| DateTime::from_timestamp(t, 0))
+    else {
+        return bad("creation time is not Unix seconds");
+    };
+    Ok(GardenerSnap {
+        kind,
+        start,
+        last,
+        time,
+        suffix,
+        is_final,
+    })
+}
+
+/// The Incr deltas that follow the Full snapshot `full_key`, oldest first: those after it and
+/// before the next Full snapshot in etcd-backup-restore's order (last revision, then creation
+/// time: `SnapList.Less` in `pkg/types/snapstore.go`), as `getStructuredBackupList`
+/// (`pkg/miscellaneous`) groups a backup. A restore applies them in this order.
+pub fn gardener_deltas(objects: &[ObjectInfo], full_key: &str) -> Vec<(String, GardenerSnap)> {
+    let mut snaps: Vec<(String, GardenerSnap)> = objects
         .iter()
-        .all(|r| r.len() >= 8 && r.bytes().all(|b| b.is_ascii_digit()));
-    if !revs_ok {
-        return None;
-    }
-    Some((kind, unix_utc(unix)?, last.parse().ok()?))
+        .filter_map(|o| Some((o.key.clone(), parse_gardener_key(&o.key).ok()?)))
+        .collect();
+    snaps.sort_by(|(ka, a), (kb, b)| {
+        (a.last, a.time, a.kind == GardenerKind::Full, ka).cmp(&(
+            b.last,
+            b.time,
+            b.kind == GardenerKind::Full,
+            kb,
+        ))
+    });
+    snaps
+        .into_iter()
+        .skip_while(|(k, _)| k != full_key)
+        .skip(1)
+        .take_while(|(_, s)| s.kind == GardenerKind::Incr)
+        .collect()
 }
 
 /// `plain` accepts `*.db` and names containing `.snap` (`x.snap`, `x.snapshot`, `x.snap.zst`).
@@ -385,22 +465,23 @@ pub fn classify(layout: Layout, key: &str) -> KeyRole {
             },
             None => ignored("not `<path>_v<revision>_<YYYY-MM-DD-HH:MM:SS>`"),
         },
-        Layout::Gardener => {
-            let in_v2 = key.starts_with("v2/") || key.contains("/v2/");
-            match parse_gardener(name) {
-                Some((GardenerKind::Full, time, _)) if in_v2 => KeyRole::Data {
-                    backup: key.to_string(),
-                    time: Some(time),
-                },
-                Some((GardenerKind::Incr, _, _)) if in_v2 => KeyRole::Companion {
-                    note: "Gardener delta snapshot (watch events, not a snapshot)",
-                },
-                Some(_) => {
-                    ignored("Gardener snapshot outside a `v2/` folder (v1 layout not supported)")
-                }
-                None => ignored("not `v2/(Full|Incr)-<start>-<last>-<unix>[.gz|.Z|.zlib][.final]`"),
+        Layout::Gardener => match parse_gardener_key(key) {
+            Ok(snap) if snap.kind == GardenerKind::Full => KeyRole::Data {
+                backup: key.to_string(),
+                time: Some(snap.time),
+            },
+            Ok(_) => KeyRole::Companion {
+                note: "Gardener delta snapshot (watch events, applied after its Full snapshot)",
+            },
+            Err(GardenerSkip::Chunk) => {
+                ignored("part of a chunked upload in progress (etcd-backup-restore skips it)")
             }
-        }
+            Err(GardenerSkip::Invalid(why)) => KeyRole::Ignored {
+                reason: format!(
+                    "not a Gardener snapshot `v2/(Full|Incr)-<start>-<last>-<unix>[.gz|.Z|.zlib][.final]`: {why}"
+                ),
+            },
+        },
         Layout::Plain => {
             if is_plain_snapshot(name) {
                 KeyRole::Data {
@@ -762,28 +843,63 @@ mod tests {
 
     #[test]
     fn gardener_names() {
-        let (k, time, rev) = parse_gardener("Full-00000000-00012345-1721466723.gz").unwrap();
+        let snap = parse_gardener_key("Full-00000000-00012345-1721466723.gz").unwrap();
         assert_eq!(
-            (k, time, rev),
-            (
-                GardenerKind::Full,
-                DateTime::from_timestamp(1721466723, 0).unwrap(),
-                12345
-            )
+            (snap.kind, snap.start, snap.last, snap.suffix.as_str()),
+            (GardenerKind::Full, 0, 12345, ".gz")
+        );
+        assert_eq!(Some(snap.time), DateTime::from_timestamp(1721466723, 0));
+        let incr = parse_gardener_key("x/v2/Incr-55795627-55796278-1721466723").unwrap();
+        assert_eq!((incr.kind, incr.suffix.as_str()), (GardenerKind::Incr, ""));
+        let fin = parse_gardener_key("v2/Full-00000000-00012345-1721466723.zlib.final").unwrap();
+        assert_eq!((fin.suffix.as_str(), fin.is_final), (".zlib", true));
+        let fin = parse_gardener_key("v2/Full-00000000-00012345-1721466723.final").unwrap();
+        assert_eq!((fin.suffix.as_str(), fin.is_final), ("", true));
+        // The reader takes any decimal (only the writer pads), and names a codec it cannot decode.
+        assert_eq!(
+            parse_gardener_key("v2/Full-0-12-1721466723").unwrap().last,
+            12
         );
         assert_eq!(
-            parse_gardener("Incr-55795627-55796278-1721466723").map(|p| p.0),
-            Some(GardenerKind::Incr)
+            parse_gardener_key("v2/Full-00000000-00012345-1721466723.bz2")
+                .unwrap()
+                .suffix,
+            ".bz2"
         );
-        assert!(parse_gardener("Full-00000000-00012345-1721466723.zlib.final").is_some());
-        for bad in [
-            "Full-0000-00012345-1721466723",
-            "Chunk-00000000-00012345-1721466723",
-            "Full-00000000-00012345",
-            "Full-00000000-00012345-1721466723-1",
-            "Full-00000000-00012345-1721466723.bz2",
+        // v1: `Backup-<unix>/<name>`, under a `v1/` folder or at the store root.
+        for v1 in [
+            "etcd-main/v1/Backup-1721466000/Full-00000000-00012345-1721466723",
+            "Backup-1721466000/Full-00000000-00012345-1721466723",
         ] {
-            assert_eq!(parse_gardener(bad), None, "{bad}");
+            assert_eq!(
+                parse_gardener_key(v1).unwrap().kind,
+                GardenerKind::Full,
+                "{v1}"
+            );
+        }
+        for chunk in [
+            "v2/Full-00000000-00012345-1721466723.gz/0000000001",
+            "v1/Backup-1/Full-00000000-00012345-1721466723/0000000001",
+        ] {
+            assert_eq!(
+                parse_gardener_key(chunk),
+                Err(GardenerSkip::Chunk),
+                "{chunk}"
+            );
+        }
+        for bad in [
+            "v2/Chunk-00000000-00012345-1721466723",
+            "v2/Full-00000000-00012345",
+            "v2/Full-00000000-00012345-1721466723-1",
+            "v2/Full-00000012-00000011-1721466723",
+            "v2/Full-0000000a-00012345-1721466723",
+            "v2/Full-00000000-00012345-17214x6723.gz",
+            "v2/a/b/Full-00000000-00012345-1721466723",
+        ] {
+            assert!(
+                matches!(parse_gardener_key(bad), Err(GardenerSkip::Invalid(_))),
+                "{bad}"
+            );
         }
         let objs = vec![
             obj(
@@ -795,15 +911,53 @@ mod tests {
                 10,
             ),
             obj(
-                "shoot/etcd-main/v1/Backup-1/Full-00000000-00012345-1721466723",
+                "shoot/etcd-main/v1/Backup-1/Full-00000000-00000100-1721366723",
+                10,
+            ),
+            obj(
+                "shoot/etcd-main/v2/Full-00000000-00012345-1721466723.gz/0000000001",
                 10,
             ),
         ];
         let a = assemble(Layout::Gardener, &objs, &[]);
-        assert_eq!(a.candidates.len(), 1);
+        assert_eq!(a.candidates.len(), 2);
         assert_eq!(a.companions, 1);
         assert_eq!(a.ignored.len(), 1);
         assert_eq!(detect(&objs), Some(Layout::Gardener));
+    }
+
+    #[test]
+    fn gardener_chain_is_the_deltas_up_to_the_next_full() {
+        let objs = vec![
+            obj("v2/Full-00000000-00000100-1000.gz", 1),
+            obj("v2/Incr-00000101-00000110-1020.gz", 1),
+            obj("v2/Incr-00000111-00000120-1040.gz", 1),
+            obj("v2/Full-00000000-00000120-1050.gz", 1),
+            obj("v2/Incr-00000121-00000130-1060.gz", 1),
+            obj("v2/Incr-00000131-00000140-1080.gz", 1),
+            obj("v2/Incr-00000141-00000150-1100.gz/0000000001", 1),
+        ];
+        let keys = |full: &str| -> Vec<String> {
+            gardener_deltas(&objs, full)
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect()
+        };
+        assert_eq!(
+            keys("v2/Full-00000000-00000100-1000.gz"),
+            [
+                "v2/Incr-00000101-00000110-1020.gz",
+                "v2/Incr-00000111-00000120-1040.gz"
+            ]
+        );
+        assert_eq!(
+            keys("v2/Full-00000000-00000120-1050.gz"),
+            [
+                "v2/Incr-00000121-00000130-1060.gz",
+                "v2/Incr-00000131-00000140-1080.gz"
+            ]
+        );
+        assert!(keys("v2/Full-missing").is_empty());
     }
 
     #[test]

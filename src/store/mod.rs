@@ -10,12 +10,16 @@
 //! 3. stream the newest backup through [`crate::snapshot::verify_reader`]; if it is not
 //!    restorable, walk back (at most [`InspectOptions::max_walk_back`] backups) to the newest
 //!    valid one;
-//! 4. for etcd-manager, read and assess the control files ([`control`], pure).
+//! 4. for Gardener, a valid Full snapshot is followed by its chain of Incr deltas, each read and
+//!    checked ([`gardener`]) until the first gap or bad one; the restore point (time, revision)
+//!    is the last good delta;
+//! 5. for etcd-manager, read and assess the control files ([`control`], pure).
 //!
 //! Everything is read-only: LIST and GET only (see [`backend`]).
 
 pub mod backend;
 pub mod control;
+pub mod gardener;
 pub mod layout;
 pub mod s3_lifecycle;
 
@@ -31,6 +35,11 @@ use std::time::Duration;
 
 /// Largest control or meta file read (they are a few hundred bytes).
 const SMALL_FILE_LIMIT: u64 = 64 * 1024;
+/// Largest Gardener delta read (stored bytes). etcd-backup-restore cuts a delta at
+/// `--delta-snapshot-memory-limit` (10 MiB of JSON by default) plus one watch response.
+const DELTA_LIMIT: u64 = 64 * 1024 * 1024;
+/// Gardener deltas fetched at once (in order; the chain stops at the first bad one).
+const DELTA_PARALLEL: usize = 4;
 
 /// Options of one inspection.
 #[derive(Debug, Clone)]
@@ -102,6 +111,44 @@ pub struct BackupFacts {
     pub meta: Option<BackupMeta>,
     /// OpenShift `__POSSIBLY_DIRTY__` backup.
     pub possibly_dirty: bool,
+    /// Gardener: the Incr deltas applied after this Full snapshot. `time` and `age_seconds` are
+    /// then those of the restore point (the last applied delta).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain: Option<DeltaChain>,
+}
+
+/// A Gardener restore point: a Full snapshot plus its unbroken chain of Incr deltas (each starts
+/// one revision after the previous one ends), as etcd-backup-restore's restorer applies them.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeltaChain {
+    /// Time of the Full snapshot.
+    pub full_time: DateTime<Utc>,
+    /// Last revision in the Full snapshot's name.
+    pub full_revision: i64,
+    /// Deltas listed after the Full snapshot (before the next one).
+    pub listed: usize,
+    /// Deltas read, checked and continuing the chain; the restore point ends with the last.
+    pub applied: usize,
+    /// Of those, deltas without the appended SHA-256 (etcd-backup-restore before 0.3.0).
+    pub without_sha256: usize,
+    /// Key of the last applied delta (`None`: the restore point is the Full snapshot alone).
+    pub end_key: Option<String>,
+    /// Time of the restore point.
+    pub end_time: DateTime<Utc>,
+    /// Revision of the restore point (from the names).
+    pub end_revision: i64,
+    /// The first delta that could not be applied, and why; later deltas are lost to a restore.
+    pub broken: Option<ChainBreak>,
+}
+
+/// Where a Gardener delta chain ends early.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChainBreak {
+    /// Key of the delta that breaks the chain.
+    pub key: String,
+    /// Why it cannot be applied (gap, unreadable, corrupt).
+    pub reason: String,
 }
 
 /// How far the walk back from the newest backup went.
@@ -288,7 +335,67 @@ enum Checked {
     NotABackup(Ignored),
 }
 
-async fn check_candidate(backend: &Backend, c: &Candidate, opts: &InspectOptions) -> Checked {
+/// Read and check the deltas after a valid Gardener Full snapshot, in restore order, until the
+/// first one that breaks the chain (a revision gap, a read error, bad content).
+async fn gardener_chain(
+    backend: &Backend,
+    full: &layout::GardenerSnap,
+    deltas: Vec<(String, layout::GardenerSnap)>,
+) -> DeltaChain {
+    use futures_util::StreamExt as _;
+    let mut chain = DeltaChain {
+        full_time: full.time,
+        full_revision: full.last,
+        listed: deltas.len(),
+        applied: 0,
+        without_sha256: 0,
+        end_key: None,
+        end_time: full.time,
+        end_revision: full.last,
+        broken: None,
+    };
+    let mut checks = futures_util::stream::iter(deltas)
+        .map(|(key, snap)| async move {
+            let checked = match backend.read_small(&key, DELTA_LIMIT).await {
+                Ok(Some(bytes)) => gardener::check_delta(&bytes, &snap).map_err(|e| e.to_string()),
+                Ok(None) => Err("listed but no longer there".to_string()),
+                Err(e) => Err(format!("cannot read it: {e}")),
+            };
+            (key, snap, checked)
+        })
+        .buffered(DELTA_PARALLEL);
+    while let Some((key, snap, checked)) = checks.next().await {
+        let outcome = if snap.start != chain.end_revision + 1 {
+            Err(format!(
+                "revision gap: it starts at revision {} but the chain before it ends at {}",
+                snap.start, chain.end_revision
+            ))
+        } else {
+            checked
+        };
+        match outcome {
+            Ok(ok) => {
+                chain.applied += 1;
+                chain.without_sha256 += usize::from(!ok.sha256);
+                chain.end_time = snap.time;
+                chain.end_revision = snap.last;
+                chain.end_key = Some(key);
+            }
+            Err(reason) => {
+                chain.broken = Some(ChainBreak { key, reason });
+                break;
+            }
+        }
+    }
+    chain
+}
+
+async fn check_candidate(
+    backend: &Backend,
+    c: &Candidate,
+    opts: &InspectOptions,
+    gardener_listing: Option<&[ObjectInfo]>,
+) -> Checked {
     let mut facts = BackupFacts {
         name: c.name.clone(),
         time: c.time,
@@ -301,7 +408,27 @@ async fn check_candidate(backend: &Backend, c: &Candidate, opts: &InspectOptions
         report: None,
         meta: None,
         possibly_dirty: c.possibly_dirty,
+        chain: None,
     };
+    let mut verify = opts.verify.clone();
+    // Gardener: the name says the codec (and a restore decodes by it).
+    let gardener = gardener_listing.and_then(|objects| {
+        let snap = layout::parse_gardener_key(&c.data_key).ok()?;
+        Some((snap, objects))
+    });
+    if let Some((snap, _)) = &gardener {
+        match gardener::codec(&snap.suffix) {
+            Some(codec) => verify.expect = Some(codec),
+            None => {
+                facts.validity = Validity::Invalid;
+                facts.reason = Some(format!(
+                    "compression suffix {:?} is not one etcd-backup-restore decodes (.gz, .zlib, .Z or none): its restore fails",
+                    snap.suffix
+                ));
+                return Checked::Backup(Box::new(facts));
+            }
+        }
+    }
     let mut meta_problem = None;
     if let Some(meta_key) = &c.meta_key {
         match backend.read_small(meta_key, SMALL_FILE_LIMIT).await {
@@ -334,7 +461,7 @@ async fn check_candidate(backend: &Backend, c: &Candidate, opts: &InspectOptions
         facts.reason = Some(format!("{} is missing (meta without data)", c.data_key));
         return Checked::Backup(Box::new(facts));
     }
-    match backend.verify(&c.data_key, &opts.verify).await {
+    match backend.verify(&c.data_key, &verify).await {
         Ok((report, size)) => {
             facts.size = Some(size);
             if !report.valid {
@@ -349,6 +476,13 @@ async fn check_candidate(backend: &Backend, c: &Candidate, opts: &InspectOptions
                 facts.reason = Some(p);
             } else {
                 facts.validity = Validity::Valid;
+                if let Some((full, objects)) = gardener {
+                    let deltas = layout::gardener_deltas(objects, &c.data_key);
+                    let chain = gardener_chain(backend, &full, deltas).await;
+                    facts.time = chain.end_time;
+                    facts.age_seconds = (opts.now - chain.end_time).num_seconds();
+                    facts.chain = Some(chain);
+                }
             }
             facts.report = Some(report);
         }
@@ -410,7 +544,9 @@ async fn inspect_inner(
         if checked.len() >= opts.max_walk_back {
             break;
         }
-        match check_candidate(backend, c, opts).await {
+        let gardener_listing =
+            (listed.layout == Some(Layout::Gardener)).then_some(listed.objects.as_slice());
+        match check_candidate(backend, c, opts, gardener_listing).await {
             Checked::NotABackup(i) => {
                 ignored.push(i);
                 not_backups += 1;
