@@ -26,6 +26,8 @@ fn control(outcome: ControlOutcome) -> ControlFiles {
         outcome,
         meaning: format!("{outcome:?}"),
         problems: vec![],
+        pending_commands: vec![],
+        commands_unknown: None,
     }
 }
 

@@ -18,6 +18,8 @@ pub const EM_META: &str = "_etcd_backup.meta";
 pub const EM_CONTROL_DIR: &str = "control/";
 /// `control/etcd-cluster-spec`, relative to the store root.
 pub const EM_SPEC: &str = "control/etcd-cluster-spec";
+/// A queued etcd-manager command: `control/<RFC3339>-000000/_command.json`.
+pub const EM_COMMAND: &str = "_command.json";
 /// `control/etcd-cluster-created`, relative to the store root.
 pub const EM_CREATED: &str = "control/etcd-cluster-created";
 
@@ -181,7 +183,8 @@ fn unix_utc(digits: &str) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(secs, 0)
 }
 
-fn last_segment(key: &str) -> &str {
+/// The last `/`-separated segment of a key (its file name).
+pub fn last_segment(key: &str) -> &str {
     key.rsplit('/').next().unwrap_or(key)
 }
 

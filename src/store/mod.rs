@@ -17,6 +17,7 @@
 pub mod backend;
 pub mod control;
 pub mod layout;
+pub mod protojson;
 pub mod s3_lifecycle;
 
 pub use backend::{Backend, RecordedRequest, RequestLog, S3Options, StoreError, StoreUrl};
@@ -395,6 +396,92 @@ async fn read_control(
         .map_err(|e| e.to_string())
 }
 
+/// Every `_command.json` under `control/` (etcd-manager `ListCommands` reads the whole tree),
+/// oldest first as the controller orders them (by their `timestamp`).
+async fn pending_commands(
+    backend: &Backend,
+    listed: &Listed,
+    checked: &[BackupFacts],
+    opts: &InspectOptions,
+) -> Result<Vec<control::PendingCommand>, StoreError> {
+    let is_command = |k: &str| {
+        k.starts_with(layout::EM_CONTROL_DIR) && layout::last_segment(k) == layout::EM_COMMAND
+    };
+    let keys: Vec<String> = if listed.control_listed {
+        listed.objects.iter().map(|o| o.key.clone()).collect()
+    } else {
+        // The delimiter listing shows no files inside control/: list from there on.
+        let l = backend.list(Some(layout::EM_CONTROL_DIR), false).await?;
+        l.objects.into_iter().map(|o| o.key).collect()
+    };
+    let mut out = Vec::new();
+    for key in keys.into_iter().filter(|k| is_command(k)) {
+        let read = backend
+            .read_small(&key, SMALL_FILE_LIMIT)
+            .await
+            .map_err(|e| e.to_string());
+        let file = control::command_state(read);
+        let backup = match &file {
+            control::FileState::Present { value } => match &value.restore_backup {
+                Some(r) => Some(named_backup(backend, &r.backup, checked, opts).await),
+                None => None,
+            },
+            _ => None,
+        };
+        out.push(control::PendingCommand { key, file, backup });
+    }
+    let time = |c: &control::PendingCommand| match &c.file {
+        control::FileState::Present { value } => value.timestamp,
+        _ => None,
+    };
+    out.sort_by(|a, b| time(a).cmp(&time(b)).then_with(|| a.key.cmp(&b.key)));
+    Ok(out)
+}
+
+/// The backup a restore command names, verified as etcd-manager's restore will read it
+/// (`LoadInfo` of its meta, then its `etcd.backup.gz`); reused when the walk already did.
+async fn named_backup(
+    backend: &Backend,
+    name: &str,
+    checked: &[BackupFacts],
+    opts: &InspectOptions,
+) -> BackupFacts {
+    if let Some(b) = checked.iter().find(|b| b.name == name) {
+        return b.clone();
+    }
+    let time = layout::parse_etcd_manager_folder(name);
+    let c = Candidate {
+        name: name.to_string(),
+        time: time.unwrap_or(opts.now),
+        time_source: TimeSource::Name,
+        data_key: format!("{name}/{}", layout::EM_DATA),
+        size: None,
+        meta_key: Some(format!("{name}/{}", layout::EM_META)),
+        data_listed: None,
+        possibly_dirty: false,
+    };
+    let missing = |reason: String| BackupFacts {
+        name: name.to_string(),
+        time: c.time,
+        time_source: TimeSource::Name,
+        age_seconds: (opts.now - c.time).num_seconds(),
+        size: None,
+        data_key: c.data_key.clone(),
+        validity: Validity::Invalid,
+        reason: Some(reason),
+        report: None,
+        meta: None,
+        possibly_dirty: false,
+    };
+    if name.is_empty() || name.contains("..") || name.starts_with('/') {
+        return missing(format!("the command names no usable backup ({name:?})"));
+    }
+    match check_candidate(backend, &c, opts).await {
+        Checked::Backup(b) => *b,
+        Checked::NotABackup(i) => missing(format!("{}: {}", i.key, i.reason)),
+    }
+}
+
 async fn inspect_inner(
     backend: &Backend,
     store: &str,
@@ -458,12 +545,16 @@ async fn inspect_inner(
             }
         }
         let newest_meta = newest.as_ref().and_then(|b| b.meta.as_ref());
-        Some(control::assess(
-            spec,
-            created,
-            newest_meta,
-            newest.as_ref().map(|b| b.time),
-        ))
+        let mut facts =
+            control::assess(spec, created, newest_meta, newest.as_ref().map(|b| b.time));
+        match pending_commands(backend, &listed, &checked, opts).await {
+            Ok(commands) => facts.commands = commands,
+            Err(e) => {
+                unknowns.push(format!("queued commands under control/: {e}"));
+                facts.commands_unknown = Some(e.to_string());
+            }
+        }
+        Some(facts)
     } else {
         None
     };
