@@ -33,6 +33,38 @@ use std::time::Duration;
 /// Largest control or meta file read (they are a few hundred bytes).
 const SMALL_FILE_LIMIT: u64 = 64 * 1024;
 
+/// Largest OpenShift `static_kuberesources_*.tar.gz` read (static pod manifests, configmaps and
+/// certificates: usually well under a few MiB).
+const COMPANION_LIMIT: u64 = 256 * 1024 * 1024;
+
+/// Whether an OpenShift `static_kuberesources_*.tar.gz` is what `cluster-restore.sh` can use:
+/// a gzip tar, intact to its end (CRC), holding `static-pod-resources/…` (it runs
+/// `tar -C /etc/kubernetes -xzf <file> static-pod-resources`; `cluster-backup.sh` writes it with
+/// `tar -cpzf … -C /etc/kubernetes static-pod-resources/<component>-pod-<N>`).
+fn static_resources_readable(bytes: &[u8]) -> Result<(), String> {
+    use std::io::Read;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
+    let mut found = false;
+    for entry in archive.entries().map_err(|e| e.to_string())? {
+        let mut entry = entry.map_err(|e| e.to_string())?;
+        let path = entry.path().map_err(|e| e.to_string())?;
+        let path = path.to_string_lossy();
+        let path = path.trim_start_matches("./");
+        found |= path == "static-pod-resources" || path.starts_with("static-pod-resources/");
+        std::io::copy(&mut entry, &mut std::io::sink()).map_err(|e| e.to_string())?;
+    }
+    // Read to the gzip trailer so its CRC and length are checked.
+    archive
+        .into_inner()
+        .read_to_end(&mut Vec::new())
+        .map_err(|e| e.to_string())?;
+    if found {
+        Ok(())
+    } else {
+        Err("it holds no static-pod-resources/".to_string())
+    }
+}
+
 /// Options of one inspection.
 #[derive(Debug, Clone)]
 pub struct InspectOptions {
@@ -303,6 +335,30 @@ async fn check_candidate(backend: &Backend, c: &Candidate, opts: &InspectOptions
         meta: None,
         possibly_dirty: c.possibly_dirty,
     };
+    if let Some(key) = &c.companion {
+        match backend.read_small(key, COMPANION_LIMIT).await {
+            Ok(None) => {
+                facts.validity = Validity::Invalid;
+                facts.reason = Some(format!(
+                    "{key} is missing: cluster-restore.sh cannot restore the static pod resources without it and aborts"
+                ));
+                return Checked::Backup(Box::new(facts));
+            }
+            Ok(Some(bytes)) => {
+                if let Err(why) = static_resources_readable(&bytes) {
+                    facts.validity = Validity::Invalid;
+                    facts.reason = Some(format!(
+                        "{key} is unreadable ({why}): cluster-restore.sh's `tar -xzf … static-pod-resources` fails and the restore aborts"
+                    ));
+                    return Checked::Backup(Box::new(facts));
+                }
+            }
+            Err(e) => {
+                facts.reason = Some(format!("cannot read {key}: {e}"));
+                return Checked::Backup(Box::new(facts));
+            }
+        }
+    }
     let mut meta_problem = None;
     if let Some(meta_key) = &c.meta_key {
         match backend.read_small(meta_key, SMALL_FILE_LIMIT).await {
@@ -338,7 +394,10 @@ async fn check_candidate(backend: &Backend, c: &Candidate, opts: &InspectOptions
     match backend.verify(&c.data_key, &opts.verify).await {
         Ok((report, size)) => {
             facts.size = Some(size);
-            if !report.valid {
+            if report.validity_unknown() {
+                facts.validity = Validity::Unknown;
+                facts.reason = Some(report.problems.join("; "));
+            } else if !report.valid {
                 facts.validity = Validity::Invalid;
                 facts.reason = Some(if report.problems.is_empty() {
                     "snapshot is not restorable".to_string()
@@ -459,6 +518,7 @@ async fn named_backup(
         meta_key: Some(format!("{name}/{}", layout::EM_META)),
         data_listed: None,
         possibly_dirty: false,
+        companion: None,
     };
     let missing = |reason: String| BackupFacts {
         name: name.to_string(),
