@@ -483,6 +483,32 @@ fn queued_restore_backup_command_refuses_naming_backup_age_and_loss() {
 }
 
 #[test]
+fn queued_command_found_when_no_backup_is_recent() {
+    // Backups older than the listing windows: the store is listed by folder only, and the
+    // commands under control/ are listed on their own.
+    let d = tempfile::tempdir().unwrap();
+    let data = gzip(&snaps().old.0);
+    em_backup(d.path(), "2026-09-01T00:00:00Z-000001", Some(&data), true);
+    em_backup(d.path(), "2026-09-01T00:15:00Z-000002", Some(&data), true);
+    em_backup(d.path(), "2026-09-01T00:30:00Z-000003", Some(&data), true);
+    em_control(d.path(), true, true);
+    restore_command(
+        d.path(),
+        "2026-11-23T08:40:00Z",
+        "2026-09-01T00:30:00Z-000003",
+    );
+    let (code, v) = check(d.path(), &[]);
+    assert_eq!(code, 1, "{v:#}");
+    let f = findings(&v, "control-files.pending-command");
+    assert_eq!(f.len(), 1, "{v:#}");
+    let msg = f[0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("2026-09-01T00:30:00Z-000003") && msg.contains("83d"),
+        "{msg}"
+    );
+}
+
+#[test]
 fn other_and_unparseable_commands_are_reported() {
     let d = tempfile::tempdir().unwrap();
     em_three(d.path());
