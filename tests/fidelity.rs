@@ -590,3 +590,51 @@ fn protojson_control_files_and_meta() {
         .contains("unknown field"));
     assert_eq!(s["newestValid"]["name"], "2026-11-23T08:15:00Z-000002");
 }
+
+/// talos-backup uploads `<S3_PREFIX or cluster>/<file>` (`pkg/s3/s3.go` `PushSnapshot`); the age
+/// layer decrypts the S3 body in the stream, as it does a local file.
+#[test]
+fn talos_backup_on_s3_decrypts_in_the_stream() {
+    let moto = common::Moto::start();
+    let d = tempfile::tempdir().unwrap();
+    let key = age::x25519::Identity::generate();
+    let keys = tempfile::tempdir().unwrap();
+    let good = identity_file(keys.path(), "key.txt", &key);
+    let sealed = age_encrypt(&zstd_bytes(&snaps().new.0), &key.to_public());
+    for t in [
+        "2026-11-23T06:00:00Z",
+        "2026-11-23T07:00:00Z",
+        "2026-11-23T08:00:00Z",
+    ] {
+        put(d.path(), &format!("prod-{t}.snap.zst.age"), &sealed);
+    }
+    common::gate::upload_dir(&moto.endpoint, "talos-backups", "prod", d.path());
+    let url = "s3://talos-backups/prod";
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "check",
+            "--output",
+            "json",
+            "--store",
+            url,
+            "--s3-endpoint",
+            &moto.endpoint,
+            "--s3-path-style",
+            "--now",
+            NOW,
+        ];
+        args.extend_from_slice(extra);
+        let out = Command::new(common::etcdguard_bin())
+            .args(&args)
+            .envs(common::gate::moto_env())
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        (out.status.code(), v)
+    };
+    let (code, v) = run(&["--age-identity", &good]);
+    assert_eq!(code, Some(0), "{v:#}");
+    assert_eq!(v["snapshot"]["newestValid"]["revision"], snaps().new.1);
+    let (code, v) = run(&[]);
+    assert_eq!(code, Some(1), "{v:#}");
+}
