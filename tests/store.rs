@@ -19,6 +19,25 @@ fn now() -> chrono::DateTime<chrono::Utc> {
         .with_timezone(&chrono::Utc)
 }
 
+/// A `static_kuberesources_*.tar.gz` as cluster-backup.sh writes it (gzip tar of
+/// `static-pod-resources/<component>-pod-<N>/…`).
+fn static_resources() -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut b = tar::Builder::new(gz);
+    let body = b"apiVersion: v1\n";
+    let mut h = tar::Header::new_gnu();
+    h.set_size(body.len() as u64);
+    h.set_mode(0o600);
+    h.set_cksum();
+    b.append_data(
+        &mut h,
+        "static-pod-resources/etcd-pod-3/etcd-pod.yaml",
+        &body[..],
+    )
+    .unwrap();
+    b.into_inner().unwrap().finish().unwrap()
+}
+
 fn set_moto_env() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
@@ -229,11 +248,16 @@ async fn other_layouts_with_real_snapshots() {
                 ("snapshot_2026-11-23_080000.db", old.clone()),
                 (
                     "static_kuberesources_2026-11-23_080000.tar.gz",
-                    b"x".to_vec(),
+                    static_resources(),
                 ),
                 (
                     "snapshot_2026-11-23_081000__POSSIBLY_DIRTY__.db",
                     raw.clone(),
+                ),
+                // cluster-restore.sh needs the tarball beside the snapshot (issue #20).
+                (
+                    "static_kuberesources_2026-11-23_081000__POSSIBLY_DIRTY__.tar.gz",
+                    static_resources(),
                 ),
             ],
             "snapshot_2026-11-23_081000__POSSIBLY_DIRTY__.db",

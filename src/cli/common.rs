@@ -145,6 +145,17 @@ pub struct StoreOpts {
     /// First listing window for etcd-manager stores (widened only when it holds no backup).
     #[arg(long, value_name = "DURATION", default_value = "48h", value_parser = humantime::parse_duration)]
     pub window: std::time::Duration,
+    /// age identity file (`age-keygen` output, `AGE-SECRET-KEY-1…` lines) to decrypt
+    /// age-encrypted backups with (talos-backup `*.age`); without it their validity is unknown
+    /// and the gate cannot count them as restorable.
+    #[arg(long, value_name = "FILE", env = "ETCDGUARD_AGE_IDENTITY", value_parser = parse_age_identity)]
+    pub age_identity: Option<crate::snapshot::age::AgeIdentities>,
+}
+
+/// `--age-identity FILE`: read and check the identity file when the flags are parsed.
+pub fn parse_age_identity(s: &str) -> Result<crate::snapshot::age::AgeIdentities, String> {
+    crate::snapshot::age::AgeIdentities::from_file(std::path::Path::new(s))
+        .map_err(|e| e.to_string())
 }
 
 impl StoreArgs {
@@ -192,6 +203,7 @@ impl StoreOpts {
         o.deadline = self.deadline;
         o.max_walk_back = self.max_walk_back as usize;
         o.window = chrono::Duration::from_std(self.window).unwrap_or(o.window);
+        o.verify.age = self.age_identity.clone();
         o
     }
 }

@@ -139,6 +139,60 @@ fn backup(b: &store::BackupFacts) -> gate::Backup {
     }
 }
 
+/// A queued etcd-manager command as the gate sees it.
+fn pending_command(p: &store::control::PendingCommand) -> gate::PendingCommand {
+    use store::control::FileState;
+    let mut out = gate::PendingCommand {
+        key: p.key.clone(),
+        queued: None,
+        restore_backup: None,
+        backup_time: None,
+        backup_restorable: None,
+        backup_revision: None,
+        problem: None,
+    };
+    let cmd = match &p.file {
+        FileState::Present { value } => value,
+        FileState::Missing => {
+            out.problem = Some("it disappeared between listing and reading".to_string());
+            return out;
+        }
+        FileState::Empty => {
+            out.problem = Some("the file is empty (etcd-manager cannot parse it)".to_string());
+            return out;
+        }
+        FileState::Unparseable { reason } => {
+            out.problem = Some(format!("etcd-manager cannot parse it ({reason})"));
+            return out;
+        }
+        FileState::Unknown { reason } => {
+            out.problem = Some(format!("it could not be read ({reason})"));
+            return out;
+        }
+    };
+    out.queued = cmd.timestamp;
+    let Some(r) = &cmd.restore_backup else {
+        return out;
+    };
+    out.restore_backup = Some(r.backup.clone());
+    out.backup_time = store::layout::parse_etcd_manager_folder(&r.backup);
+    if r.cluster_spec.is_none() {
+        out.problem = Some(
+            "restoreBackup has no clusterSpec: etcd-manager fails every control cycle (\"RestoreBackup was not set\"), so no backups are taken"
+                .to_string(),
+        );
+    }
+    if let Some(b) = &p.backup {
+        out.backup_restorable = match b.validity {
+            store::Validity::Valid => Some(true),
+            store::Validity::Invalid => Some(false),
+            store::Validity::Unknown => None,
+        };
+        out.backup_revision = b.report.as_ref().and_then(|r| r.revision);
+    }
+    out
+}
+
 /// Convert a full store inspection into the gate's summary.
 pub fn store_fact(s: &store::StoreFacts) -> gate::StoreFact {
     gate::StoreFact {
@@ -162,6 +216,8 @@ pub fn store_fact(s: &store::StoreFacts) -> gate::StoreFact {
             },
             meaning: c.meaning.clone(),
             problems: c.problems.clone(),
+            pending_commands: c.commands.iter().map(pending_command).collect(),
+            commands_unknown: c.commands_unknown.clone(),
         }),
         stale: None,
     }

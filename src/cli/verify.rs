@@ -1,5 +1,6 @@
 //! `etcdguard verify <PATH> [--output text|json] [--skip-hash-check]` (issue #2).
 
+use crate::snapshot::age::AgeIdentities;
 use crate::snapshot::{self, SnapshotReport, VerifyOptions};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -17,9 +18,14 @@ pub struct Args {
     /// Accept a snapshot without a sha256 trailer (a raw copy of member/snap/db).
     #[arg(long)]
     pub skip_hash_check: bool,
+    /// age identity file (`age-keygen` output) to decrypt age-encrypted snapshots with
+    /// (talos-backup `*.age`); without it their validity is unknown.
+    #[arg(long, value_name = "FILE", env = "ETCDGUARD_AGE_IDENTITY", value_parser = super::common::parse_age_identity)]
+    pub age_identity: Option<AgeIdentities>,
 }
 
-/// Verify one snapshot file and print the report. Exit 0 valid, 1 invalid, 2 usage or I/O error.
+/// Verify one snapshot file and print the report. Exit 0 valid, 1 invalid, 2 usage or I/O error
+/// or an age-encrypted snapshot that could not be decrypted (validity unknown).
 pub fn run(args: Args) -> u8 {
     use super::common::{usage_error, Format};
     let json = args.output == Format::Json;
@@ -31,6 +37,7 @@ pub fn run(args: Args) -> u8 {
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     let opts = VerifyOptions {
         skip_hash_check: args.skip_hash_check,
+        age: args.age_identity.clone(),
         ..VerifyOptions::default()
     };
     let result = if len >= PROGRESS_MIN_BYTES && std::io::stderr().is_terminal() {
@@ -64,6 +71,8 @@ pub fn run(args: Args) -> u8 {
     }
     if report.valid {
         super::EXIT_OK
+    } else if report.validity_unknown() {
+        super::EXIT_USAGE
     } else {
         super::EXIT_FAIL
     }
@@ -87,6 +96,8 @@ pub fn render_text(name: &str, r: &SnapshotReport) -> String {
             "result",
             if r.valid {
                 "VALID".into()
+            } else if r.validity_unknown() {
+                "UNKNOWN (age-encrypted, not decrypted)".into()
             } else {
                 "INVALID".into()
             },

@@ -29,14 +29,16 @@ pub mod checks {
     pub const ETCD_REVISION_BEHIND_SNAPSHOT: &str = "etcd.revision-behind-snapshot";
     pub const STORE_REACHABLE: &str = "store.reachable";
     pub const STORE_MATCHES_CHANGE: &str = "store.matches-change";
+    pub const CONTROL_FILES_PENDING_COMMAND: &str = "control-files.pending-command";
 
     /// Every check id, in the order reports list them.
-    pub const ALL: [&str; 11] = [
+    pub const ALL: [&str; 12] = [
         STORE_REACHABLE,
         STORE_MATCHES_CHANGE,
         SNAPSHOT_RECENT,
         SNAPSHOT_VALID,
         CONTROL_FILES_PRESENT,
+        CONTROL_FILES_PENDING_COMMAND,
         CHANGE_SEEDS_NEW_CLUSTER,
         LIFECYCLE_DELETES_CONTROL_FILES,
         LIFECYCLE_EXPIRES_SNAPSHOTS,
@@ -146,6 +148,33 @@ pub struct ControlFiles {
     pub meaning: String,
     /// Parse or consistency problems.
     pub problems: Vec<String>,
+    /// Queued `control/<ts>/_command.json` files, in the order etcd-manager acts on them.
+    #[serde(default)]
+    pub pending_commands: Vec<PendingCommand>,
+    /// Set when the queued commands could not be listed or read: why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commands_unknown: Option<String>,
+}
+
+/// One queued etcd-manager command (etcd-manager `pkg/commands/vfs.go`, `AddCommand`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingCommand {
+    /// Store-relative key of the `_command.json`.
+    pub key: String,
+    /// When the command was queued (its `timestamp`), when known.
+    pub queued: Option<DateTime<Utc>>,
+    /// The backup a `restoreBackup` command names; `None` for other commands.
+    pub restore_backup: Option<String>,
+    /// The named backup's time (from its folder name), when it parses.
+    pub backup_time: Option<DateTime<Utc>>,
+    /// Whether the named backup is in the store and restorable: `Some(false)` when it is known
+    /// to be missing or not restorable, `None` when it was not checked.
+    pub backup_restorable: Option<bool>,
+    /// The named backup's revision, when it was read.
+    pub backup_revision: Option<i64>,
+    /// Why etcd-manager cannot act on this file (unparseable, empty, unreadable, no clusterSpec).
+    pub problem: Option<String>,
 }
 
 /// Facts from the live etcd cluster.
@@ -515,6 +544,7 @@ fn stores_checks(
                     newest_rev = Some(newest_rev.map_or(rev, |r: i64| r.max(rev)));
                 }
                 control_checks(s, req, change, out);
+                pending_command_checks(s, now, out);
             }
             Fact::Known { value: s } => {
                 out.info(|| finding(
@@ -528,6 +558,7 @@ fn stores_checks(
                     newest_rev = Some(newest_rev.map_or(rev, |r: i64| r.max(rev)));
                 }
                 control_checks(s, req, change, out);
+                pending_command_checks(s, now, out);
             }
         }
     }
@@ -784,6 +815,104 @@ fn spec_write(facts: &Facts, cluster: &str) -> SpecWrite {
         }
     }
     verdict
+}
+
+/// `control-files.pending-command`: a queued `restoreBackup` makes the next etcd-manager leader
+/// (leader change or restart: the control store is re-read then) create a new cluster and
+/// restore the named backup into it (`pkg/controller/controller.go`, `getRestoreBackupCommand`,
+/// `createNewCluster`, then `restoreBackupAndLiftQuarantine`), losing every write since.
+fn pending_command_checks(s: &StoreFact, now: DateTime<Utc>, out: &mut Out) {
+    use checks::CONTROL_FILES_PENDING_COMMAND as ID;
+    let Some(c) = &s.control_files else { return };
+    if let Some(why) = &c.commands_unknown {
+        out.push(finding(
+            ID,
+            Severity::Deny,
+            format!(
+                "{}: cannot tell whether a restore-backup command is queued under control/: {why}",
+                s.url
+            ),
+            Some("check list/read access (s3:ListBucket, s3:GetObject) to <store>/control/"),
+            serde_json::json!({ "store": s.url, "reason": why }),
+        ));
+        return;
+    }
+    if c.pending_commands.is_empty() {
+        out.info(|| {
+            finding(
+                ID,
+                Severity::Info,
+                format!("{}: no command queued under control/", s.url),
+                None,
+                serde_json::json!({ "store": s.url }),
+            )
+        });
+        return;
+    }
+    const DELETE: &str = "if this restore is not intended, delete the command before any etcd-manager restart or leader change (`etcd-manager-ctl --backup-store=<store> delete-command <backup>`, or remove the _command.json); if it is, take the change only after the restore has run";
+    for p in &c.pending_commands {
+        let details = serde_json::to_value(p).unwrap_or(serde_json::Value::Null);
+        let details = serde_json::json!({ "store": s.url, "command": details });
+        if let Some(problem) = &p.problem {
+            out.push(finding(
+                ID,
+                Severity::Deny,
+                format!("{}: queued command {} cannot be used by etcd-manager: {problem}", s.url, p.key),
+                Some("repair or remove the command file; etcd-manager's control-store refresh fails on it (no backups, no reconcile) until then"),
+                details,
+            ));
+            continue;
+        }
+        let Some(backup) = &p.restore_backup else {
+            out.push(finding(
+                ID,
+                Severity::Warn,
+                format!(
+                    "{}: queued command {} has no restoreBackup: etcd-manager ignores it",
+                    s.url, p.key
+                ),
+                Some("remove the stray command file"),
+                details,
+            ));
+            continue;
+        };
+        let age = match p.backup_time {
+            Some(t) => format!(
+                "taken {} ({} ago)",
+                t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                human_age(now.signed_duration_since(t))
+            ),
+            None => {
+                "of unknown age (its name is not an etcd-manager backup folder name)".to_string()
+            }
+        };
+        let lost = match p.backup_time {
+            Some(t) => format!(
+                "every write since {}",
+                t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+            None => "every write since that backup".to_string(),
+        };
+        let rev = p
+            .backup_revision
+            .map(|r| format!(" (the backup is at revision {r}; every later revision is lost)"))
+            .unwrap_or_default();
+        let broken = if p.backup_restorable == Some(false) {
+            "; that backup is missing or NOT restorable, so etcd-manager stops etcd, seeds a NEW, EMPTY cluster and then fails the restore"
+        } else {
+            ""
+        };
+        out.push(finding(
+            ID,
+            Severity::Deny,
+            format!(
+                "{}: a restore-backup command is queued ({}): the next etcd-manager leader will REPLACE the cluster with backup {backup}, {age}, losing {lost}{rev}{broken}",
+                s.url, p.key
+            ),
+            Some(DELETE),
+            details,
+        ));
+    }
 }
 
 fn change_checks(change: &Change, facts: &Facts, out: &mut Out) {

@@ -26,6 +26,8 @@ fn control(outcome: ControlOutcome) -> ControlFiles {
         outcome,
         meaning: format!("{outcome:?}"),
         problems: vec![],
+        pending_commands: vec![],
+        commands_unknown: None,
     }
 }
 
@@ -372,6 +374,8 @@ fn spec_write_advice_follows_the_control_files() {
                 outcome,
                 meaning: "m".into(),
                 problems: vec![],
+                pending_commands: vec![],
+                commands_unknown: None,
             });
         }
         facts(vec![s])
@@ -714,5 +718,73 @@ fn problems_detail_builds_exactly_the_warn_and_deny_findings() {
     assert!(
         problems_seen > 20,
         "the scenarios exercise problems ({problems_seen})"
+    );
+}
+
+#[test]
+fn queued_restore_command_denies_with_backup_age_and_loss() {
+    let b = backup("2026-11-23T10:00:00Z-000001", 2, true, 500);
+    let mut s = store(Some(b.clone()), Some(b));
+    if let Fact::Known { value } = &mut s {
+        let c = value.control_files.as_mut().unwrap();
+        c.pending_commands = vec![
+            PendingCommand {
+                key: "control/2026-11-23T11:00:00Z-000000/_command.json".into(),
+                queued: Some(now()),
+                restore_backup: Some("2026-11-23T10:00:00Z-000001".into()),
+                backup_time: Some(now() - chrono::Duration::hours(2)),
+                backup_restorable: Some(true),
+                backup_revision: Some(500),
+                problem: None,
+            },
+            PendingCommand {
+                key: "control/x/_command.json".into(),
+                queued: None,
+                restore_backup: None,
+                backup_time: None,
+                backup_restorable: None,
+                backup_revision: None,
+                problem: None,
+            },
+        ];
+    }
+    let o = evaluate(
+        &facts(vec![s]),
+        &Change::default(),
+        &Requirements::default(),
+        now(),
+    );
+    assert_eq!(o.verdict, Verdict::Refuse);
+    assert_eq!(
+        severity_of(&o, checks::CONTROL_FILES_PENDING_COMMAND),
+        [Severity::Deny, Severity::Warn]
+    );
+    let f = o
+        .findings
+        .iter()
+        .find(|f| f.check == checks::CONTROL_FILES_PENDING_COMMAND)
+        .unwrap();
+    assert!(
+        f.message.contains("2026-11-23T10:00:00Z-000001"),
+        "{}",
+        f.message
+    );
+    assert!(f.message.contains("2h 0m ago"), "{}", f.message);
+    assert!(f.message.contains("revision 500"), "{}", f.message);
+
+    // Commands that could not be listed: fail closed.
+    let mut s = store(None, None);
+    if let Fact::Known { value } = &mut s {
+        value.control_files.as_mut().unwrap().commands_unknown = Some("AccessDenied".into());
+    }
+    let o = evaluate(
+        &facts(vec![s]),
+        &Change::default(),
+        &Requirements::default(),
+        now(),
+    );
+    assert_eq!(
+        severity_of(&o, checks::CONTROL_FILES_PENDING_COMMAND),
+        [Severity::Deny]
     );
 }

@@ -18,6 +18,7 @@
 //! Memory: about 300 bytes per page of summaries (51 MiB peak on a 0.6 GiB snapshot) plus a few
 //! 1 MiB chunks; no page extent above 32 MiB is buffered.
 
+pub mod age;
 mod bbolt;
 mod container;
 mod crc;
@@ -73,6 +74,20 @@ pub struct VerifyOptions {
     /// content is decoded as that codec only. `None` (or another container): detect it from the
     /// content.
     pub expect: Option<Container>,
+    /// age identities to decrypt age-encrypted snapshots (talos-backup `*.age`) with.
+    pub age: Option<age::AgeIdentities>,
+}
+
+/// An encryption layer found around the snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Encryption {
+    /// age, decrypted in the stream with a given identity: the rest of the report is about the
+    /// plaintext.
+    Age,
+    /// age, not decrypted (no identity given, none matches, or a passphrase): the snapshot's
+    /// validity is unknown, not invalid.
+    AgeLocked,
 }
 
 /// Everything one pass learned about a snapshot. JSON field names are a contract (issue #2).
@@ -97,6 +112,9 @@ pub struct SnapshotReport {
     pub container: Container,
     /// Name of the archive entry that held the snapshot (zip, tar.gz).
     pub entry: Option<String>,
+    /// Encryption around the container (age), when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<Encryption>,
     /// Bytes of the (decompressed) snapshot file, trailer included.
     pub file_size: u64,
     /// bbolt page size.
@@ -126,6 +144,11 @@ pub struct SnapshotReport {
 }
 
 impl SnapshotReport {
+    /// The snapshot is encrypted and was not decrypted: its validity is unknown (not invalid).
+    pub fn validity_unknown(&self) -> bool {
+        self.encryption == Some(Encryption::AgeLocked)
+    }
+
     fn empty(container: Container, entry: Option<String>) -> Self {
         SnapshotReport {
             valid: false,
@@ -138,6 +161,7 @@ impl SnapshotReport {
             live_keys: None,
             container,
             entry,
+            encryption: None,
             file_size: 0,
             page_size: None,
             revisions: None,
@@ -183,7 +207,40 @@ pub fn verify_reader<R: Read + Send>(
         what: name.to_string(),
         source,
     };
-    let outcome = container::with_payload(tracked, opts.expect, |payload, kind, entry| {
+    let (head, input) = container::peek(tracked, age::MAGIC.len()).map_err(io_err)?;
+    let (input, encryption): (Box<dyn Read>, _) = match age::open(&head, input, opts.age.as_ref()) {
+        Ok(age::Opened::Plain(r)) => (Box::new(r), None),
+        Ok(age::Opened::Decrypted(r)) => (Box::new(r), Some(Encryption::Age)),
+        Ok(age::Opened::Locked(why)) => {
+            let mut report = SnapshotReport::empty(Container::Plain, None);
+            report.encryption = Some(Encryption::AgeLocked);
+            report.problems.push(why);
+            return Ok(report);
+        }
+        Ok(age::Opened::Corrupt(why)) => {
+            if failed.load(Ordering::Relaxed) {
+                return Err(io_err(std::io::Error::other(why)));
+            }
+            let mut report = SnapshotReport::empty(Container::Plain, None);
+            report.problems.push(why);
+            return Ok(report);
+        }
+        Err(e) => return Err(io_err(e)),
+    };
+    let mut report = verify_payload(input, &failed, opts).map_err(io_err)?;
+    if encryption.is_some() {
+        report.encryption = encryption;
+    }
+    Ok(report)
+}
+
+/// Verify the (decrypted) container stream. `Err` only when the caller's reader failed.
+fn verify_payload(
+    input: impl Read,
+    failed: &std::sync::atomic::AtomicBool,
+    opts: &VerifyOptions,
+) -> Result<SnapshotReport, std::io::Error> {
+    let outcome = container::with_payload(input, opts.expect, |payload, kind, entry| {
         let mut sha = stream::Sha256Sink::default();
         let mut scanner = scan::PageScanner::default();
         let started = std::time::Instant::now();
@@ -193,10 +250,16 @@ pub fn verify_reader<R: Read + Send>(
     });
     let (kind, entry, sha, scanner, end) = match outcome {
         Ok(parts) => parts,
-        Err(container::OpenError::Io(e)) => return Err(io_err(e)),
+        // Not the caller's reader: a layer above it (age authentication) refused the bytes.
+        Err(container::OpenError::Io(e)) if !failed.load(Ordering::Relaxed) => {
+            let mut report = SnapshotReport::empty(Container::Plain, None);
+            report.problems.push(format!("corrupt input: {e}"));
+            return Ok(report);
+        }
+        Err(container::OpenError::Io(e)) => return Err(e),
         Err(container::OpenError::Corrupt(kind, msg)) => {
             if failed.load(Ordering::Relaxed) {
-                return Err(io_err(std::io::Error::other(msg)));
+                return Err(std::io::Error::other(msg));
             }
             let mut report = SnapshotReport::empty(kind, None);
             report.problems.push(msg);
@@ -205,7 +268,7 @@ pub fn verify_reader<R: Read + Send>(
     };
     if let Some(e) = end.error {
         if failed.load(Ordering::Relaxed) {
-            return Err(io_err(e));
+            return Err(e);
         }
         let mut report = assemble(kind, entry, &sha, scanner.scan, opts);
         report.problems.insert(

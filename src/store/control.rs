@@ -6,7 +6,9 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use super::protojson::{self, Field, Kind, Message, ProtojsonError};
 
 /// Contents of `control/etcd-cluster-spec` (or a meta's `clusterSpec`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -36,6 +38,55 @@ pub struct BackupMeta {
     pub timestamp: Option<DateTime<Utc>>,
     /// The controller's cluster spec at backup time.
     pub cluster_spec: Option<ClusterSpec>,
+}
+
+/// A parsed `_command.json` (`message Command`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Command {
+    /// `timestamp` (Unix nanoseconds, set by `AddCommand`); the controller orders commands by it.
+    pub timestamp: Option<DateTime<Utc>>,
+    /// `restoreBackup`, when set.
+    pub restore_backup: Option<RestoreBackup>,
+}
+
+/// `message RestoreBackupCommand`: the backup to restore and the cluster spec to restore into.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreBackup {
+    /// Backup folder name (e.g. `2024-03-22T10:15:07Z-000123`).
+    pub backup: String,
+    /// `clusterSpec`; without it the controller fails every cycle ("RestoreBackup was not set").
+    pub cluster_spec: Option<ClusterSpec>,
+}
+
+/// One queued command under `control/` (etcd-manager `pkg/commands/vfs.go`: `AddCommand` writes
+/// `control/<RFC3339>-000000/_command.json`; `ListCommands` reads every `_command.json` under
+/// `control/`, and one it cannot parse fails the whole control-store refresh).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingCommand {
+    /// Key relative to the store root.
+    pub key: String,
+    /// The file's state and contents.
+    pub file: FileState<Command>,
+    /// For a `restoreBackup` command: the named backup as verified.
+    pub backup: Option<super::BackupFacts>,
+}
+
+/// Turn the read of one `_command.json` into its state. `Ok(None)` = missing.
+pub fn command_state(read: Result<Option<Vec<u8>>, String>) -> FileState<Command> {
+    match read {
+        Err(reason) => FileState::Unknown { reason },
+        Ok(None) => FileState::Missing,
+        Ok(Some(b)) if b.is_empty() => FileState::Empty,
+        Ok(Some(b)) => match parse_command(&b) {
+            Ok(value) => FileState::Present { value },
+            Err(e) => FileState::Unparseable {
+                reason: e.to_string(),
+            },
+        },
+    }
 }
 
 /// State of one control file.
@@ -85,7 +136,7 @@ pub enum ControlOutcome {
 }
 
 /// Control files of an etcd-manager store and their meaning.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ControlFacts {
     /// `control/etcd-cluster-spec`.
@@ -98,73 +149,114 @@ pub struct ControlFacts {
     pub meaning: String,
     /// Consistency problems (member count, version, marker vs backups).
     pub problems: Vec<String>,
+    /// Queued commands (`control/<ts>/_command.json`), oldest first as the controller orders
+    /// them; filled in by the caller after [`assess`].
+    pub commands: Vec<PendingCommand>,
+    /// Why the commands could not be listed, when they could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commands_unknown: Option<String>,
 }
 
-fn get<'a>(obj: &'a Map<String, Value>, camel: &str, snake: &str) -> Option<&'a Value> {
-    obj.get(camel).or_else(|| obj.get(snake))
-}
+/// `message ClusterSpec { int32 member_count = 1; string etcd_version = 2; }`
+/// (etcd-manager `pkg/apis/etcd/etcdapi.proto`).
+const CLUSTER_SPEC: &[Field] = &[
+    Field {
+        number: 1,
+        json: "memberCount",
+        proto: "member_count",
+        kind: Kind::Int32,
+    },
+    Field {
+        number: 2,
+        json: "etcdVersion",
+        proto: "etcd_version",
+        kind: Kind::String,
+    },
+];
 
-fn int_value(v: &Value, what: &str) -> Result<i64, String> {
-    match v {
-        Value::Number(n) => n
-            .as_i64()
-            .ok_or_else(|| format!("{what} is not an integer: {n}")),
-        Value::String(s) => s
-            .trim()
-            .parse()
-            .map_err(|_| format!("{what} is not an integer: {s:?}")),
-        other => Err(format!("{what} is not an integer: {other}")),
+/// `message BackupInfo { string etcd_version = 1; int64 timestamp = 2; ClusterSpec cluster_spec = 3; }`
+const BACKUP_INFO: &[Field] = &[
+    Field {
+        number: 1,
+        json: "etcdVersion",
+        proto: "etcd_version",
+        kind: Kind::String,
+    },
+    Field {
+        number: 2,
+        json: "timestamp",
+        proto: "timestamp",
+        kind: Kind::Int64,
+    },
+    Field {
+        number: 3,
+        json: "clusterSpec",
+        proto: "cluster_spec",
+        kind: Kind::Message(CLUSTER_SPEC),
+    },
+];
+
+/// `message RestoreBackupCommand { ClusterSpec cluster_spec = 1; string backup = 3; }`
+const RESTORE_BACKUP_COMMAND: &[Field] = &[
+    Field {
+        number: 1,
+        json: "clusterSpec",
+        proto: "cluster_spec",
+        kind: Kind::Message(CLUSTER_SPEC),
+    },
+    Field {
+        number: 3,
+        json: "backup",
+        proto: "backup",
+        kind: Kind::String,
+    },
+];
+
+/// `message Command { int64 timestamp = 1; RestoreBackupCommand restore_backup = 10; }`
+const COMMAND: &[Field] = &[
+    Field {
+        number: 1,
+        json: "timestamp",
+        proto: "timestamp",
+        kind: Kind::Int64,
+    },
+    Field {
+        number: 10,
+        json: "restoreBackup",
+        proto: "restore_backup",
+        kind: Kind::Message(RESTORE_BACKUP_COMMAND),
+    },
+];
+
+fn spec_from(m: &Message) -> ClusterSpec {
+    ClusterSpec {
+        member_count: m.int(1),
+        etcd_version: m.string(2).to_string(),
     }
 }
 
-fn string_value(v: &Value, what: &str) -> Result<String, String> {
-    v.as_str()
-        .map(str::to_string)
-        .ok_or_else(|| format!("{what} is not a string: {v}"))
+/// Parse `control/etcd-cluster-spec` as etcd-manager does (`GetExpectedClusterSpec`:
+/// protojson `ClusterSpec`; see [`protojson`] for the exact rules).
+pub fn parse_cluster_spec(bytes: &[u8]) -> Result<ClusterSpec, ProtojsonError> {
+    protojson::decode(bytes, CLUSTER_SPEC).map(|m| spec_from(&m))
 }
 
-fn object(bytes: &[u8], what: &str) -> Result<Map<String, Value>, String> {
-    match crate::json::value_from_slice(bytes) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(other) => Err(format!("{what} is JSON but not an object: {other}")),
-        Err(e) => Err(format!("{what} is not JSON: {e}")),
-    }
-}
-
-fn spec_from_map(m: &Map<String, Value>, what: &str) -> Result<ClusterSpec, String> {
-    const KNOWN: [&str; 4] = ["memberCount", "member_count", "etcdVersion", "etcd_version"];
-    if let Some(k) = m.keys().find(|k| !KNOWN.contains(&k.as_str())) {
-        return Err(format!(
-            "{what} has unknown field {k:?} (etcd-manager's protobuf JSON reader rejects unknown fields)"
-        ));
-    }
-    let member_count = match get(m, "memberCount", "member_count") {
-        Some(v) => int_value(v, "memberCount")?,
-        None => 0,
-    };
-    let etcd_version = match get(m, "etcdVersion", "etcd_version") {
-        Some(v) => string_value(v, "etcdVersion")?,
-        None => String::new(),
-    };
-    Ok(ClusterSpec {
-        member_count,
-        etcd_version,
-    })
-}
-
-/// Parse `control/etcd-cluster-spec` (`{"memberCount":N,"etcdVersion":"x"}`, camelCase or
-/// snake_case, whitespace-insensitive).
-pub fn parse_cluster_spec(bytes: &[u8]) -> Result<ClusterSpec, String> {
-    spec_from_map(&object(bytes, "etcd-cluster-spec")?, "etcd-cluster-spec")
-}
-
-/// Parse `control/etcd-cluster-created` (`{"timestamp":<unix nanos>}`).
+/// Parse `control/etcd-cluster-created` (`{"timestamp":<unix nanos>}`, written by
+/// `MarkClusterCreated` with `encoding/json`; etcd-manager itself never parses it).
 pub fn parse_cluster_created(bytes: &[u8]) -> Result<ClusterCreated, String> {
-    let m = object(bytes, "etcd-cluster-created")?;
-    let v = m
+    let m = match crate::json::value_from_slice(bytes) {
+        Ok(Value::Object(m)) => m,
+        Ok(other) => {
+            return Err(format!(
+                "etcd-cluster-created is JSON but not an object: {other}"
+            ))
+        }
+        Err(e) => return Err(format!("etcd-cluster-created is not JSON: {e}")),
+    };
+    let nanos = m
         .get("timestamp")
-        .ok_or_else(|| "etcd-cluster-created has no \"timestamp\"".to_string())?;
-    let nanos = int_value(v, "timestamp")?;
+        .and_then(Value::as_i64)
+        .ok_or_else(|| "etcd-cluster-created has no integer \"timestamp\"".to_string())?;
     if nanos <= 0 {
         return Err(format!(
             "etcd-cluster-created timestamp {nanos} is not a positive Unix-nanoseconds value"
@@ -175,32 +267,33 @@ pub fn parse_cluster_created(bytes: &[u8]) -> Result<ClusterCreated, String> {
     })
 }
 
-/// Parse `_etcd_backup.meta` (protobuf JSON `BackupInfo`: `timestamp` is quoted Unix seconds).
-pub fn parse_backup_meta(bytes: &[u8]) -> Result<BackupMeta, String> {
-    let m = object(bytes, "_etcd_backup.meta")?;
-    let etcd_version = match get(&m, "etcdVersion", "etcd_version") {
-        Some(v) => string_value(v, "etcdVersion")?,
-        None => String::new(),
-    };
-    let timestamp = match m.get("timestamp") {
-        Some(v) => {
-            let secs = int_value(v, "timestamp")?;
-            Some(
-                DateTime::from_timestamp(secs, 0)
-                    .ok_or_else(|| format!("timestamp {secs} is out of range"))?,
-            )
-        }
-        None => None,
-    };
-    let cluster_spec = match get(&m, "clusterSpec", "cluster_spec") {
-        Some(Value::Object(cs)) => Some(spec_from_map(cs, "clusterSpec")?),
-        Some(other) => return Err(format!("clusterSpec is not an object: {other}")),
-        None => None,
-    };
+/// Parse `_etcd_backup.meta` as etcd-manager's `LoadInfo` does (protojson `BackupInfo`;
+/// `timestamp` is Unix seconds, usually quoted). An error means etcd-manager cannot load
+/// this backup.
+pub fn parse_backup_meta(bytes: &[u8]) -> Result<BackupMeta, ProtojsonError> {
+    let m = protojson::decode(bytes, BACKUP_INFO)?;
+    let secs = m.int(2);
     Ok(BackupMeta {
-        etcd_version,
-        timestamp,
-        cluster_spec,
+        etcd_version: m.string(1).to_string(),
+        timestamp: if m.has(2) {
+            DateTime::from_timestamp(secs, 0)
+        } else {
+            None
+        },
+        cluster_spec: m.message(3).map(spec_from),
+    })
+}
+
+/// Parse one `control/<RFC3339>-000000/_command.json` as etcd-manager's `ListCommands` does
+/// (protojson `Command`).
+pub fn parse_command(bytes: &[u8]) -> Result<Command, ProtojsonError> {
+    let m = protojson::decode(bytes, COMMAND)?;
+    Ok(Command {
+        timestamp: m.has(1).then(|| DateTime::from_timestamp_nanos(m.int(1))),
+        restore_backup: m.message(10).map(|r| RestoreBackup {
+            backup: r.string(3).to_string(),
+            cluster_spec: r.message(1).map(spec_from),
+        }),
     })
 }
 
@@ -212,7 +305,9 @@ pub fn spec_state(read: Result<Option<Vec<u8>>, String>) -> FileState<ClusterSpe
         Ok(Some(b)) if b.is_empty() => FileState::Empty,
         Ok(Some(b)) => match parse_cluster_spec(&b) {
             Ok(value) => FileState::Present { value },
-            Err(reason) => FileState::Unparseable { reason },
+            Err(e) => FileState::Unparseable {
+                reason: e.to_string(),
+            },
         },
     }
 }
@@ -365,6 +460,8 @@ pub fn assess(
         outcome,
         meaning,
         problems,
+        commands: Vec::new(),
+        commands_unknown: None,
     }
 }
 
@@ -406,7 +503,24 @@ mod tests {
         assert!(parse_cluster_spec(br#"{"memberCount":"x"}"#).is_err());
         assert!(parse_cluster_spec(br#"{"members":3}"#)
             .unwrap_err()
+            .to_string()
             .contains("unknown field"));
+        // kops' minimal case (json.MarshalIndent with omitempty) is a valid spec.
+        assert_eq!(
+            parse_cluster_spec(b"{\n  \"memberCount\": 1\n}").unwrap(),
+            ClusterSpec {
+                member_count: 1,
+                etcd_version: String::new()
+            }
+        );
+        assert!(parse_cluster_spec(br#"{"memberCount":1,"member_count":1}"#).is_err());
+        assert!(parse_cluster_spec(br#"{"memberCount":4294967297}"#).is_err());
+        assert_eq!(
+            parse_cluster_spec(br#"{"memberCount":3.0,"etcdVersion":null}"#)
+                .unwrap()
+                .member_count,
+            3
+        );
     }
 
     #[test]
@@ -433,6 +547,29 @@ mod tests {
         .unwrap();
         assert_eq!(snake.etcd_version, "3.5.1");
         assert!(parse_backup_meta(br#"{"timestamp":"soon"}"#).is_err());
+        // An unknown field makes LoadInfo fail: etcd-manager cannot restore that backup.
+        assert!(parse_backup_meta(br#"{"etcdVersion":"3.5.9","sha256":"x"}"#).is_err());
+        // etcd-manager's json_test.go command fixture.
+        let cmd = parse_command(
+            br#"{
+  "timestamp": "1704067200",
+  "restoreBackup": {
+    "clusterSpec": { "memberCount": 3, "etcdVersion": "3.4.13" },
+    "backup": "2024-01-01T00-00-00Z-1"
+  }
+}"#,
+        )
+        .unwrap();
+        let r = cmd.restore_backup.unwrap();
+        assert_eq!(r.backup, "2024-01-01T00-00-00Z-1");
+        assert_eq!(r.cluster_spec.unwrap().member_count, 3);
+        assert!(parse_command(br#"{"timestamp":"1","createNewCluster":{}}"#).is_err());
+        assert_eq!(
+            parse_command(br#"{"timestamp":"1"}"#)
+                .unwrap()
+                .restore_backup,
+            None
+        );
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub const EM_META: &str = "_etcd_backup.meta";
 pub const EM_CONTROL_DIR: &str = "control/";
 /// `control/etcd-cluster-spec`, relative to the store root.
 pub const EM_SPEC: &str = "control/etcd-cluster-spec";
+/// A queued etcd-manager command: `control/<RFC3339>-000000/_command.json`.
+pub const EM_COMMAND: &str = "_command.json";
 /// `control/etcd-cluster-created`, relative to the store root.
 pub const EM_CREATED: &str = "control/etcd-cluster-created";
 
@@ -37,19 +39,22 @@ pub enum Layout {
     EtcdOperator,
     /// Gardener etcd-backup-restore: `v2/Full-<start>-<last>-<unix>[.gz|.Z|.zlib][.final]`.
     Gardener,
+    /// siderolabs talos-backup: `<cluster>-<RFC3339>.snap[.zst][.age]`.
+    TalosBackup,
     /// Any `*.db` or `*.snap*` file, timed by its object time.
     Plain,
 }
 
 impl Layout {
     /// Every layout, in auto-detection order (most specific first, `plain` last).
-    pub const ALL: [Layout; 7] = [
+    pub const ALL: [Layout; 8] = [
         Layout::EtcdManager,
         Layout::Openshift,
         Layout::Csm,
         Layout::EtcdOperator,
         Layout::Gardener,
         Layout::K3s,
+        Layout::TalosBackup,
         Layout::Plain,
     ];
 
@@ -62,6 +67,7 @@ impl Layout {
             Layout::Csm => "csm",
             Layout::EtcdOperator => "etcd-operator",
             Layout::Gardener => "gardener",
+            Layout::TalosBackup => "talos-backup",
             Layout::Plain => "plain",
         }
     }
@@ -132,6 +138,9 @@ pub struct Candidate {
     pub data_listed: Option<bool>,
     /// OpenShift `__POSSIBLY_DIRTY__`: taken with `--force` while operators were progressing.
     pub possibly_dirty: bool,
+    /// An object the restore needs beside the data (OpenShift `static_kuberesources_<ts>.tar.gz`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub companion: Option<String>,
 }
 
 /// An object the layout did not accept as (part of) a backup.
@@ -181,7 +190,8 @@ fn unix_utc(digits: &str) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(secs, 0)
 }
 
-fn last_segment(key: &str) -> &str {
+/// The last `/`-separated segment of a key (its file name).
+pub fn last_segment(key: &str) -> &str {
     key.rsplit('/').next().unwrap_or(key)
 }
 
@@ -220,6 +230,52 @@ pub fn parse_openshift_snapshot(name: &str) -> Option<(DateTime<Utc>, bool)> {
         return None;
     }
     naive_utc(stamp, "%Y-%m-%d_%H%M%S").map(|t| (t, dirty))
+}
+
+/// The `static_kuberesources_<ts>[__POSSIBLY_DIRTY__].tar.gz` that `cluster-backup.sh` (and the
+/// Go `cluster-backup`, `pkg/cmd/backuprestore/backuputils.go`) writes beside
+/// `snapshot_<ts>[__POSSIBLY_DIRTY__].db`, in the same folder.
+pub fn openshift_companion(snapshot_key: &str) -> Option<String> {
+    let (dir, name) = match snapshot_key.rsplit_once('/') {
+        Some((d, n)) => (format!("{d}/"), n),
+        None => (String::new(), snapshot_key),
+    };
+    let stem = name.strip_prefix("snapshot_")?.strip_suffix(".db")?;
+    Some(format!("{dir}static_kuberesources_{stem}.tar.gz"))
+}
+
+/// Parse a talos-backup name `<cluster>-<RFC3339>.snap[.zst][.age]` (`pkg/talos/talos.go`:
+/// `fmt.Sprintf("%s-%s.snap", clusterName, time.Now().Format(time.RFC3339))`, then
+/// `pkg/compression` adds `.zst` and `pkg/encryption` `.age`). Go's RFC 3339 has whole seconds
+/// and `Z` or a `±hh:mm` offset (the process's zone). Returns (time, encrypted).
+pub fn parse_talos_backup(name: &str) -> Option<(DateTime<Utc>, bool)> {
+    let (rest, encrypted) = match name.strip_suffix(".age") {
+        Some(r) => (r, true),
+        None => (name, false),
+    };
+    let rest = rest.strip_suffix(".zst").unwrap_or(rest);
+    let stem = rest.strip_suffix(".snap")?;
+    for len in [20, 25] {
+        let Some(cut) = stem.len().checked_sub(len) else {
+            continue;
+        };
+        let (Some(head), Some(stamp)) = (stem.get(..cut), stem.get(cut..)) else {
+            continue;
+        };
+        let (Some(clock), Some(zone)) = (stamp.get(..19), stamp.get(19..)) else {
+            continue;
+        };
+        let offset = zone.strip_prefix('+').or_else(|| zone.strip_prefix('-'));
+        let zone_ok = zone == "Z" || offset.is_some_and(|o| shaped(o, "dd:dd"));
+        let cluster = head.strip_suffix('-').unwrap_or_default();
+        if !zone_ok || !shaped(clock, "dddd-dd-ddTdd:dd:dd") || cluster.is_empty() {
+            continue;
+        }
+        if let Ok(t) = DateTime::parse_from_rfc3339(stamp) {
+            return Some((t.with_timezone(&Utc), encrypted));
+        }
+    }
+    None
 }
 
 /// Parse a k3s/RKE2 snapshot name `<name>-<node>-<unix>[.zip]`: the time is the text after the
@@ -458,12 +514,19 @@ pub fn classify(layout: Layout, key: &str) -> KeyRole {
                 ignored("not `etcd-backup-<YYYY-MM-DD-HH-MM-SS>.tar.gz`")
             }
         }
-        Layout::EtcdOperator => match parse_etcd_operator(name) {
+        // Periodic backups are `<spec.s3.path>_v<rev>_<time>`; a one-shot EtcdBackup writes
+        // exactly `spec.s3.path` (`pkg/backup/backup_manager.go` `SaveSnap`), any name, timed by
+        // the object.
+        Layout::EtcdOperator => KeyRole::Data {
+            backup: key.to_string(),
+            time: parse_etcd_operator(name).map(|(time, _)| time),
+        },
+        Layout::TalosBackup => match parse_talos_backup(name) {
             Some((time, _)) => KeyRole::Data {
                 backup: key.to_string(),
                 time: Some(time),
             },
-            None => ignored("not `<path>_v<revision>_<YYYY-MM-DD-HH:MM:SS>`"),
+            None => ignored("not `<cluster>-<RFC3339>.snap[.zst][.age]` (talos-backup)"),
         },
         Layout::Gardener => match parse_gardener_key(key) {
             Ok(snap) if snap.kind == GardenerKind::Full => KeyRole::Data {
@@ -501,6 +564,10 @@ pub fn recognised(layout: Layout, objects: &[ObjectInfo]) -> (usize, usize) {
     let mut known = 0;
     for o in objects {
         match classify(layout, &o.key) {
+            // An etcd-operator one-shot backup can have any name: only the documented
+            // `etcd.backup` counts for detection.
+            KeyRole::Data { time: None, .. }
+                if layout == Layout::EtcdOperator && last_segment(&o.key) != "etcd.backup" => {}
             KeyRole::Data { .. } => {
                 data += 1;
                 known += 1;
@@ -621,9 +688,15 @@ pub fn assemble(layout: Layout, objects: &[ObjectInfo], folders: &[String]) -> A
                 },
                 data_key,
                 possibly_dirty: false,
+                companion: None,
             });
         } else if let Some(d) = g.data {
             let possibly_dirty = layout == Layout::Openshift && name.contains("__POSSIBLY_DIRTY__");
+            let companion = if layout == Layout::Openshift {
+                openshift_companion(&d.key)
+            } else {
+                None
+            };
             out.candidates.push(Candidate {
                 name: name.clone(),
                 time,
@@ -633,6 +706,7 @@ pub fn assemble(layout: Layout, objects: &[ObjectInfo], folders: &[String]) -> A
                 data_listed: Some(true),
                 data_key: d.key,
                 possibly_dirty,
+                companion,
             });
         }
     }
@@ -958,6 +1032,63 @@ mod tests {
             ]
         );
         assert!(keys("v2/Full-missing").is_empty());
+    }
+
+    #[test]
+    fn talos_backup_names() {
+        assert_eq!(
+            parse_talos_backup("prod-2025-08-28T10:20:00Z.snap"),
+            Some((t("2025-08-28T10:20:00Z"), false))
+        );
+        assert_eq!(
+            parse_talos_backup("my-cluster-2025-08-28T12:20:00+02:00.snap.zst.age"),
+            Some((t("2025-08-28T10:20:00Z"), true))
+        );
+        assert_eq!(
+            parse_talos_backup("c-2025-08-28T10:20:00-05:30.snap.zst"),
+            Some((t("2025-08-28T15:50:00Z"), false))
+        );
+        for bad in [
+            "2025-08-28T10:20:00Z.snap",
+            "prod-2025-08-28T10:20:00.snap",
+            "prod-2025-08-28T10:20:00.5Z.snap",
+            "prod-2025-08-28 10:20:00Z.snap",
+            "prod-2025-08-28T10:20:00Z.snap.gz",
+            "prod-2025-08-28T10:20:00Z.snap.age.zst",
+            "db.snapshot",
+            "prod-2025-13-28T10:20:00Z.snap",
+            "pröd-2025-08-28T10:20:00Zé.snap",
+        ] {
+            assert_eq!(parse_talos_backup(bad), None, "{bad}");
+        }
+        let objs = vec![
+            obj("prod/prod-2025-08-28T10:20:00Z.snap.zst.age", 10),
+            obj("prod/prod-2025-08-28T10:30:00Z.snap.zst.age", 10),
+            obj("prod/prod-2025-08-28T10:40:00Z.snap.zst.age.part", 10),
+        ];
+        let a = assemble(Layout::TalosBackup, &objs, &[]);
+        assert_eq!(a.candidates.len(), 2);
+        assert_eq!(a.candidates[0].time, t("2025-08-28T10:30:00Z"));
+        assert_eq!(detect(&objs), Some(Layout::TalosBackup));
+        // A plain `talosctl etcd snapshot` file stays `plain`.
+        assert_eq!(detect(&[obj("db.snapshot", 1)]), Some(Layout::Plain));
+    }
+
+    #[test]
+    fn openshift_companions_and_etcd_operator_one_shot() {
+        assert_eq!(
+            openshift_companion("b/snapshot_2024-03-22_101507__POSSIBLY_DIRTY__.db").as_deref(),
+            Some("b/static_kuberesources_2024-03-22_101507__POSSIBLY_DIRTY__.tar.gz")
+        );
+        assert_eq!(
+            openshift_companion("snapshot_2024-03-22_101507.db").as_deref(),
+            Some("static_kuberesources_2024-03-22_101507.tar.gz")
+        );
+        let objs = vec![obj("mybucket/etcd.backup", 10)];
+        assert_eq!(detect(&objs), Some(Layout::EtcdOperator));
+        let a = assemble(Layout::EtcdOperator, &objs, &[]);
+        assert_eq!(a.candidates[0].time_source, TimeSource::ObjectTime);
+        assert_eq!(detect(&[obj("x/other.bin", 1)]), None);
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod backend;
 pub mod control;
 pub mod gardener;
 pub mod layout;
+pub mod protojson;
 pub mod s3_lifecycle;
 
 pub use backend::{Backend, RecordedRequest, RequestLog, S3Options, StoreError, StoreUrl};
@@ -40,6 +41,38 @@ const SMALL_FILE_LIMIT: u64 = 64 * 1024;
 const DELTA_LIMIT: u64 = 64 * 1024 * 1024;
 /// Gardener deltas fetched at once (in order; the chain stops at the first bad one).
 const DELTA_PARALLEL: usize = 4;
+
+/// Largest OpenShift `static_kuberesources_*.tar.gz` read (static pod manifests, configmaps and
+/// certificates: usually well under a few MiB).
+const COMPANION_LIMIT: u64 = 256 * 1024 * 1024;
+
+/// Whether an OpenShift `static_kuberesources_*.tar.gz` is what `cluster-restore.sh` can use:
+/// a gzip tar, intact to its end (CRC), holding `static-pod-resources/…` (it runs
+/// `tar -C /etc/kubernetes -xzf <file> static-pod-resources`; `cluster-backup.sh` writes it with
+/// `tar -cpzf … -C /etc/kubernetes static-pod-resources/<component>-pod-<N>`).
+fn static_resources_readable(bytes: &[u8]) -> Result<(), String> {
+    use std::io::Read;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
+    let mut found = false;
+    for entry in archive.entries().map_err(|e| e.to_string())? {
+        let mut entry = entry.map_err(|e| e.to_string())?;
+        let path = entry.path().map_err(|e| e.to_string())?;
+        let path = path.to_string_lossy();
+        let path = path.trim_start_matches("./");
+        found |= path == "static-pod-resources" || path.starts_with("static-pod-resources/");
+        std::io::copy(&mut entry, &mut std::io::sink()).map_err(|e| e.to_string())?;
+    }
+    // Read to the gzip trailer so its CRC and length are checked.
+    archive
+        .into_inner()
+        .read_to_end(&mut Vec::new())
+        .map_err(|e| e.to_string())?;
+    if found {
+        Ok(())
+    } else {
+        Err("it holds no static-pod-resources/".to_string())
+    }
+}
 
 /// Options of one inspection.
 #[derive(Debug, Clone)]
@@ -429,6 +462,30 @@ async fn check_candidate(
             }
         }
     }
+    if let Some(key) = &c.companion {
+        match backend.read_small(key, COMPANION_LIMIT).await {
+            Ok(None) => {
+                facts.validity = Validity::Invalid;
+                facts.reason = Some(format!(
+                    "{key} is missing: cluster-restore.sh cannot restore the static pod resources without it and aborts"
+                ));
+                return Checked::Backup(Box::new(facts));
+            }
+            Ok(Some(bytes)) => {
+                if let Err(why) = static_resources_readable(&bytes) {
+                    facts.validity = Validity::Invalid;
+                    facts.reason = Some(format!(
+                        "{key} is unreadable ({why}): cluster-restore.sh's `tar -xzf … static-pod-resources` fails and the restore aborts"
+                    ));
+                    return Checked::Backup(Box::new(facts));
+                }
+            }
+            Err(e) => {
+                facts.reason = Some(format!("cannot read {key}: {e}"));
+                return Checked::Backup(Box::new(facts));
+            }
+        }
+    }
     let mut meta_problem = None;
     if let Some(meta_key) = &c.meta_key {
         match backend.read_small(meta_key, SMALL_FILE_LIMIT).await {
@@ -464,7 +521,10 @@ async fn check_candidate(
     match backend.verify(&c.data_key, &verify).await {
         Ok((report, size)) => {
             facts.size = Some(size);
-            if !report.valid {
+            if report.validity_unknown() {
+                facts.validity = Validity::Unknown;
+                facts.reason = Some(report.problems.join("; "));
+            } else if !report.valid {
                 facts.validity = Validity::Invalid;
                 facts.reason = Some(if report.problems.is_empty() {
                     "snapshot is not restorable".to_string()
@@ -527,6 +587,94 @@ async fn read_control(
         .read_small(key, SMALL_FILE_LIMIT)
         .await
         .map_err(|e| e.to_string())
+}
+
+/// Every `_command.json` under `control/` (etcd-manager `ListCommands` reads the whole tree),
+/// oldest first as the controller orders them (by their `timestamp`).
+async fn pending_commands(
+    backend: &Backend,
+    listed: &Listed,
+    checked: &[BackupFacts],
+    opts: &InspectOptions,
+) -> Result<Vec<control::PendingCommand>, StoreError> {
+    let is_command = |k: &str| {
+        k.starts_with(layout::EM_CONTROL_DIR) && layout::last_segment(k) == layout::EM_COMMAND
+    };
+    let keys: Vec<String> = if listed.control_listed {
+        listed.objects.iter().map(|o| o.key.clone()).collect()
+    } else {
+        // The delimiter listing shows no files inside control/: list from there on.
+        let l = backend.list(Some(layout::EM_CONTROL_DIR), false).await?;
+        l.objects.into_iter().map(|o| o.key).collect()
+    };
+    let mut out = Vec::new();
+    for key in keys.into_iter().filter(|k| is_command(k)) {
+        let read = backend
+            .read_small(&key, SMALL_FILE_LIMIT)
+            .await
+            .map_err(|e| e.to_string());
+        let file = control::command_state(read);
+        let backup = match &file {
+            control::FileState::Present { value } => match &value.restore_backup {
+                Some(r) => Some(named_backup(backend, &r.backup, checked, opts).await),
+                None => None,
+            },
+            _ => None,
+        };
+        out.push(control::PendingCommand { key, file, backup });
+    }
+    let time = |c: &control::PendingCommand| match &c.file {
+        control::FileState::Present { value } => value.timestamp,
+        _ => None,
+    };
+    out.sort_by(|a, b| time(a).cmp(&time(b)).then_with(|| a.key.cmp(&b.key)));
+    Ok(out)
+}
+
+/// The backup a restore command names, verified as etcd-manager's restore will read it
+/// (`LoadInfo` of its meta, then its `etcd.backup.gz`); reused when the walk already did.
+async fn named_backup(
+    backend: &Backend,
+    name: &str,
+    checked: &[BackupFacts],
+    opts: &InspectOptions,
+) -> BackupFacts {
+    if let Some(b) = checked.iter().find(|b| b.name == name) {
+        return b.clone();
+    }
+    let time = layout::parse_etcd_manager_folder(name);
+    let c = Candidate {
+        name: name.to_string(),
+        time: time.unwrap_or(opts.now),
+        time_source: TimeSource::Name,
+        data_key: format!("{name}/{}", layout::EM_DATA),
+        size: None,
+        meta_key: Some(format!("{name}/{}", layout::EM_META)),
+        data_listed: None,
+        possibly_dirty: false,
+        companion: None,
+    };
+    let missing = |reason: String| BackupFacts {
+        name: name.to_string(),
+        time: c.time,
+        time_source: TimeSource::Name,
+        age_seconds: (opts.now - c.time).num_seconds(),
+        size: None,
+        data_key: c.data_key.clone(),
+        validity: Validity::Invalid,
+        reason: Some(reason),
+        report: None,
+        meta: None,
+        possibly_dirty: false,
+        chain: None,
+    };
+    if name.is_empty() || name.contains("..") || name.starts_with('/') {
+        return missing(format!("the command names no usable backup ({name:?})"));
+    }
+    match check_candidate(backend, &c, opts, None).await {
+        Checked::Backup(b) => *b,
+        Checked::NotABackup(i) => missing(format!("{}: {}", i.key, i.reason)),
+    }
 }
 
 async fn inspect_inner(
@@ -594,12 +742,16 @@ async fn inspect_inner(
             }
         }
         let newest_meta = newest.as_ref().and_then(|b| b.meta.as_ref());
-        Some(control::assess(
-            spec,
-            created,
-            newest_meta,
-            newest.as_ref().map(|b| b.time),
-        ))
+        let mut facts =
+            control::assess(spec, created, newest_meta, newest.as_ref().map(|b| b.time));
+        match pending_commands(backend, &listed, &checked, opts).await {
+            Ok(commands) => facts.commands = commands,
+            Err(e) => {
+                unknowns.push(format!("queued commands under control/: {e}"));
+                facts.commands_unknown = Some(e.to_string());
+            }
+        }
+        Some(facts)
     } else {
         None
     };
