@@ -149,7 +149,10 @@ async fn rules_put_into_s3_come_back_through_fetch_rules_and_are_judged() {
             failure: etcdguard::store::s3_error::S3Failure::Other(detail),
             ..
         }) => {
-            assert!(detail.contains("GetBucketVersioningResponse"), "{detail}")
+            assert!(
+                detail.contains("expected VersioningConfiguration"),
+                "{detail}"
+            )
         }
         Err(e) => panic!("{e}"),
     }

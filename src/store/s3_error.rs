@@ -131,7 +131,8 @@ where
                     bucket: to.bucket.to_string(),
                 },
                 None if status == 403 => S3Failure::AccessDenied,
-                None => S3Failure::Other(format!("HTTP {status} without an S3 error code")),
+                // Unparseable answers land here too (the cause says why).
+                None => S3Failure::Other(format!("HTTP {status}: {}", chain_text(err))),
             }
         }
         SdkError::TimeoutError(_) => S3Failure::Timeout(to.timeout),
