@@ -687,3 +687,79 @@ async fn inspect_inner(
         s3_requests: backend.request_log().map(RequestLog::len),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn objs(keys: &[&str]) -> Vec<ObjectInfo> {
+        keys.iter()
+            .map(|k| ObjectInfo {
+                key: k.to_string(),
+                size: 1,
+                last_modified: None,
+            })
+            .collect()
+    }
+
+    const KOPS: [&str; 4] = [
+        "main/2026-11-23T08:00:00Z-000001/_etcd_backup.meta",
+        "main/2026-11-23T08:00:00Z-000001/etcd.backup.gz",
+        "main/control/etcd-cluster-created",
+        "main/control/etcd-cluster-spec",
+    ];
+
+    #[test]
+    fn too_high_names_the_store_below() {
+        let n = no_backups("s3://b/c/backups/etcd/", None, None, &objs(&KOPS));
+        assert!(!n.recognised);
+        assert_eq!(n.layouts_tried, Layout::ALL.to_vec());
+        assert_eq!(
+            n.below,
+            [Below {
+                store: "s3://b/c/backups/etcd/main/".into(),
+                layout: Layout::EtcdManager
+            }]
+        );
+        assert!(n.summary("s3://b/c/backups/etcd/").starts_with(
+            "no backups found at s3://b/c/backups/etcd/: tried layouts etcd-manager, openshift"
+        ));
+        assert!(n
+            .advice()
+            .contains("pass --store s3://b/c/backups/etcd/main/"));
+        // Two levels too high.
+        let deep: Vec<String> = KOPS.iter().map(|k| format!("etcd/{k}")).collect();
+        let deep: Vec<&str> = deep.iter().map(String::as_str).collect();
+        let n = no_backups("/x", None, None, &objs(&deep));
+        assert_eq!(n.below[0].store, "/x/etcd/main/");
+    }
+
+    #[test]
+    fn forced_layout_names_the_one_the_keys_match() {
+        let keys: Vec<&str> = KOPS.iter().map(|k| k.trim_start_matches("main/")).collect();
+        let n = no_backups("d", Some(Layout::Plain), Some(Layout::Plain), &objs(&keys));
+        assert!(n.forced && !n.recognised);
+        assert_eq!(n.looks_like, Some(Layout::EtcdManager));
+        assert!(n
+            .summary("d")
+            .contains("tried layout plain (forced by --layout); 4 keys seen: "));
+        assert!(n.advice().contains("--layout etcd-manager"));
+    }
+
+    #[test]
+    fn control_files_alone_are_a_recognised_empty_store() {
+        let keys: Vec<&str> = KOPS[2..]
+            .iter()
+            .map(|k| k.trim_start_matches("main/"))
+            .collect();
+        let n = no_backups("d", Some(Layout::EtcdManager), None, &objs(&keys));
+        assert!(n.recognised);
+        assert_eq!(n.layouts_tried, [Layout::EtcdManager]);
+        assert!(n
+            .summary("d")
+            .contains("tried layout etcd-manager (detected)"));
+        let empty = no_backups("d", None, None, &[]);
+        assert!(empty.summary("d").ends_with("the store is empty"));
+        assert!(empty.advice().starts_with("check the store URL"));
+    }
+}
