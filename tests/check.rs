@@ -586,6 +586,16 @@ fn wrong_place_is_said_first() {
         "{next}"
     );
     no_em_advice(&v);
+    // `status` says the same.
+    let out = common::etcdguard(&["status", "--store", p(&high)]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(
+            "  no backups found at {}: tried layouts",
+            p(&high)
+        )) && text.contains("  next: the store URL is too high: etcd-manager backups are at "),
+        "{text}"
+    );
 
     // A typo in the path.
     let typo = root.path().join("backup/etcd/main");
