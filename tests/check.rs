@@ -539,3 +539,105 @@ fn wrong_s3_credentials_refuse_with_a_clear_reason() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Issue #19: a store that is the wrong place says "no backups found at URL" first, with the
+/// layouts tried, a few keys seen and what to do, and gives no etcd-manager advice. The
+/// backups sit at `<tmp>/backups/etcd/main`, as kops writes them.
+#[test]
+fn wrong_place_is_said_first() {
+    let root = tempfile::tempdir().unwrap();
+    let main = root.path().join("backups/etcd/main");
+    etcd_manager_store(&main, &snapshot().0, &[T1, T2, T3], BOTH);
+    let no_em_advice = |v: &Value| {
+        assert!(finding(v, "control-files.present").is_empty(), "{v:#}");
+        for f in v["findings"].as_array().unwrap() {
+            let next = f["nextStep"].as_str().unwrap_or_default();
+            assert!(!next.contains("etcd-manager has no trigger"), "{next}");
+        }
+    };
+    let first_deny = |v: &Value| -> Value {
+        let f = v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["severity"] == "deny")
+            .cloned()
+            .unwrap();
+        assert_eq!(f["check"], "store.reachable", "{v:#}");
+        f
+    };
+
+    // One level too high.
+    let high = root.path().join("backups/etcd");
+    let (out, v) = check(&["--store", p(&high), "--now", FRESH]);
+    assert_eq!(out.status.code(), Some(1), "{v:#}");
+    let f = first_deny(&v);
+    let m = f["message"].as_str().unwrap();
+    assert!(
+        m.starts_with(&format!(
+            "no backups found at {}: tried layouts etcd-manager, openshift",
+            p(&high)
+        )) && m.contains("8 keys seen: main/2026-11-23T06:00:00Z-000001/_etcd_backup.meta"),
+        "{m}"
+    );
+    let next = f["nextStep"].as_str().unwrap();
+    assert!(
+        next.contains(&format!("pass --store {}/main/", p(&high))),
+        "{next}"
+    );
+    no_em_advice(&v);
+    // `status` says the same.
+    let out = common::etcdguard(&["status", "--store", p(&high)]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(
+            "  no backups found at {}: tried layouts",
+            p(&high)
+        )) && text.contains("  next: the store URL is too high: etcd-manager backups are at "),
+        "{text}"
+    );
+
+    // A typo in the path.
+    let typo = root.path().join("backup/etcd/main");
+    let (_, v) = check(&["--store", p(&typo), "--now", FRESH]);
+    let f = first_deny(&v);
+    let m = f["message"].as_str().unwrap();
+    assert!(
+        m.contains(&format!("store directory {} does not exist", p(&typo))),
+        "{m}"
+    );
+
+    // `--layout plain` forced on an etcd-manager store: said, and the layout the keys match.
+    let (_, v) = check(&["--store", p(&main), "--layout", "plain", "--now", FRESH]);
+    let f = first_deny(&v);
+    let m = f["message"].as_str().unwrap();
+    assert!(
+        m.starts_with(&format!(
+            "no backups found at {}: tried layout plain (forced by --layout)",
+            p(&main)
+        )),
+        "{m}"
+    );
+    let next = f["nextStep"].as_str().unwrap();
+    assert!(
+        next.contains("look like etcd-manager backups") && next.contains("--layout etcd-manager"),
+        "{next}"
+    );
+    no_em_advice(&v);
+
+    // An etcd-manager store whose backups are all gone but whose control files remain is the
+    // right place: the reachable check passes and etcd-manager's own advice follows.
+    let bare = tempfile::tempdir().unwrap();
+    etcd_manager_store(bare.path(), &snapshot().0, &[], BOTH);
+    let (_, v) = check(&["--store", p(bare.path()), "--now", FRESH]);
+    assert_eq!(severities(&v, "store.reachable"), ["info"], "{v:#}");
+    let f = &finding(&v, "snapshot.valid")[0];
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("no backups found at ")
+            && f["nextStep"].as_str().unwrap().contains("etcd-manager"),
+        "{f:#}"
+    );
+}

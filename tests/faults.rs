@@ -164,6 +164,250 @@ fn s3_object_bodies_cut_short() {
     );
 }
 
+/// The `store.reachable` deny of a `check` answer, checked for the form issue #19 asks of a
+/// store error: one line, under 200 characters, naming the store, and no SDK debug text
+/// (`Some(`, `{`, struct names).
+fn store_error(v: &Value, url: &str) -> String {
+    let f = finding(v, "store.reachable");
+    assert_eq!(f["severity"], "deny", "{v:#}");
+    let reason = f["details"]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let message = f["message"].as_str().unwrap_or_default();
+    assert!(!message.contains('\n'), "not one line: {message}");
+    assert!(
+        reason.chars().count() < 200,
+        "{} characters: {reason}",
+        reason.len()
+    );
+    assert!(
+        reason.contains(url.trim_end_matches('/')),
+        "names no store: {reason}"
+    );
+    for debug in ["{", "Some(", "DispatchFailure", "ConnectorError", "Error {"] {
+        assert!(!reason.contains(debug), "debug text {debug:?}: {reason}");
+    }
+    eprintln!("  store.reachable: {message}");
+    reason
+}
+
+/// Every finding's next step.
+fn next_steps(v: &Value) -> Vec<String> {
+    v["findings"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f["nextStep"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn lifecycle_next(v: &Value) -> String {
+    finding(v, "lifecycle.deletes-control-files")["nextStep"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn s3_store_errors_are_one_line_each() {
+    let moto = moto_store();
+    // A missing bucket: said so, and the lifecycle read does not ask for a permission.
+    let (_, v, _) = check(&[
+        "--store",
+        "s3://no-such-bucket/prod.example.com/backups/etcd/main",
+        "--s3-endpoint",
+        &moto.endpoint,
+        "--s3-path-style",
+    ]);
+    let r = store_error(&v, "s3://no-such-bucket/prod.example.com/backups/etcd/main");
+    assert!(r.contains("does not exist (NoSuchBucket)"), "{r}");
+    let next = lifecycle_next(&v);
+    assert!(!next.contains("GetLifecycleConfiguration"), "{next}");
+
+    // Access denied (a 403 AccessDenied answer to everything): one line, and only here does
+    // the lifecycle finding ask for s3:GetLifecycleConfiguration.
+    let proxy = Proxy::start(&moto.endpoint, Mode::S3Error(403, "AccessDenied"));
+    let (_, v, _) = check(&[
+        "--store",
+        URL,
+        "--s3-endpoint",
+        &proxy.endpoint,
+        "--s3-path-style",
+    ]);
+    let r = store_error(&v, URL);
+    assert!(
+        r.contains("access denied (403 AccessDenied)") && r.contains("s3:ListBucket"),
+        "{r}"
+    );
+    let next = lifecycle_next(&v);
+    assert!(
+        next.contains("grant s3:GetLifecycleConfiguration"),
+        "{next}"
+    );
+
+    // A host name that does not resolve (`.invalid` never does, RFC 2606).
+    let (_, v, _) = check(&[
+        "--store",
+        URL,
+        "--s3-endpoint",
+        "http://nonexistent.invalid:9000",
+        "--s3-path-style",
+    ]);
+    let r = store_error(&v, URL);
+    assert!(
+        r.contains("DNS failure") && r.contains("nonexistent.invalid"),
+        "{r}"
+    );
+    assert!(!lifecycle_next(&v).contains("GetLifecycleConfiguration"));
+
+    // A server that never answers.
+    let hang = Proxy::start(&moto.endpoint, Mode::Hang);
+    let (_, v, _) = check(&[
+        "--store",
+        URL,
+        "--s3-endpoint",
+        &hang.endpoint,
+        "--s3-path-style",
+        "--s3-timeout",
+        "3s",
+    ]);
+    let r = store_error(&v, URL);
+    assert!(r.contains("no answer within 3s (timed out"), "{r}");
+}
+
+/// No AWS credentials anywhere, and IMDS reachable but silent (a loopback server that never
+/// answers stands in for the metadata address of a machine off EC2). Without
+/// `AWS_EC2_METADATA_DISABLED`, at the default log level: one line saying so, no IMDS
+/// warnings, and no hang.
+#[test]
+fn s3_without_credentials_says_so_in_one_line() {
+    let moto = moto_store();
+    let imds = Proxy::start("http://127.0.0.1:1", Mode::Hang);
+    let empty = tempfile::NamedTempFile::new().unwrap();
+    let empty = empty.path().to_str().unwrap();
+    let t = Instant::now();
+    let out = Command::new(common::etcdguard_bin())
+        .args(["check", "--output", "json", "--store", URL])
+        .args(["--s3-endpoint", &moto.endpoint, "--s3-path-style"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", "/nonexistent")
+        .env("AWS_CONFIG_FILE", empty)
+        .env("AWS_SHARED_CREDENTIALS_FILE", empty)
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds.endpoint)
+        .output()
+        .unwrap();
+    let elapsed = t.elapsed();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{v:#}\n{stderr}");
+    let r = store_error(&v, URL);
+    assert!(r.contains("no AWS credentials found"), "{r}");
+    assert!(
+        !stderr.to_lowercase().contains("imds") && !stderr.contains("WARN"),
+        "warnings at the default log level:\n{stderr}"
+    );
+    assert!(
+        imds.requests()
+            .iter()
+            .any(|r| r.contains("/latest/api/token")),
+        "IMDS was not asked, so this proves nothing: {:?}",
+        imds.requests()
+    );
+    // One IMDS attempt of at most a second or two per chain, not the SDK's four (or a hang).
+    assert!(elapsed < Duration::from_secs(20), "took {elapsed:?}");
+}
+
+/// Issue #24: a 403 on the snapshot object is "could not read", not "invalid".
+#[test]
+fn s3_denied_snapshot_object_is_unread_not_invalid() {
+    let moto = moto_store();
+    let proxy = Proxy::start(&moto.endpoint, Mode::DenyObjects("etcd.backup.gz"));
+    let (out, v, _) = check(&[
+        "--store",
+        URL,
+        "--s3-endpoint",
+        &proxy.endpoint,
+        "--s3-path-style",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{v:#}");
+    let f = finding(&v, "snapshot.valid");
+    assert_eq!(f["severity"], "deny", "{v:#}");
+    let m = f["message"].as_str().unwrap();
+    assert!(
+        m.starts_with("could not read the newest backup ")
+            && m.contains("access denied (403 AccessDenied)")
+            && !m.contains("invalid"),
+        "{m}"
+    );
+    assert!(
+        f["nextStep"].as_str().unwrap().contains("s3:GetObject"),
+        "{f:#}"
+    );
+}
+
+/// Issue #19: a store URL one level too high, or with a typo in the prefix, says "no backups
+/// found at URL" first, with what it saw and where the backups are; no etcd-manager advice.
+#[test]
+fn s3_wrong_place_is_said_first() {
+    let moto = moto_store();
+    let high = "s3://kops-state/prod.example.com/backups/etcd";
+    let (out, v, _) = check(&[
+        "--store",
+        high,
+        "--s3-endpoint",
+        &moto.endpoint,
+        "--s3-path-style",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{v:#}");
+    let f = finding(&v, "store.reachable");
+    assert_eq!(f["severity"], "deny", "{v:#}");
+    let m = f["message"].as_str().unwrap();
+    assert!(
+        m.starts_with(&format!(
+            "no backups found at {high}/: tried layouts etcd-manager,"
+        )),
+        "{m}"
+    );
+    assert!(
+        m.contains("8 keys seen: main/") && m.contains("/etcd.backup.gz"),
+        "{m}"
+    );
+    let next = f["nextStep"].as_str().unwrap();
+    assert!(next.contains(&format!("--store {high}/main/")), "{next}");
+    assert!(finding(&v, "control-files.present").is_null(), "{v:#}");
+    for n in next_steps(&v) {
+        assert!(!n.contains("restart the leader's etcd-manager"), "{n}");
+    }
+
+    let typo = "s3://kops-state/prod.example.com/backup/etcd/main";
+    let (_, v, _) = check(&[
+        "--store",
+        typo,
+        "--s3-endpoint",
+        &moto.endpoint,
+        "--s3-path-style",
+    ]);
+    let f = finding(&v, "store.reachable");
+    assert_eq!(f["severity"], "deny", "{v:#}");
+    let m = f["message"].as_str().unwrap();
+    assert!(
+        m.starts_with(&format!("no backups found at {typo}/:")) && m.contains("the store is empty"),
+        "{m}"
+    );
+    assert!(
+        f["nextStep"]
+            .as_str()
+            .unwrap()
+            .contains("check the store URL"),
+        "{f:#}"
+    );
+    assert!(finding(&v, "control-files.present").is_null(), "{v:#}");
+}
+
 #[test]
 fn etcd_member_killed() {
     let store = tempfile::tempdir().unwrap();

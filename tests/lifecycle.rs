@@ -145,8 +145,14 @@ async fn rules_put_into_s3_come_back_through_fetch_rules_and_are_judged() {
     match fetch_versioned(&s3, "state").await {
         Ok(v) => assert_eq!(v, Some(true)),
         // moto before 5.2.5 names the XML root GetBucketVersioningResponse; the SDK rejects it.
-        Err(FetchError::Transport { detail, .. }) => {
-            assert!(detail.contains("GetBucketVersioningResponse"), "{detail}")
+        Err(FetchError::Failed {
+            failure: etcdguard::store::s3_error::S3Failure::Other(detail),
+            ..
+        }) => {
+            assert!(
+                detail.contains("expected VersioningConfiguration"),
+                "{detail}"
+            )
         }
         Err(e) => panic!("{e}"),
     }

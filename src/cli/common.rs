@@ -80,17 +80,28 @@ pub fn print_error_json(msg: &str) {
 /// rustls logs some client mistakes at `warn` once per connection (e.g. an IP address sent as
 /// SNI, which load generators and some probes do); a client must not be able to flood the log,
 /// so rustls is held at `error` unless the filter names it.
+///
+/// aws-config's region and credential chains log every provider that found nothing at `warn`,
+/// with the whole error as `Debug` (4-8 lines of IMDS dumps on a machine without AWS
+/// credentials, issue #19); the S3 error that follows says it in one line. So at the default
+/// level aws-config is held at `error` too, unless the filter names it.
 pub fn init_tracing(filter: &str) {
     use std::io::IsTerminal;
-    let directives = if filter.contains("rustls") {
-        filter.to_string()
-    } else {
-        format!("{filter},rustls=error")
-    };
+    let mut directives = filter.to_string();
+    if !filter.contains("rustls") {
+        directives.push_str(",rustls=error");
+    }
+    if !filter.contains("aws")
+        && !filter.contains("info")
+        && !filter.contains("debug")
+        && !filter.contains("trace")
+    {
+        directives.push_str(",aws_config=error");
+    }
     let (env_filter, bad) = match tracing_subscriber::EnvFilter::try_new(&directives) {
         Ok(f) => (f, None),
         Err(e) => (
-            tracing_subscriber::EnvFilter::new("warn,rustls=error"),
+            tracing_subscriber::EnvFilter::new("warn,rustls=error,aws_config=error"),
             Some(e),
         ),
     };

@@ -135,6 +135,8 @@ fn backup(b: &store::BackupFacts) -> gate::Backup {
         time: b.time,
         valid: b.validity == store::Validity::Valid,
         revision,
+        read_error: (b.validity == store::Validity::Unknown)
+            .then(|| b.reason.clone().unwrap_or_else(|| "unknown".to_string())),
         problems,
     }
 }
@@ -193,8 +195,17 @@ fn pending_command(p: &store::control::PendingCommand) -> gate::PendingCommand {
     out
 }
 
-/// Convert a full store inspection into the gate's summary.
+/// Convert a full store inspection into the gate's summary. A store that is the wrong place
+/// (no backup, nothing recognisable) gets no control-file facts: etcd-manager advice would be
+/// advice about a store that is not there.
 pub fn store_fact(s: &store::StoreFacts) -> gate::StoreFact {
+    let no_backups = s.no_backups.as_ref().map(|n| gate::NoBackups {
+        summary: n.summary(&s.store),
+        advice: n.advice(),
+        recognised: n.recognised,
+        details: serde_json::to_value(n).unwrap_or(serde_json::Value::Null),
+    });
+    let wrong_place = no_backups.as_ref().is_some_and(|n| !n.recognised);
     gate::StoreFact {
         url: s.store.clone(),
         layout: s
@@ -203,23 +214,32 @@ pub fn store_fact(s: &store::StoreFacts) -> gate::StoreFact {
         backup_count: s.backups.count,
         newest: s.newest.as_ref().map(backup),
         newest_valid: s.newest_valid.as_ref().map(backup),
-        control_files: s.control.as_ref().map(|c| gate::ControlFiles {
-            spec_present: c.spec.exists().unwrap_or(false),
-            created_present: c.created.exists().unwrap_or(false),
-            outcome: match c.outcome {
-                store::ControlOutcome::Normal => gate::ControlOutcome::Normal,
-                store::ControlOutcome::BackupsStopped => gate::ControlOutcome::BackupsStopped,
-                store::ControlOutcome::WillSeedNewCluster => gate::ControlOutcome::SeedsNewCluster,
-                store::ControlOutcome::IdleWillSeedWhenSpecWritten => gate::ControlOutcome::Idle,
-                store::ControlOutcome::ControllerError => gate::ControlOutcome::Malformed,
-                store::ControlOutcome::Unknown => gate::ControlOutcome::Unknown,
-            },
-            meaning: c.meaning.clone(),
-            problems: c.problems.clone(),
-            pending_commands: c.commands.iter().map(pending_command).collect(),
-            commands_unknown: c.commands_unknown.clone(),
-        }),
+        control_files: s
+            .control
+            .as_ref()
+            .filter(|_| !wrong_place)
+            .map(|c| gate::ControlFiles {
+                spec_present: c.spec.exists().unwrap_or(false),
+                created_present: c.created.exists().unwrap_or(false),
+                outcome: match c.outcome {
+                    store::ControlOutcome::Normal => gate::ControlOutcome::Normal,
+                    store::ControlOutcome::BackupsStopped => gate::ControlOutcome::BackupsStopped,
+                    store::ControlOutcome::WillSeedNewCluster => {
+                        gate::ControlOutcome::SeedsNewCluster
+                    }
+                    store::ControlOutcome::IdleWillSeedWhenSpecWritten => {
+                        gate::ControlOutcome::Idle
+                    }
+                    store::ControlOutcome::ControllerError => gate::ControlOutcome::Malformed,
+                    store::ControlOutcome::Unknown => gate::ControlOutcome::Unknown,
+                },
+                meaning: c.meaning.clone(),
+                problems: c.problems.clone(),
+                pending_commands: c.commands.iter().map(pending_command).collect(),
+                commands_unknown: c.commands_unknown.clone(),
+            }),
         stale: None,
+        no_backups,
     }
 }
 
@@ -387,7 +407,7 @@ pub async fn gather_lifecycle(
             }
             RulesSource::Live => match live_rules(bucket, &args.store).await {
                 Ok(c) => c.unwrap_or_default(),
-                Err(e) => return Ok(Fact::unknown(format!("s3://{bucket}: {e}"))),
+                Err(e) => return Ok(Fact::unknown(e)),
             },
         };
         for f in lifecycle::evaluate(&config, &ctx, now) {
@@ -534,7 +554,7 @@ async fn live_rules(
     match tokio::time::timeout(deadline, store::s3_lifecycle::fetch_rules(&client, bucket)).await {
         Ok(r) => r.map_err(|e| e.to_string()),
         Err(_) => Err(format!(
-            "GetBucketLifecycleConfiguration timed out after {}",
+            "s3://{bucket}: GetBucketLifecycleConfiguration: no answer within {} (timed out; --s3-timeout)",
             humantime::format_duration(deadline)
         )),
     }

@@ -266,9 +266,16 @@ pub fn render_text(f: &StoreFacts, recency: &Recency) -> String {
         f.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     );
     match &f.newest {
-        None => {
-            let _ = writeln!(out, "newest backup: none found");
-        }
+        None => match &f.no_backups {
+            Some(n) => {
+                let _ = writeln!(out, "newest backup: none found");
+                let _ = writeln!(out, "  {}", n.summary(&f.store));
+                let _ = writeln!(out, "  next: {}", n.advice());
+            }
+            None => {
+                let _ = writeln!(out, "newest backup: none found");
+            }
+        },
         Some(b) => {
             let _ = writeln!(out, "newest backup:");
             backup_lines(&mut out, b);

@@ -94,6 +94,10 @@ pub struct Backup {
     pub revision: Option<i64>,
     /// Why it is not valid (empty when valid).
     pub problems: Vec<String>,
+    /// Set when the backup could not be read at all (403, timeout): why. Its validity is then
+    /// unknown, not "invalid" (issue #24).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_error: Option<String>,
 }
 
 /// What the store holds.
@@ -116,6 +120,32 @@ pub struct StoreFact {
     /// webhook keeps deciding from them within its staleness bound): why, and how old.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stale: Option<String>,
+    /// Set when no backup was found (issue #19).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_backups: Option<NoBackups>,
+}
+
+/// A store where no backup was found: said first, before any layout-specific advice.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NoBackups {
+    /// One line: `no backups found at URL: tried ...; N keys seen: ...`.
+    pub summary: String,
+    /// What to do (check the URL, the level, `--layout`).
+    pub advice: String,
+    /// The store is recognisably of its layout (e.g. etcd-manager control files): an empty
+    /// store of the right kind, so the layout's own advice applies. Otherwise it is the wrong
+    /// place and no layout-specific advice is given.
+    pub recognised: bool,
+    /// Layouts tried, keys seen, suggestions (the finding's details).
+    pub details: serde_json::Value,
+}
+
+impl StoreFact {
+    /// No backup was found and nothing says the store is of the layout used: the wrong place.
+    pub fn wrong_place(&self) -> Option<&NoBackups> {
+        self.no_backups.as_ref().filter(|n| !n.recognised)
+    }
 }
 
 /// What etcd-manager will do given the control files.
@@ -547,13 +577,23 @@ fn stores_checks(
                 pending_command_checks(s, now, out);
             }
             Fact::Known { value: s } => {
-                out.info(|| finding(
-                    STORE_REACHABLE,
-                    Severity::Info,
-                    format!("{} readable ({} layout, {} backups)", s.url, s.layout, s.backup_count),
-                    None,
-                    serde_json::json!({ "store": s.url, "layout": s.layout, "backups": s.backup_count }),
-                ));
+                if let Some(n) = s.wrong_place() {
+                    out.push(finding(
+                        STORE_REACHABLE,
+                        Severity::Deny,
+                        n.summary.clone(),
+                        Some(&n.advice),
+                        n.details.clone(),
+                    ));
+                } else {
+                    out.info(|| finding(
+                        STORE_REACHABLE,
+                        Severity::Info,
+                        format!("{} readable ({} layout, {} backups)", s.url, s.layout, s.backup_count),
+                        None,
+                        serde_json::json!({ "store": s.url, "layout": s.layout, "backups": s.backup_count }),
+                    ));
+                }
                 if let Some(rev) = snapshot_checks(s, req, now, out) {
                     newest_rev = Some(newest_rev.map_or(rev, |r: i64| r.max(rev)));
                 }
@@ -624,9 +664,29 @@ fn snapshot_checks(
         (None, _) => out.push(finding(
             SNAPSHOT_VALID,
             Severity::Deny,
-            format!("no backup found in {}", s.url),
-            Some(TAKE_BACKUP),
+            match &s.no_backups {
+                Some(n) if n.recognised => n.summary.clone(),
+                Some(_) => format!("no backup found in {} (see store.reachable)", s.url),
+                None => format!("no backup found in {}", s.url),
+            },
+            Some(no_backup_next(s)),
             serde_json::json!({ "store": s.url }),
+        )),
+        (Some(n), v) if n.read_error.is_some() => out.push(finding(
+            SNAPSHOT_VALID,
+            if v.is_some() { Severity::Warn } else { Severity::Deny },
+            format!(
+                "could not read the newest backup {} in {}: {}{}",
+                n.name,
+                s.url,
+                n.read_error.as_deref().unwrap_or_default(),
+                v.as_ref().map_or_else(
+                    || "; whether it is restorable is unknown".to_string(),
+                    |v| format!("; the newest restorable one is {}", v.name)
+                )
+            ),
+            Some("fix read access to the backup (s3:GetObject on the store, the network) and re-run; the gate cannot tell whether it is restorable"),
+            serde_json::json!({ "store": s.url, "backup": n.name, "readError": n.read_error, "newestValid": v.as_ref().map(|v| v.name.clone()) }),
         )),
         (Some(n), _) if n.valid => out.info(|| finding(
             SNAPSHOT_VALID,
@@ -670,7 +730,7 @@ fn snapshot_checks(
                 s.url,
                 max_age_h()
             ),
-            Some(TAKE_BACKUP),
+            Some(no_backup_next(s)),
             serde_json::json!({ "store": s.url, "maxAge": max_age_h() }),
         ));
         return None;
@@ -723,6 +783,22 @@ fn snapshot_checks(
         out.info(|| finding(SNAPSHOT_RECENT, Severity::Info, message(), None, details()));
     }
     v.revision
+}
+
+/// What to do about a store without a (restorable) backup: fix the location when the store is
+/// the wrong place; fix read access when the newest backup could not be read; else take one
+/// (etcd-manager advice only for an etcd-manager store).
+fn no_backup_next(s: &StoreFact) -> &str {
+    const TAKE_ANY: &str = "take a backup now (`etcdctl snapshot save`, or the tool that writes this store) and re-run";
+    if s.wrong_place().is_some() {
+        "check the store location first (see store.reachable): no backup was recognised there"
+    } else if s.newest.as_ref().is_some_and(|n| n.read_error.is_some()) {
+        "fix read access to the backups (s3:GetObject on the store, the network) and re-run"
+    } else if s.layout == "etcd-manager" {
+        TAKE_BACKUP
+    } else {
+        TAKE_ANY
+    }
 }
 
 fn rev_str(rev: Option<i64>) -> String {

@@ -16,6 +16,7 @@ fn backup(name: &str, hours_ago: i64, valid: bool, rev: i64) -> Backup {
         } else {
             vec!["sha256 mismatch".into()]
         },
+        read_error: None,
     }
 }
 
@@ -40,6 +41,7 @@ fn store(newest: Option<Backup>, newest_valid: Option<Backup>) -> Fact<StoreFact
         newest_valid,
         control_files: Some(control(ControlOutcome::Normal)),
         stale: None,
+        no_backups: None,
     })
 }
 

@@ -3,10 +3,11 @@
 //! records every request (method + path) in a [`RequestLog`].
 
 use super::layout::ObjectInfo;
+use super::s3_error::{classify, S3Failure, Target};
 use crate::snapshot::{verify_reader, SnapshotReport, VerifyOptions};
 use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_s3::config::{ConfigBag, Intercept, Region, RuntimeComponents};
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -75,31 +76,52 @@ impl std::fmt::Display for StoreUrl {
     }
 }
 
-/// Failures reading a store. Every message names the store/key and what was expected.
+/// Failures reading a store. Every message is one line that names the store (or key) and
+/// what went wrong, without SDK debug text.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("invalid store location {url:?}: {reason}")]
     InvalidUrl { url: String, reason: String },
+    #[error("store directory {path} does not exist: check the --store path")]
+    NoDirectory { path: String },
     #[error("cannot read {path}: {source}")]
     Io {
         path: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("S3 bucket {bucket:?} does not exist (NoSuchBucket)")]
-    NoSuchBucket { bucket: String },
-    #[error("S3 {op} {target} failed: {reason}")]
+    #[error("{target}: {op}: {failure}{}", access_hint(op, failure))]
     S3 {
         op: &'static str,
         target: String,
-        reason: String,
+        failure: S3Failure,
     },
     #[error("{key} does not exist")]
     NotFound { key: String },
     #[error("cannot verify {key}: {reason}")]
     Verify { key: String, reason: String },
-    #[error("the store could not be read within the overall deadline of {0:?}")]
-    Deadline(Duration),
+    #[error("{store}: not read within the overall deadline of {} (--deadline)", humantime::format_duration(*.deadline))]
+    Deadline { store: String, deadline: Duration },
+}
+
+impl StoreError {
+    /// What went wrong, without the store or key it happened to (for a backup's reason,
+    /// where the backup is named already): `access denied (403 AccessDenied)`.
+    pub fn brief(&self) -> String {
+        match self {
+            StoreError::S3 { failure, .. } => failure.to_string(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// What an access denial lacks, by operation.
+fn access_hint(op: &str, failure: &S3Failure) -> &'static str {
+    match (failure, op) {
+        (S3Failure::AccessDenied, "LIST") => ": the credentials lack s3:ListBucket on the bucket",
+        (S3Failure::AccessDenied, _) => ": the credentials lack s3:GetObject on the store",
+        _ => "",
+    }
 }
 
 /// One recorded S3 request.
@@ -219,6 +241,7 @@ pub enum Backend {
         bucket: String,
         prefix: String,
         log: RequestLog,
+        ctx: S3Context,
     },
 }
 
@@ -230,59 +253,80 @@ pub struct Listing {
     pub folders: Vec<String>,
 }
 
+/// Connection details kept for error messages.
+#[derive(Debug, Clone)]
+pub struct S3Context {
+    /// `--s3-endpoint` / `AWS_ENDPOINT_URL`, `None` for AWS S3.
+    pub endpoint: Option<String>,
+    /// The operation timeout.
+    pub timeout: Duration,
+}
+
 fn s3_err<E>(
     op: &'static str,
     target: String,
     bucket: &str,
-    e: aws_sdk_s3::error::SdkError<E>,
+    ctx: &S3Context,
+    e: aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
 ) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    if let Some(se) = e.as_service_error() {
-        if se.code() == Some("NoSuchBucket") {
-            return StoreError::NoSuchBucket {
-                bucket: bucket.to_string(),
-            };
-        }
-        // A service answer: its code and message say it all (the raw response, which the SDK's
-        // full error context would add, is noise for an operator).
-        if let Some(code) = se.code() {
-            let hint = match code {
-                "InvalidAccessKeyId"
-                | "SignatureDoesNotMatch"
-                | "ExpiredToken"
-                | "InvalidToken" => {
-                    " (check the AWS credentials: AWS_PROFILE, AWS_ACCESS_KEY_ID, the pod's role)"
-                }
-                "AccessDenied" => {
-                    " (the credentials lack s3:ListBucket / s3:GetObject on the store)"
-                }
-                _ => "",
-            };
-            return StoreError::S3 {
-                op,
-                target,
-                reason: format!("{code}: {}{hint}", se.message().unwrap_or("no message")),
-            };
-        }
-    }
+    let to = Target {
+        bucket,
+        endpoint: ctx.endpoint.as_deref(),
+        timeout: ctx.timeout,
+    };
     StoreError::S3 {
         op,
         target,
-        reason: DisplayErrorContext(&e).to_string(),
+        failure: classify(&e, &to),
     }
+}
+
+/// The instance metadata service (IMDS) is the last resort of the AWS region and credential
+/// chains; off EC2 nothing answers there. One attempt of at most a second per phase instead of
+/// the SDK's four (a machine without IMDS then learns "no AWS credentials found" at once,
+/// never after a hang). `AWS_EC2_METADATA_DISABLED=true` still skips it entirely.
+fn imds_client() -> aws_config::imds::Client {
+    aws_config::imds::Client::builder()
+        .max_attempts(1)
+        .connect_timeout(Duration::from_secs(1))
+        .read_timeout(Duration::from_secs(1))
+        .build()
+}
+
+/// The SDK's default region chain (environment, profile, IMDS) with the quick IMDS client.
+fn region_chain() -> aws_config::meta::region::RegionProviderChain {
+    aws_config::meta::region::RegionProviderChain::first_try(
+        aws_config::environment::region::EnvironmentVariableRegionProvider::new(),
+    )
+    .or_else(aws_config::profile::region::ProfileFileRegionProvider::builder().build())
+    .or_else(
+        aws_config::imds::region::ImdsRegionProvider::builder()
+            .imds_client(imds_client())
+            .build(),
+    )
 }
 
 impl Backend {
     /// Open a store. For S3 this builds the client from the standard AWS chain (credentials,
-    /// region, `AWS_ENDPOINT_URL`) plus `opts`; no request is sent yet.
+    /// region, `AWS_ENDPOINT_URL`) plus `opts`; no request to S3 is sent yet (the region may
+    /// be asked of IMDS).
     pub async fn open(url: &StoreUrl, opts: &S3Options) -> Result<Backend, StoreError> {
         match url {
             StoreUrl::Local { path } => {
-                let meta = std::fs::metadata(path).map_err(|source| StoreError::Io {
-                    path: path.display().to_string(),
-                    source,
+                let meta = std::fs::metadata(path).map_err(|source| {
+                    if source.kind() == std::io::ErrorKind::NotFound {
+                        StoreError::NoDirectory {
+                            path: path.display().to_string(),
+                        }
+                    } else {
+                        StoreError::Io {
+                            path: path.display().to_string(),
+                            source,
+                        }
+                    }
                 })?;
                 if !meta.is_dir() {
                     return Err(StoreError::Io {
@@ -301,7 +345,21 @@ impl Backend {
                     .operation_attempt_timeout(opts.attempt_timeout)
                     .operation_timeout(opts.operation_timeout)
                     .build();
+                let region = match &opts.region {
+                    Some(r) => Region::new(r.clone()),
+                    None => region_chain()
+                        .region()
+                        .await
+                        .unwrap_or(Region::new("us-east-1")),
+                };
+                let credentials = aws_config::default_provider::credentials::Builder::default()
+                    .region(region.clone())
+                    .imds_client(imds_client())
+                    .build()
+                    .await;
                 let mut loader = aws_config::defaults(BehaviorVersion::latest())
+                    .region(region)
+                    .credentials_provider(credentials)
                     .timeout_config(timeouts)
                     .retry_config(
                         RetryConfig::standard().with_max_attempts(opts.max_attempts.max(1)),
@@ -309,23 +367,21 @@ impl Backend {
                 if let Some(ep) = &opts.endpoint {
                     loader = loader.endpoint_url(ep);
                 }
-                if let Some(r) = &opts.region {
-                    loader = loader.region(Region::new(r.clone()));
-                }
                 let shared = loader.load().await;
                 let log = RequestLog::default();
-                let mut b = aws_sdk_s3::config::Builder::from(&shared)
+                let b = aws_sdk_s3::config::Builder::from(&shared)
                     .force_path_style(opts.path_style)
                     .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
                     .interceptor(ReadOnlyRecorder { log: log.clone() });
-                if shared.region().is_none() {
-                    b = b.region(Region::new("us-east-1"));
-                }
                 Ok(Backend::S3 {
                     client: aws_sdk_s3::Client::from_conf(b.build()),
                     bucket: bucket.clone(),
                     prefix: prefix.clone(),
                     log,
+                    ctx: S3Context {
+                        endpoint: shared.endpoint_url().map(str::to_string),
+                        timeout: opts.operation_timeout,
+                    },
                 })
             }
         }
@@ -361,6 +417,7 @@ impl Backend {
                 client,
                 bucket,
                 prefix,
+                ctx,
                 ..
             } => {
                 let mut out = Listing::default();
@@ -379,7 +436,7 @@ impl Backend {
                         req = req.start_after(format!("{prefix}{s}"));
                     }
                     let page = req.send().await.map_err(|e| {
-                        s3_err("LIST", format!("s3://{bucket}/{prefix}"), bucket, e)
+                        s3_err("LIST", format!("s3://{bucket}/{prefix}"), bucket, ctx, e)
                     })?;
                     for o in page.contents() {
                         let Some(key) = o.key().and_then(|k| k.strip_prefix(prefix.as_str()))
@@ -446,6 +503,7 @@ impl Backend {
                 client,
                 bucket,
                 prefix,
+                ctx,
                 ..
             } => {
                 let full = format!("{prefix}{key}");
@@ -456,7 +514,7 @@ impl Backend {
                         if e.as_service_error().is_some_and(|se| se.is_no_such_key()) {
                             return Ok(None);
                         }
-                        return Err(s3_err("GET", target, bucket, e));
+                        return Err(s3_err("GET", target, bucket, ctx, e));
                     }
                 };
                 let len = out
@@ -467,13 +525,13 @@ impl Backend {
                     return Err(StoreError::S3 {
                         op: "GET",
                         target,
-                        reason: format!("{len} bytes, expected at most {limit}"),
+                        failure: S3Failure::Other(format!("{len} bytes, expected at most {limit}")),
                     });
                 }
                 let bytes = out.body.collect().await.map_err(|e| StoreError::S3 {
                     op: "GET",
                     target,
-                    reason: e.to_string(),
+                    failure: S3Failure::Other(e.to_string()),
                 })?;
                 Ok(Some(bytes.into_bytes().to_vec()))
             }
@@ -533,6 +591,7 @@ impl Backend {
                 client,
                 bucket,
                 prefix,
+                ctx,
                 ..
             } => {
                 let full = format!("{prefix}{key}");
@@ -544,7 +603,13 @@ impl Backend {
                                 key: key.to_string(),
                             });
                         }
-                        return Err(s3_err("GET", format!("s3://{bucket}/{full}"), bucket, e));
+                        return Err(s3_err(
+                            "GET",
+                            format!("s3://{bucket}/{full}"),
+                            bucket,
+                            ctx,
+                            e,
+                        ));
                     }
                 };
                 let size = out

@@ -22,6 +22,7 @@ pub mod control;
 pub mod gardener;
 pub mod layout;
 pub mod protojson;
+pub mod s3_error;
 pub mod s3_lifecycle;
 
 pub use backend::{Backend, RecordedRequest, RequestLog, S3Options, StoreError, StoreUrl};
@@ -212,6 +213,180 @@ pub struct BackupStats {
     pub max_gap_seconds: Option<i64>,
 }
 
+/// Keys listed as examples when no backup is found.
+const SAMPLE_KEYS: usize = 3;
+
+/// Why a store shows no backup (issue #19): the layouts tried, what the store does hold, and
+/// where the keys do look like backups. The store is the wrong place unless it is
+/// [`recognised`](NoBackups::recognised).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NoBackups {
+    /// The layouts tried: the one forced by `--layout`, or every layout in detection order.
+    pub layouts_tried: Vec<Layout>,
+    /// `--layout` forced the layout.
+    pub forced: bool,
+    /// Number of keys (objects, and folders of a folder listing) seen.
+    pub keys_seen: usize,
+    /// The first few of them, in key order.
+    pub sample_keys: Vec<String>,
+    /// The store is recognisably of the layout used (e.g. etcd-manager control files are
+    /// there): a store of the right kind that holds no backup, not a wrong place.
+    pub recognised: bool,
+    /// With `--layout` forced: the layout the keys do look like, if another.
+    pub looks_like: Option<Layout>,
+    /// Stores below this one where a layout finds backups (the URL is a level or more too
+    /// high), shallowest first, at most three.
+    pub below: Vec<Below>,
+}
+
+/// Backups found below the store given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Below {
+    /// The store URL to use instead.
+    pub store: String,
+    /// The layout that finds backups there.
+    pub layout: Layout,
+}
+
+impl NoBackups {
+    /// One line: `no backups found at URL: ...` with the layouts tried and a few keys seen.
+    pub fn summary(&self, store: &str) -> String {
+        let tried = if let [one] = self.layouts_tried.as_slice() {
+            let how = if self.forced {
+                "forced by --layout"
+            } else {
+                "detected"
+            };
+            format!("layout {one} ({how})")
+        } else {
+            format!(
+                "layouts {}",
+                self.layouts_tried
+                    .iter()
+                    .map(|l| l.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let seen = match self.keys_seen {
+            0 => "the store is empty".to_string(),
+            n => {
+                let more = if n > self.sample_keys.len() {
+                    ", ..."
+                } else {
+                    ""
+                };
+                format!(
+                    "{n} key{} seen: {}{more}",
+                    if n == 1 { "" } else { "s" },
+                    self.sample_keys.join(", ")
+                )
+            }
+        };
+        format!("no backups found at {store}: tried {tried}; {seen}")
+    }
+
+    /// What to do, in one sentence.
+    pub fn advice(&self) -> String {
+        if let Some(b) = self.below.first() {
+            let others = self
+                .below
+                .iter()
+                .skip(1)
+                .map(|b| b.store.as_str())
+                .collect::<Vec<_>>();
+            let also = if others.is_empty() {
+                String::new()
+            } else {
+                format!(" (also under {})", others.join(", "))
+            };
+            return format!(
+                "the store URL is too high: {} backups are at {}{also}; pass --store {}",
+                b.layout, b.store, b.store
+            );
+        }
+        if let Some(l) = self.looks_like {
+            return format!(
+                "the keys look like {l} backups, not {}: drop --layout or pass --layout {l}",
+                self.layouts_tried.first().map_or("?", |l| l.name())
+            );
+        }
+        if self.keys_seen == 0 {
+            return "check the store URL (bucket, prefix, spelling): nothing is stored there"
+                .to_string();
+        }
+        "check the store URL; if the backups use a supported layout the names do not match, pass --layout NAME (see --help)".to_string()
+    }
+}
+
+/// Find where the keys hold backups below the store: strip 1, 2 or 3 leading path segments
+/// and detect a layout in each group (shallowest depth that finds any wins).
+fn below(store: &str, seen: &[ObjectInfo], forced: Option<Layout>) -> Vec<Below> {
+    for depth in 1..=3 {
+        let mut groups: std::collections::BTreeMap<String, Vec<ObjectInfo>> = Default::default();
+        for o in seen {
+            let parts: Vec<&str> = o.key.splitn(depth + 1, '/').collect();
+            if parts.len() <= depth || parts[depth].is_empty() {
+                continue;
+            }
+            let head = parts[..depth].join("/");
+            groups.entry(head).or_default().push(ObjectInfo {
+                key: parts[depth].to_string(),
+                ..o.clone()
+            });
+        }
+        let found: Vec<Below> = groups
+            .into_iter()
+            .filter_map(|(head, objs)| {
+                let layout = match forced {
+                    Some(l) if layout::recognised(l, &objs).0 > 0 => Some(l),
+                    _ => layout::detect(&objs),
+                }?;
+                Some(Below {
+                    store: format!("{}/{head}/", store.trim_end_matches('/')),
+                    layout,
+                })
+            })
+            .take(3)
+            .collect();
+        if !found.is_empty() {
+            return found;
+        }
+    }
+    Vec::new()
+}
+
+/// What a store with no backup candidates holds (pure).
+fn no_backups(
+    store: &str,
+    used: Option<Layout>,
+    forced: Option<Layout>,
+    seen: &[ObjectInfo],
+) -> NoBackups {
+    let mut keys: Vec<&str> = seen.iter().map(|o| o.key.as_str()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let detected = layout::detect(seen);
+    let recognised = used.filter(|l| layout::recognised(*l, seen).1 > 0);
+    NoBackups {
+        layouts_tried: match (forced, recognised) {
+            (Some(l), _) | (None, Some(l)) => vec![l],
+            (None, None) => Layout::ALL.to_vec(),
+        },
+        forced: forced.is_some(),
+        keys_seen: keys.len(),
+        sample_keys: keys
+            .iter()
+            .take(SAMPLE_KEYS)
+            .map(|k| k.to_string())
+            .collect(),
+        recognised: recognised.is_some(),
+        looks_like: detected.filter(|d| forced.is_some_and(|f| f != *d)),
+        below: below(store, seen, forced),
+    }
+}
+
 /// Everything the gate needs to know about a backup store. Serializable; JSON field names are
 /// camelCase.
 #[derive(Debug, Clone, Serialize)]
@@ -241,6 +416,9 @@ pub struct StoreFacts {
     pub ignored: Vec<Ignored>,
     /// Things that could not be found out ("unknown"), with reasons.
     pub unknowns: Vec<String>,
+    /// Set when no backup was found: what was tried and what the store holds instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_backups: Option<NoBackups>,
     /// S3 requests sent (S3 stores only).
     pub s3_requests: Option<usize>,
 }
@@ -274,7 +452,10 @@ pub async fn inspect_backend(
 ) -> Result<StoreFacts, StoreError> {
     match tokio::time::timeout(opts.deadline, inspect_inner(backend, store, opts)).await {
         Ok(r) => r,
-        Err(_) => Err(StoreError::Deadline(opts.deadline)),
+        Err(_) => Err(StoreError::Deadline {
+            store: store.to_string(),
+            deadline: opts.deadline,
+        }),
     }
 }
 
@@ -285,6 +466,9 @@ struct Listed {
     /// Whether the listing shows every object under `control/` (so absence is proof).
     control_listed: bool,
     objects: Vec<ObjectInfo>,
+    /// Every key listed (folders of a folder listing as `name/`), for saying what the store
+    /// holds when no backup is found.
+    seen: Vec<ObjectInfo>,
 }
 
 fn looks_like_etcd_manager(objects: &[ObjectInfo]) -> bool {
@@ -301,6 +485,7 @@ fn looks_like_etcd_manager(objects: &[ObjectInfo]) -> bool {
 async fn list_store(backend: &Backend, opts: &InspectOptions) -> Result<Listed, StoreError> {
     if matches!(opts.layout, None | Some(Layout::EtcdManager)) {
         let mut etcd_manager = opts.layout.is_some();
+        let mut seen = Vec::new();
         for factor in [1, 16] {
             let since = opts.now - opts.window * factor;
             let key = layout::etcd_manager_time_key(since);
@@ -318,19 +503,28 @@ async fn list_store(backend: &Backend, opts: &InspectOptions) -> Result<Listed, 
                     listed_since: Some(since),
                     control_listed: true,
                     objects: l.objects,
+                    seen: Vec::new(),
                 });
             }
+            seen = l.objects;
         }
         if etcd_manager {
             // Nothing recent: the whole history, folders only (one entry per backup).
             let l = backend.list(None, true).await?;
             let assembled = layout::assemble(Layout::EtcdManager, &l.objects, &l.folders);
+            seen.extend(l.objects.iter().cloned());
+            seen.extend(l.folders.iter().map(|f| ObjectInfo {
+                key: f.clone(),
+                size: 0,
+                last_modified: None,
+            }));
             return Ok(Listed {
                 layout: Some(Layout::EtcdManager),
                 assembled,
                 listed_since: None,
                 control_listed: false,
                 objects: l.objects,
+                seen,
             });
         }
     }
@@ -359,6 +553,7 @@ async fn list_store(backend: &Backend, opts: &InspectOptions) -> Result<Listed, 
         assembled,
         listed_since: None,
         control_listed: true,
+        seen: l.objects.clone(),
         objects: l.objects,
     })
 }
@@ -508,7 +703,7 @@ async fn check_candidate(
                 Err(e) => meta_problem = Some(format!("_etcd_backup.meta cannot be parsed ({e}): etcd-manager's restore fails")),
             },
             Err(e) => {
-                facts.reason = Some(format!("cannot read _etcd_backup.meta: {e}"));
+                facts.reason = Some(format!("cannot read _etcd_backup.meta: {}", e.brief()));
                 return Checked::Backup(Box::new(facts));
             }
         }
@@ -551,7 +746,7 @@ async fn check_candidate(
             facts.reason = Some(format!("{key} is missing (meta without data)"));
         }
         Err(e) => {
-            facts.reason = Some(e.to_string());
+            facts.reason = Some(e.brief());
         }
     }
     Checked::Backup(Box::new(facts))
@@ -757,6 +952,8 @@ async fn inspect_inner(
     };
     let mut stats = stats(&listed.assembled.candidates, listed.listed_since);
     stats.count = stats.count.saturating_sub(not_backups);
+    let no_backups = (stats.count == 0 && newest.is_none())
+        .then(|| no_backups(store, listed.layout, opts.layout, &listed.seen));
     Ok(StoreFacts {
         store: store.to_string(),
         layout: listed.layout,
@@ -774,6 +971,83 @@ async fn inspect_inner(
         control,
         ignored,
         unknowns,
+        no_backups,
         s3_requests: backend.request_log().map(RequestLog::len),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn objs(keys: &[&str]) -> Vec<ObjectInfo> {
+        keys.iter()
+            .map(|k| ObjectInfo {
+                key: k.to_string(),
+                size: 1,
+                last_modified: None,
+            })
+            .collect()
+    }
+
+    const KOPS: [&str; 4] = [
+        "main/2026-11-23T08:00:00Z-000001/_etcd_backup.meta",
+        "main/2026-11-23T08:00:00Z-000001/etcd.backup.gz",
+        "main/control/etcd-cluster-created",
+        "main/control/etcd-cluster-spec",
+    ];
+
+    #[test]
+    fn too_high_names_the_store_below() {
+        let n = no_backups("s3://b/c/backups/etcd/", None, None, &objs(&KOPS));
+        assert!(!n.recognised);
+        assert_eq!(n.layouts_tried, Layout::ALL.to_vec());
+        assert_eq!(
+            n.below,
+            [Below {
+                store: "s3://b/c/backups/etcd/main/".into(),
+                layout: Layout::EtcdManager
+            }]
+        );
+        assert!(n.summary("s3://b/c/backups/etcd/").starts_with(
+            "no backups found at s3://b/c/backups/etcd/: tried layouts etcd-manager, openshift"
+        ));
+        assert!(n
+            .advice()
+            .contains("pass --store s3://b/c/backups/etcd/main/"));
+        // Two levels too high.
+        let deep: Vec<String> = KOPS.iter().map(|k| format!("etcd/{k}")).collect();
+        let deep: Vec<&str> = deep.iter().map(String::as_str).collect();
+        let n = no_backups("/x", None, None, &objs(&deep));
+        assert_eq!(n.below[0].store, "/x/etcd/main/");
+    }
+
+    #[test]
+    fn forced_layout_names_the_one_the_keys_match() {
+        let keys: Vec<&str> = KOPS.iter().map(|k| k.trim_start_matches("main/")).collect();
+        let n = no_backups("d", Some(Layout::Plain), Some(Layout::Plain), &objs(&keys));
+        assert!(n.forced && !n.recognised);
+        assert_eq!(n.looks_like, Some(Layout::EtcdManager));
+        assert!(n
+            .summary("d")
+            .contains("tried layout plain (forced by --layout); 4 keys seen: "));
+        assert!(n.advice().contains("--layout etcd-manager"));
+    }
+
+    #[test]
+    fn control_files_alone_are_a_recognised_empty_store() {
+        let keys: Vec<&str> = KOPS[2..]
+            .iter()
+            .map(|k| k.trim_start_matches("main/"))
+            .collect();
+        let n = no_backups("d", Some(Layout::EtcdManager), None, &objs(&keys));
+        assert!(n.recognised);
+        assert_eq!(n.layouts_tried, [Layout::EtcdManager]);
+        assert!(n
+            .summary("d")
+            .contains("tried layout etcd-manager (detected)"));
+        let empty = no_backups("d", None, None, &[]);
+        assert!(empty.summary("d").ends_with("the store is empty"));
+        assert!(empty.advice().starts_with("check the store URL"));
+    }
 }

@@ -4,37 +4,31 @@
 //! Read-only: `GetBucketLifecycleConfiguration`, `GetBucketVersioning`, `ListObjectsV2` and
 //! `GetObjectTagging`.
 
+use super::s3_error::{classify, S3Failure, Target};
 use crate::lifecycle::model::{
     Configuration, Expiration, Filter, NoncurrentExpiration, NoncurrentTransition, Rule, Schedule,
     Status, StorageClass, Tag, Transition,
 };
 use crate::lifecycle::KnownObject;
+use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::get_bucket_lifecycle_configuration::GetBucketLifecycleConfigurationOutput;
 use aws_sdk_s3::primitives::DateTime as SdkDateTime;
 use aws_sdk_s3::types as s3;
 use chrono::{DateTime, Utc};
 
-/// Why the live configuration could not be read.
+/// Why the live configuration could not be read. One line, naming the bucket.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     /// The bucket does not exist (`NoSuchBucket`).
-    #[error("s3://{bucket}: no such bucket")]
+    #[error("s3://{bucket}: bucket does not exist (NoSuchBucket)")]
     NoSuchBucket { bucket: String },
-    /// S3 answered with an error code (e.g. `AccessDenied`).
-    #[error("s3://{bucket}: {operation} failed: {code}: {message}")]
-    Service {
+    /// Anything else: access denied, no credentials, timeout, DNS, another S3 error.
+    #[error("s3://{bucket}: {operation}: {failure}")]
+    Failed {
         bucket: String,
         operation: &'static str,
-        code: String,
-        message: String,
-    },
-    /// No answer (network, DNS, TLS, credentials, timeout).
-    #[error("s3://{bucket}: {operation} failed: {detail}")]
-    Transport {
-        bucket: String,
-        operation: &'static str,
-        detail: String,
+        failure: S3Failure,
     },
 }
 
@@ -163,25 +157,32 @@ pub fn convert_output(out: &GetBucketLifecycleConfigurationOutput) -> Configurat
     }
 }
 
-fn sdk_error<E, R>(bucket: &str, operation: &'static str, e: &SdkError<E, R>) -> FetchError
+fn sdk_error<E>(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    operation: &'static str,
+    e: &SdkError<E, HttpResponse>,
+) -> FetchError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
-    match e.code() {
-        Some("NoSuchBucket") => FetchError::NoSuchBucket {
+    let to = Target {
+        bucket,
+        endpoint: None,
+        timeout: client
+            .config()
+            .timeout_config()
+            .and_then(|t| t.operation_timeout())
+            .unwrap_or_default(),
+    };
+    match classify(e, &to) {
+        S3Failure::NoSuchBucket { .. } => FetchError::NoSuchBucket {
             bucket: bucket.to_string(),
         },
-        Some(code) => FetchError::Service {
+        failure => FetchError::Failed {
             bucket: bucket.to_string(),
             operation,
-            code: code.to_string(),
-            message: e.message().unwrap_or_default().to_string(),
-        },
-        None => FetchError::Transport {
-            bucket: bucket.to_string(),
-            operation,
-            detail: aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
+            failure,
         },
     }
 }
@@ -200,7 +201,12 @@ pub async fn fetch_rules(
     {
         Ok(out) => Ok(Some(convert_output(&out))),
         Err(e) if e.code() == Some("NoSuchLifecycleConfiguration") => Ok(None),
-        Err(e) => Err(sdk_error(bucket, "GetBucketLifecycleConfiguration", &e)),
+        Err(e) => Err(sdk_error(
+            client,
+            bucket,
+            "GetBucketLifecycleConfiguration",
+            &e,
+        )),
     }
 }
 
@@ -212,7 +218,7 @@ pub async fn fetch_versioned(
 ) -> Result<Option<bool>, FetchError> {
     match client.get_bucket_versioning().bucket(bucket).send().await {
         Ok(out) => Ok(Some(out.status().is_some())),
-        Err(e) => Err(sdk_error(bucket, "GetBucketVersioning", &e)),
+        Err(e) => Err(sdk_error(client, bucket, "GetBucketVersioning", &e)),
     }
 }
 
@@ -233,7 +239,7 @@ pub async fn fetch_known_objects(
         .into_paginator()
         .send();
     'pages: while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| sdk_error(bucket, "ListObjectsV2", &e))?;
+        let page = page.map_err(|e| sdk_error(client, bucket, "ListObjectsV2", &e))?;
         for o in page.contents() {
             let Some(key) = o.key() else { continue };
             if out.len() >= limit {
@@ -255,7 +261,7 @@ pub async fn fetch_known_objects(
             .key(&o.key)
             .send()
             .await
-            .map_err(|e| sdk_error(bucket, "GetObjectTagging", &e))?;
+            .map_err(|e| sdk_error(client, bucket, "GetObjectTagging", &e))?;
         o.tags = Some(tags.tag_set().iter().map(tag).collect());
     }
     Ok(out)

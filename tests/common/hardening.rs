@@ -19,6 +19,11 @@ pub enum Mode {
     Forward,
     /// Answer every request with this HTTP status (an S3-style XML error body).
     Status(u16),
+    /// Answer every request with this HTTP status and S3 error code (e.g. 403 `AccessDenied`).
+    S3Error(u16, &'static str),
+    /// Forward, but answer GETs whose target contains this text with 403 `AccessDenied` (a
+    /// bucket policy denying one object).
+    DenyObjects(&'static str),
     /// Read the request and never answer (until the proxy is dropped).
     Hang,
     /// Forward, but cut object bodies (GetObject, body > 512 bytes) in half while
@@ -184,7 +189,9 @@ fn handle(
             body.extend_from_slice(&chunk[..n]);
         }
     }
+    let denied = matches!(mode, Mode::DenyObjects(t) if method == "GET" && target.contains(t));
     let mode = match mode {
+        _ if denied => Mode::S3Error(403, "AccessDenied"),
         Mode::StatusFor(part, code) if target.contains(part) => Mode::Status(code),
         Mode::StatusFor(..) => Mode::Forward,
         Mode::HangFor(part) if target.contains(part) => Mode::Hang,
@@ -192,16 +199,8 @@ fn handle(
         other => other,
     };
     match mode {
-        Mode::Status(code) => {
-            let xml = format!(
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InjectedFault</Code><Message>injected HTTP {code}</Message></Error>"
-            );
-            let resp = format!(
-                "HTTP/1.1 {code} Injected\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
-                xml.len()
-            );
-            client.write_all(resp.as_bytes())?;
-        }
+        Mode::Status(code) => error_reply(&mut client, code, "InjectedFault")?,
+        Mode::S3Error(code, s3_code) => error_reply(&mut client, code, s3_code)?,
         Mode::Hang => {
             let until = Instant::now() + Duration::from_secs(120);
             while !stop.load(Ordering::SeqCst) && Instant::now() < until {
@@ -212,7 +211,8 @@ fn handle(
         | Mode::Truncate
         | Mode::Delay(_)
         | Mode::StatusFor(..)
-        | Mode::HangFor(_) => {
+        | Mode::HangFor(_)
+        | Mode::DenyObjects(_) => {
             if let Mode::Delay(d) = mode {
                 std::thread::sleep(d);
             }
@@ -239,6 +239,18 @@ fn handle(
     client.flush()?;
     let _ = client.shutdown(Shutdown::Both);
     Ok(())
+}
+
+/// An S3-style XML error answer.
+fn error_reply(client: &mut TcpStream, status: u16, code: &str) -> std::io::Result<()> {
+    let xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>injected HTTP {status}</Message></Error>"
+    );
+    let resp = format!(
+        "HTTP/1.1 {status} Injected\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
+        xml.len()
+    );
+    client.write_all(resp.as_bytes())
 }
 
 /// `VmRSS` of a process in KiB (Linux `/proc/<pid>/status`).
