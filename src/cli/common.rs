@@ -161,6 +161,42 @@ pub struct StoreOpts {
     /// and the gate cannot count them as restorable.
     #[arg(long, value_name = "FILE", env = "ETCDGUARD_AGE_IDENTITY", value_parser = parse_age_identity)]
     pub age_identity: Option<crate::snapshot::age::AgeIdentities>,
+    /// When a store holds several backup series (sub-folders each with its own backups, e.g. a
+    /// CSM bucket's `bare-metal/` and one folder per etcd-operator cluster): judge only these
+    /// (repeatable; `.` is the keys directly under the store). Default: every series.
+    #[arg(long = "series", value_name = "NAME", value_delimiter = ',')]
+    pub series: Vec<String>,
+}
+
+/// `--series` names that no store holds as a series (exit 2), naming the series found. Only
+/// said when every store could be listed: an unreadable store refuses on its own.
+pub fn unknown_series(
+    wanted: &[String],
+    found: &[(String, Vec<String>)],
+    all_listed: bool,
+) -> Option<String> {
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|w| !found.iter().any(|(_, names)| names.contains(w)))
+        .map(String::as_str)
+        .collect();
+    if missing.is_empty() || !all_listed {
+        return None;
+    }
+    let held: Vec<String> = found
+        .iter()
+        .filter(|(_, names)| !names.is_empty())
+        .map(|(store, names)| format!("{store}: {}", names.join(", ")))
+        .collect();
+    Some(format!(
+        "--series {}: no such backup series; {}",
+        missing.join(", "),
+        if held.is_empty() {
+            "no store holds several series".to_string()
+        } else {
+            format!("series found: {}", held.join("; "))
+        }
+    ))
 }
 
 /// `--age-identity FILE`: read and check the identity file when the flags are parsed.
@@ -215,6 +251,7 @@ impl StoreOpts {
         o.max_walk_back = self.max_walk_back as usize;
         o.window = chrono::Duration::from_std(self.window).unwrap_or(o.window);
         o.verify.age = self.age_identity.clone();
+        o.series = self.series.clone();
         o
     }
 }

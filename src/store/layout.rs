@@ -602,6 +602,95 @@ pub fn detect(objects: &[ObjectInfo]) -> Option<Layout> {
     best.map(|(l, _)| l)
 }
 
+/// Series name of the keys directly under the store (with folders that are no series).
+pub const TOP_SERIES: &str = ".";
+
+/// One backup series found under a store: a sub-folder that holds a layout's backups of its own
+/// (or, named [`TOP_SERIES`], the keys directly under the store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Series {
+    /// The folder name (no `/`), or [`TOP_SERIES`].
+    pub name: String,
+    /// Its objects, keys relative to the series root.
+    pub objects: Vec<ObjectInfo>,
+}
+
+/// A folder that is part of one series in some layout, never a series of its own: etcd-manager
+/// backup folders and `control/`, k3s `.metadata/`, Gardener `v1/`, `v2/` and `Backup-<unix>/`.
+fn layout_internal_folder(name: &str) -> bool {
+    parse_etcd_manager_folder(name).is_some()
+        || format!("{name}/") == EM_CONTROL_DIR
+        || matches!(name, ".metadata" | "v1" | "v2")
+        || name.starts_with("Backup-")
+}
+
+fn series_layout(objects: &[ObjectInfo], forced: Option<Layout>) -> Option<Layout> {
+    match forced {
+        Some(l) => (recognised(l, objects).0 > 0).then_some(l),
+        None => detect(objects),
+    }
+}
+
+/// Split one listing into separate backup series (issue #20: a Cray-HPE CSM bucket holds
+/// `bare-metal/` and one folder per etcd-operator cluster; they must never be judged as one).
+///
+/// A top-level folder is a series when its own keys (relative to it) are recognised as backups
+/// of a layout and it is not a [layout-internal folder](layout_internal_folder) nor one
+/// OpenShift run folder (`backup-<name>-<ts>/` with the snapshot and tarball directly in it:
+/// runs of one cluster). The keys directly under the store and the folders that are no series
+/// form the [`TOP_SERIES`] series when a layout recognises backups among them; otherwise they
+/// are returned as outside every series. `None` when there are fewer than two series: the store
+/// is one series, as before.
+pub fn split_series(
+    objects: &[ObjectInfo],
+    forced: Option<Layout>,
+) -> Option<(Vec<Series>, Vec<ObjectInfo>)> {
+    let mut folders: BTreeMap<&str, Vec<ObjectInfo>> = BTreeMap::new();
+    let mut rest = Vec::new();
+    for o in objects {
+        match o.key.split_once('/') {
+            Some((folder, key)) if !folder.is_empty() && !key.is_empty() => {
+                folders.entry(folder).or_default().push(ObjectInfo {
+                    key: key.to_string(),
+                    ..o.clone()
+                })
+            }
+            _ => rest.push(o.clone()),
+        }
+    }
+    let mut series = Vec::new();
+    for (folder, objs) in folders {
+        let layout = series_layout(&objs, forced);
+        let openshift_run =
+            layout == Some(Layout::Openshift) && objs.iter().all(|o| !o.key.contains('/'));
+        if layout.is_some() && !openshift_run && !layout_internal_folder(folder) {
+            series.push(Series {
+                name: folder.to_string(),
+                objects: objs,
+            });
+        } else {
+            rest.extend(objs.into_iter().map(|o| ObjectInfo {
+                key: format!("{folder}/{}", o.key),
+                ..o
+            }));
+        }
+    }
+    let top = series_layout(&rest, forced).is_some();
+    if series.len() + usize::from(top) < 2 {
+        return None;
+    }
+    if top {
+        series.insert(
+            0,
+            Series {
+                name: TOP_SERIES.to_string(),
+                objects: std::mem::take(&mut rest),
+            },
+        );
+    }
+    Some((series, rest))
+}
+
 /// Apply `layout` to a listing. `folders` are backup folder names seen through a delimiter
 /// listing (etcd-manager only): they become candidates whose meta presence is unknown.
 pub fn assemble(layout: Layout, objects: &[ObjectInfo], folders: &[String]) -> Assembled {
