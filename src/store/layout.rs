@@ -1181,6 +1181,63 @@ mod tests {
     }
 
     #[test]
+    fn series_are_split_only_where_sub_folders_hold_their_own_backups() {
+        let names = |keys: &[&str]| -> Option<Vec<String>> {
+            let objs: Vec<ObjectInfo> = keys.iter().map(|k| obj(k, 1)).collect();
+            split_series(&objs, None).map(|(s, _)| s.into_iter().map(|s| s.name).collect())
+        };
+        // CSM: bare-metal/ and one folder per etcd-operator cluster, plus a stray README.
+        let csm = [
+            "bare-metal/etcd-backup-2022-09-15-20-30-03.tar.gz",
+            "cray-bss/etcd.backup_v5702_2022-07-30-19:00:02",
+            "cray-bos/etcd.backup_v17_2022-07-30-19:00:02",
+            "README",
+        ];
+        assert_eq!(names(&csm).unwrap(), ["bare-metal", "cray-bos", "cray-bss"]);
+        let objs: Vec<ObjectInfo> = csm.iter().map(|k| obj(k, 1)).collect();
+        let (series, outside) = split_series(&objs, None).unwrap();
+        assert_eq!(
+            series[0].objects[0].key,
+            "etcd-backup-2022-09-15-20-30-03.tar.gz"
+        );
+        assert_eq!(outside, [obj("README", 1)]);
+        // Keys directly under the store are a series of their own.
+        assert_eq!(names(&["x.db", "a/y.db"]).unwrap(), [TOP_SERIES, "a"]);
+        // One series: etcd-manager backup folders + control/; OpenShift run folders; Gardener
+        // v1/ + v2/ (and `Backup-<unix>/` at the root); k3s `.metadata/`; a single sub-folder.
+        for one in [
+            &[
+                "2024-03-22T10:15:07Z-000001/_etcd_backup.meta",
+                "2024-03-22T10:15:07Z-000001/etcd.backup.gz",
+                "2024-03-22T10:30:07Z-000002/_etcd_backup.meta",
+                "2024-03-22T10:30:07Z-000002/etcd.backup.gz",
+                "control/etcd-cluster-spec",
+            ][..],
+            &[
+                "backup-daily-2024-03-22_101507/snapshot_2024-03-22_101507.db",
+                "backup-daily-2024-03-22_101507/static_kuberesources_2024-03-22_101507.tar.gz",
+                "upgrade-backup-4.14-2024-03-23_101507/snapshot_2024-03-23_101507__POSSIBLY_DIRTY__.db",
+            ][..],
+            &[
+                "v1/Backup-1721366000/Full-00000000-00000100-1721366723",
+                "v2/Full-00000000-00012345-1721466723.gz",
+                "v2/Incr-00012346-00012400-1721466823.gz",
+            ][..],
+            &[
+                "Backup-1721366000/Full-00000000-00000100-1721366723",
+                "Backup-1721466000/Full-00000000-00000200-1721466723",
+            ][..],
+            &[
+                "etcd-snapshot-n1-1701472281",
+                ".metadata/etcd-snapshot-n1-1701472281",
+            ][..],
+            &["etcd-main/v2/Full-00000000-00012345-1721466723.gz"][..],
+        ] {
+            assert_eq!(names(one), None, "{one:?}");
+        }
+    }
+
+    #[test]
     fn plain_names() {
         assert!(is_plain_snapshot("backup.db"));
         assert!(is_plain_snapshot("prod-2025-08-28T10:20:00Z.snap.zst"));
