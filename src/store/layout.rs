@@ -1201,6 +1201,18 @@ mod tests {
             "etcd-backup-2022-09-15-20-30-03.tar.gz"
         );
         assert_eq!(outside, [obj("README", 1)]);
+        // kops `backups/etcd/` given: `events/` and `main/` are two etcd-manager series.
+        assert_eq!(
+            names(&[
+                "events/2024-03-22T10:15:07Z-000001/_etcd_backup.meta",
+                "events/2024-03-22T10:15:07Z-000001/etcd.backup.gz",
+                "events/control/etcd-cluster-spec",
+                "main/2024-03-22T10:15:07Z-000001/_etcd_backup.meta",
+                "main/2024-03-22T10:15:07Z-000001/etcd.backup.gz",
+            ])
+            .unwrap(),
+            ["events", "main"]
+        );
         // Keys directly under the store are a series of their own.
         assert_eq!(names(&["x.db", "a/y.db"]).unwrap(), [TOP_SERIES, "a"]);
         // One series: etcd-manager backup folders + control/; OpenShift run folders; Gardener
