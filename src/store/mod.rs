@@ -469,6 +469,8 @@ struct Listed {
     /// Every key listed (folders of a folder listing as `name/`), for saying what the store
     /// holds when no backup is found.
     seen: Vec<ObjectInfo>,
+    /// Local entries that are not regular files (listed under `ignored` with what they are).
+    special: Vec<Ignored>,
 }
 
 fn looks_like_etcd_manager(objects: &[ObjectInfo]) -> bool {
@@ -483,6 +485,16 @@ fn looks_like_etcd_manager(objects: &[ObjectInfo]) -> bool {
 }
 
 async fn list_store(backend: &Backend, opts: &InspectOptions) -> Result<Listed, StoreError> {
+    let mut listed = list_store_layout(backend, opts).await?;
+    // Entries that are not files are never backups: say what they are.
+    listed
+        .assembled
+        .ignored
+        .extend(listed.special.iter().cloned());
+    Ok(listed)
+}
+
+async fn list_store_layout(backend: &Backend, opts: &InspectOptions) -> Result<Listed, StoreError> {
     if matches!(opts.layout, None | Some(Layout::EtcdManager)) {
         let mut etcd_manager = opts.layout.is_some();
         let mut seen = Vec::new();
@@ -504,6 +516,7 @@ async fn list_store(backend: &Backend, opts: &InspectOptions) -> Result<Listed, 
                     control_listed: true,
                     objects: l.objects,
                     seen: Vec::new(),
+                    special: l.special,
                 });
             }
             seen = l.objects;
@@ -525,6 +538,7 @@ async fn list_store(backend: &Backend, opts: &InspectOptions) -> Result<Listed, 
                 control_listed: false,
                 objects: l.objects,
                 seen,
+                special: l.special,
             });
         }
     }
@@ -555,6 +569,7 @@ async fn list_store(backend: &Backend, opts: &InspectOptions) -> Result<Listed, 
         control_listed: true,
         seen: l.objects.clone(),
         objects: l.objects,
+        special: l.special,
     })
 }
 
@@ -710,7 +725,21 @@ async fn check_candidate(
     }
     if c.data_listed == Some(false) {
         facts.validity = Validity::Invalid;
-        facts.reason = Some(format!("{} is missing (meta without data)", c.data_key));
+        // A local entry that is there but is not a file (a FIFO, a dangling link) is said so.
+        let not_a_file = match backend {
+            Backend::Local { root }
+                if std::fs::symlink_metadata(root.join(&c.data_key)).is_ok() =>
+            {
+                backend::regular_file(&root.join(&c.data_key))
+                    .err()
+                    .map(|e| e.brief())
+            }
+            _ => None,
+        };
+        facts.reason = Some(match not_a_file {
+            Some(why) => format!("{} cannot be restored: {why}", c.data_key),
+            None => format!("{} is missing (meta without data)", c.data_key),
+        });
         return Checked::Backup(Box::new(facts));
     }
     match backend.verify(&c.data_key, &verify).await {
@@ -775,6 +804,9 @@ async fn read_control(
     key: &str,
     listed: &Listed,
 ) -> Result<Option<Vec<u8>>, String> {
+    if let Some(i) = listed.special.iter().find(|i| i.key == key) {
+        return Err(format!("{key} is {}", i.reason));
+    }
     if listed.control_listed && !listed.objects.iter().any(|o| o.key == key) {
         return Ok(None); // the listing covers control/: absence is proof, no request needed
     }
