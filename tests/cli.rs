@@ -120,3 +120,44 @@ fn deployment_sets_the_log_variable_the_binary_reads() {
     assert!(d.contains("name: ETCDGUARD_LOG"), "{d}");
     assert!(!d.contains("RUST_LOG"));
 }
+
+/// Issue #23: `--layout` values, placeholder names and the S3 flags are the same in every
+/// subcommand that has them.
+#[test]
+fn layout_names_placeholders_and_s3_flags_agree_across_subcommands() {
+    let help = |sub: &str| {
+        let out = common::etcdguard(&[sub, "--help"]);
+        assert_eq!(out.status.code(), Some(0), "{sub}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let layouts = [
+        "etcd-manager",
+        "openshift",
+        "k3s",
+        "csm",
+        "etcd-operator",
+        "gardener",
+        "talos-backup",
+        "plain",
+    ];
+    for sub in ["status", "check", "serve", "lifecycle"] {
+        let h = help(sub);
+        for flag in [
+            "--store <URL>",
+            "--layout <NAME>",
+            "--s3-endpoint <URL>",
+            "--s3-path-style",
+            "--s3-region <REGION>",
+            "--s3-timeout <DURATION>",
+            "--max-age <DURATION>",
+        ] {
+            assert!(h.contains(flag), "{sub} --help lacks {flag}:\n{h}");
+        }
+        if sub != "serve" {
+            assert!(h.contains("--now <RFC3339>"), "{sub}:\n{h}");
+        }
+        for l in layouts {
+            assert!(h.contains(l), "{sub} --help lacks layout {l}");
+        }
+    }
+}

@@ -550,7 +550,7 @@ async fn live_rules(
         Ok(store::Backend::Local { .. }) => return Ok(None),
         Err(e) => return Err(e.to_string()),
     };
-    let deadline = opts.s3_timeout;
+    let deadline = opts.s3.s3_timeout;
     match tokio::time::timeout(deadline, store::s3_lifecycle::fetch_rules(&client, bucket)).await {
         Ok(r) => r.map_err(|e| e.to_string()),
         Err(_) => Err(format!(
