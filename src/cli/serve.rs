@@ -8,7 +8,6 @@
 
 use super::facts::{self, FactArgs};
 use crate::gate::{self, request::Overrides, Fact, Facts, Severity, Verdict};
-use crate::json::Doc;
 use crate::policy::{Operation, PolicySet, Request};
 use chrono::{DateTime, Utc};
 use etcdguard_webhook as wh;
@@ -60,11 +59,6 @@ pub struct Args {
     /// Also serve /metrics, /healthz and /readyz over plain HTTP on this address.
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
-    /// Threads serving HTTPS connections, each with its own single-threaded runtime (a
-    /// connection stays on one thread; new ones go to the least busy). 0: share the main
-    /// runtime's worker threads. Default: the number of CPUs available to the process.
-    #[arg(long, value_name = "N")]
-    pub connection_threads: Option<usize>,
     #[command(flatten)]
     pub facts: FactArgs,
     /// How often facts are refreshed in the background.
@@ -546,7 +540,7 @@ impl EtcdGate {
         }
     }
 
-    fn decide(&self, r: &wh::ReviewRequest<ReviewDoc>, now: DateTime<Utc>) -> wh::Decision {
+    fn decide(&self, r: &wh::ReviewRequest, now: DateTime<Utc>) -> wh::Decision {
         let req = match policy_request(r) {
             Ok(req) => req,
             // The webhook checked the objects' shape; a gate that cannot read them refuses.
@@ -597,7 +591,7 @@ impl EtcdGate {
     /// rules in the object, judged against the stores (what the change makes worse).
     fn lifecycle_object(
         &self,
-        r: &wh::ReviewRequest<ReviewDoc>,
+        r: &wh::ReviewRequest,
         stores: &[facts::StoreResult],
         max_age: Duration,
         now: DateTime<Utc>,
@@ -608,12 +602,10 @@ impl EtcdGate {
         if !is_lifecycle {
             return None;
         }
-        // Both objects were read (`decide` refuses a review whose objects are unreadable).
-        let doc = |o: &Option<ReviewDoc>| o.as_ref().and_then(|o| o.0.as_ref().ok()).cloned();
-        let (new, old) = (doc(&r.object)?, doc(&r.old_object));
+        let new = r.object.as_ref()?;
         Some(facts::lifecycle_from_object(
-            new.source().as_bytes(),
-            old.as_ref().map(|o| o.source().as_bytes()),
+            new.json().as_bytes(),
+            r.old_object.as_ref().map(|o| o.json().as_bytes()),
             stores,
             &self.args,
             max_age,
@@ -622,28 +614,14 @@ impl EtcdGate {
     }
 }
 
-/// A review's object as `etcdguard serve` reads it ([`wh::Gate::Object`]): parsed into a
-/// [`Doc`] during the webhook's one pass over the request body (`metadata.managedFields`
-/// left out). Valid JSON that is not a readable Kubernetes object (`metadata` that is not an
-/// object, nesting beyond 128 levels) is kept as the reason, and the review is refused with it.
-#[derive(Debug, Clone)]
-pub struct ReviewDoc(Result<Arc<Doc>, String>);
-
-impl wh::ReviewObject for ReviewDoc {
-    fn read_prefix(text: &str) -> Result<(Self, usize), serde_json::Error> {
-        let (doc, end) = Doc::parse_object_prefix(text)?;
-        Ok((ReviewDoc(doc.map(Arc::new).map_err(|e| e.to_string())), end))
-    }
-}
-
-/// The policy engine's view of an admission request, over the objects' [`Doc`]s (shared with
-/// the review, not copied); group and kind come from the objects, else from the review (a
-/// DELETE without objects, a subresource). `Err` names an object that is not a readable
-/// Kubernetes object.
-pub fn policy_request(r: &wh::ReviewRequest<ReviewDoc>) -> Result<Request, String> {
-    let doc = |o: &Option<ReviewDoc>, what: &str| {
+/// The policy engine's view of an admission request, with the objects parsed
+/// (`metadata.managedFields` left out); group and kind come from the objects, else from the
+/// review (a DELETE without objects, a subresource). `Err` names an object that is not a
+/// readable Kubernetes object (`metadata` that is not an object, nesting beyond 128 levels).
+pub fn policy_request(r: &wh::ReviewRequest) -> Result<Request, String> {
+    let doc = |o: &Option<wh::RawObject>, what: &str| {
         o.as_ref()
-            .map(|o| o.0.clone())
+            .map(|o| o.to_value().map(Arc::new))
             .transpose()
             .map_err(|e| format!("{what} is not a Kubernetes object: {e}"))
     };
@@ -749,9 +727,7 @@ fn to_webhook(d: &gate::request::Decision, policies: &PolicySet, req: &Request) 
 }
 
 impl wh::Gate for EtcdGate {
-    type Object = ReviewDoc;
-
-    fn review(&self, request: &wh::ReviewRequest<ReviewDoc>) -> wh::Decision {
+    fn review(&self, request: &wh::ReviewRequest) -> wh::Decision {
         self.decide(request, Utc::now())
     }
 
@@ -898,15 +874,6 @@ fn run_inner(args: Args) -> Result<u8, String> {
     let mut config = wh::ServerConfig::new(tls);
     config.listen = args.listen;
     config.metrics_listen = args.metrics_listen;
-    // The gate decides from facts cached by the refresh task (no I/O, short lock-free reads):
-    // run it on the request's own worker. The blocking pool would cost a thread hop per review,
-    // about a third of a review's CPU time (see docs/benchmarks.md).
-    config.gate_execution = wh::GateExecution::Inline;
-    // One single-threaded runtime per CPU for connections: measured cheaper per review than
-    // sharing the multi-threaded runtime's workers (docs/benchmarks.md, "connection threads").
-    config.connection_threads = args.connection_threads.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-    });
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -956,9 +923,9 @@ mod tests {
     #[test]
     fn kinds_only_classification_gives_the_webhook_the_same_answer() {
         let policies = PolicySet::embedded().unwrap();
-        let objects: Vec<Arc<Doc>> = crate::json::object_fixtures()
-            .iter()
-            .map(|v| Arc::new(Doc::from_value(v)))
+        let objects: Vec<Arc<serde_json::Value>> = crate::json::object_fixtures()
+            .into_iter()
+            .map(Arc::new)
             .collect();
         let mut requests = Vec::new();
         for a in &objects {

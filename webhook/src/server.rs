@@ -28,12 +28,11 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::gate::{Decision, Gate};
 use crate::metrics::WebhookMetrics;
-use crate::review::{build_response, parse_review_as, timeout_from_query};
+use crate::review::{build_response, parse_review, timeout_from_query};
 use crate::tls::{
     certified_key_from_pem, generate_self_signed, CertFileWatcher, PollOutcome, ReloadableCert,
     TlsError,
 };
-use crate::workers::ConnectionThreads;
 
 /// Default listen address of the HTTPS server.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8443);
@@ -94,8 +93,6 @@ pub struct ServerConfig {
     pub body_read_timeout: Duration,
     /// Upper bound on the time to answer a review, whatever the apiserver allows.
     pub max_review_time: Duration,
-    /// Where the gate runs (default: blocking pool, hard deadline).
-    pub gate_execution: GateExecution,
     /// Safety margin kept below the apiserver's `?timeout=` (but at least half of it is used).
     pub timeout_margin: Duration,
     /// After shutdown is requested, keep serving this long with `/readyz` answering 503, so
@@ -103,12 +100,6 @@ pub struct ServerConfig {
     pub shutdown_delay: Duration,
     /// How long in-flight requests may finish after the listener closes.
     pub shutdown_grace: Duration,
-    /// Serve HTTPS connections on this many dedicated threads, each with its own
-    /// single-threaded runtime; a connection stays on one thread from accept to close, and a
-    /// new connection goes to the thread with the fewest open ones. 0 (the default): on the
-    /// runtime that calls [`Server::run`]. See the `workers` module for the trade-off;
-    /// `etcdguard serve` uses one thread per CPU.
-    pub connection_threads: usize,
 }
 
 impl ServerConfig {
@@ -123,11 +114,9 @@ impl ServerConfig {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(10),
             max_review_time: Duration::from_secs(3),
-            gate_execution: GateExecution::BlockingPool,
             timeout_margin: Duration::from_secs(1),
             shutdown_delay: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(20),
-            connection_threads: 0,
         }
     }
 
@@ -141,22 +130,6 @@ impl ServerConfig {
                 .min(t.saturating_sub(self.timeout_margin).max(t / 2)),
         }
     }
-}
-
-/// Where [`Gate::review`] runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum GateExecution {
-    /// On tokio's blocking pool, raced against the review budget: a gate that hangs or is slow
-    /// is answered "gate timed out" (deny) on time. The safe default for a gate this crate
-    /// knows nothing about; costs one thread hop per review (measured: about 23 µs of CPU per
-    /// review, a third of the webhook's total, see `docs/benchmarks.md`).
-    #[default]
-    BlockingPool,
-    /// On the async worker, trusting the [`Gate`] contract (fast, no I/O); what `etcdguard
-    /// serve` uses, as its gate only reads cached facts. A late answer is still replaced by the
-    /// "gate timed out" denial and a panic is still a denial, but a gate that hangs holds the
-    /// request (and a worker thread) until the apiserver's own timeout, which then fails closed.
-    Inline,
 }
 
 enum GateOutcome {
@@ -393,7 +366,7 @@ impl<G: Gate> Server<G> {
                 .with_state(state.clone());
             let stop = stop_rx.clone();
             let cfg = state.config.clone();
-            tokio::spawn(accept_loop(l, None, app, stop, cfg, 0))
+            tokio::spawn(accept_loop(l, None, app, stop, cfg))
         });
 
         let app = router(state.clone());
@@ -403,7 +376,6 @@ impl<G: Gate> Server<G> {
             app,
             stop_rx,
             state.config.clone(),
-            state.config.connection_threads,
         ));
         tracing::info!("etcdguard webhook serving");
         shutdown.await;
@@ -440,9 +412,7 @@ async fn accept_loop(
     app: Router,
     mut stop: watch::Receiver<bool>,
     config: ServerConfig,
-    threads: usize,
 ) -> Result<(), ServeError> {
-    let threads = ConnectionThreads::start(threads)?;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -474,7 +444,7 @@ async fn accept_loop(
         let watcher = graceful.watcher();
         let tls = tls.clone();
         let handshake_timeout = config.tls_handshake_timeout;
-        threads.spawn(async move {
+        tokio::spawn(async move {
             match tls {
                 Some(acceptor) => {
                     let tls_stream = match tokio::time::timeout(
@@ -517,7 +487,6 @@ async fn accept_loop(
             "connections still open after the shutdown grace period; closing"
         );
     }
-    threads.stop().await;
     Ok(())
 }
 
@@ -657,33 +626,23 @@ async fn validate<G: Gate>(State(state): State<Arc<AppState<G>>>, request: Reque
             )
         }
     };
-    let review = match parse_review_as::<G::Object>(&bytes) {
-        Ok(p) => Arc::new(p.view),
+    let review = match parse_review(&bytes) {
+        Ok(r) => Arc::new(r),
         Err(e) => return bad_request(&state, started, e.to_string()),
     };
 
-    let outcome = match cfg.gate_execution {
-        GateExecution::BlockingPool => {
-            let gate = state.gate.clone();
-            let job = {
-                let review = review.clone();
-                tokio::task::spawn_blocking(move || gate.review(&review))
-            };
-            match tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), job).await {
-                Ok(Ok(d)) => GateOutcome::Decided(d),
-                Ok(Err(join)) => GateOutcome::Failed(join.to_string()),
-                Err(_) => GateOutcome::TimedOut,
-            }
-        }
-        GateExecution::Inline => {
-            let gate = &state.gate;
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| gate.review(&review))) {
-                // A late answer is not trusted: same denial as a timeout.
-                Ok(_) if Instant::now() > deadline => GateOutcome::TimedOut,
-                Ok(d) => GateOutcome::Decided(d),
-                Err(_) => GateOutcome::Failed("gate panicked".to_string()),
-            }
-        }
+    // The gate runs on the blocking pool, raced against the review budget: a gate that hangs
+    // or is slow is answered "gate timed out" (deny) on time, and a panic is a denial.
+    let gate = state.gate.clone();
+    let job = {
+        let review = review.clone();
+        tokio::task::spawn_blocking(move || gate.review(&review))
+    };
+    let outcome = match tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), job).await
+    {
+        Ok(Ok(d)) => GateOutcome::Decided(d),
+        Ok(Err(join)) => GateOutcome::Failed(join.to_string()),
+        Err(_) => GateOutcome::TimedOut,
     };
     let (decision, label) = match outcome {
         GateOutcome::Decided(d) => {

@@ -9,9 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::*;
-use etcdguard_webhook::{
-    bind, generate_self_signed, Decision, GateExecution, Operation, ServerConfig, TlsSource,
-};
+use etcdguard_webhook::{bind, generate_self_signed, Decision, Operation, ServerConfig, TlsSource};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use serde_json::Value;
@@ -468,39 +466,6 @@ async fn a_gate_that_blocks_is_answered_with_a_denial_before_the_apiserver_timeo
 }
 
 #[tokio::test]
-async fn inline_gate_execution_decides_and_still_refuses_late_answers() {
-    let mut cfg = self_signed_config();
-    cfg.gate_execution = GateExecution::Inline;
-    cfg.max_review_time = Duration::from_millis(300);
-    let gate = TestGate::new(|r| {
-        if r.uid == "slow" {
-            std::thread::sleep(Duration::from_millis(600));
-        }
-        if r.uid == "boom" {
-            panic!("test gate panics");
-        }
-        Decision::deny("no snapshot")
-    });
-    let run = Running::start(bind(cfg, gate).await.expect("bind"));
-    let c = connector(&[run.ca_pem.as_deref().unwrap()], &[b"http/1.1"]);
-    let r = response(&post_review(run.addr, &c, "", kcp_update_with_uid("fast")).await);
-    assert_eq!(
-        (r["uid"].as_str(), r["allowed"].as_bool()),
-        (Some("fast"), Some(false))
-    );
-    assert_eq!(r["status"]["message"], "no snapshot");
-    let r = response(&post_review(run.addr, &c, "", kcp_update_with_uid("slow")).await);
-    assert_eq!(r["status"]["code"], 503);
-    assert_eq!(r["auditAnnotations"]["decision"], "timed_out");
-    let r = response(&post_review(run.addr, &c, "", kcp_update_with_uid("boom")).await);
-    assert_eq!(
-        (r["allowed"].as_bool(), r["status"]["code"].as_u64()),
-        (Some(false), Some(500))
-    );
-    run.stop().await.unwrap();
-}
-
-#[tokio::test]
 async fn a_panicking_gate_is_a_denial() {
     let gate = TestGate::new(|_| panic!("test gate panics"));
     let run = Running::start(bind(self_signed_config(), gate).await.expect("bind"));
@@ -538,72 +503,6 @@ async fn http2_is_negotiated_by_alpn() {
     assert_eq!(reply.alpn.as_deref(), Some(&b"http/1.1"[..]));
     assert_eq!(reply.version, hyper::Version::HTTP_11);
     run.stop().await.unwrap();
-}
-
-/// With connection threads every connection is served on one of them (the gate runs there,
-/// inline), concurrent connections spread over all of them, and a graceful shutdown still lets
-/// an in-flight review finish before the threads stop.
-#[tokio::test]
-async fn connection_threads_serve_connections_and_drain_on_shutdown() {
-    let mut cfg = self_signed_config();
-    cfg.connection_threads = 2;
-    cfg.gate_execution = GateExecution::Inline;
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
-    let gate = {
-        let seen = seen.clone();
-        TestGate::new(move |r| {
-            let thread = std::thread::current().name().unwrap_or("").to_string();
-            seen.lock().unwrap().insert(thread);
-            if r.uid == "slow" {
-                std::thread::sleep(Duration::from_millis(400));
-            }
-            Decision::deny(format!("seen {}", r.uid))
-        })
-    };
-    let run = Running::start(bind(cfg, gate).await.expect("bind"));
-    let addr = run.addr;
-    let ca = run.ca_pem.clone().unwrap();
-    // Four connections open at once (each waits for the others after its first review), three
-    // reviews each over keep-alive.
-    let mut clients = Vec::new();
-    let all_open = std::sync::Arc::new(tokio::sync::Barrier::new(4));
-    for conn in 0..4 {
-        let ca = ca.clone();
-        let all_open = all_open.clone();
-        clients.push(tokio::spawn(async move {
-            let c = connector(&[&ca], &[b"http/1.1"]);
-            let mut sender = http1_sender(addr, &c).await;
-            for i in 0..3 {
-                if i == 1 {
-                    all_open.wait().await;
-                }
-                let uid = format!("c{conn}-r{i}");
-                let reply = send_review(&mut sender, kcp_update_with_uid(&uid)).await;
-                let r = response(&reply);
-                assert_eq!(r["uid"], uid.as_str());
-                assert_eq!(r["status"]["message"], format!("seen {uid}"));
-            }
-        }));
-    }
-    for c in clients {
-        c.await.expect("client task");
-    }
-    assert_eq!(
-        *seen.lock().unwrap(),
-        ["etcdguard-conn-0", "etcdguard-conn-1"]
-            .map(String::from)
-            .into_iter()
-            .collect(),
-        "the gate ran on the connection threads, both of them"
-    );
-    let c = connector(&[&ca], &[b"http/1.1"]);
-    let in_flight =
-        tokio::spawn(async move { post_review(addr, &c, "", kcp_update_with_uid("slow")).await });
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    run.stop().await.expect("graceful shutdown");
-    let reply = in_flight.await.expect("request task");
-    assert_eq!(response(&reply)["uid"], "slow");
-    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
 
 #[tokio::test]
