@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
     // An object the webhook accepted but the gate cannot read (nesting deeper than serde_json's
     // 128 levels, `metadata` that is not an object) is refused by `serve` before any policy
     // runs.
-    let Ok(req) = etcdguard::cli::serve::policy_request(&r) else {
+    let Ok(req) = etcdguard::service::policy_request(&r) else {
         return;
     };
     let matches = policies().matching(&req);
@@ -35,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
         .filter(|m| matches!(m, etcdguard::policy::PolicyMatch::Matched(_)))
         .count();
     assert_eq!(explained, matches.len(), "explain and matching disagree");
-    let change = etcdguard::cli::serve::object_change(&req);
+    let change = etcdguard::service::object_change(&req);
     let facts = Facts {
         stores: vec![Fact::unknown("fuzz: facts unknown")],
         etcd: Fact::not_checked("fuzz"),
