@@ -26,6 +26,7 @@
 //! Endpoints: `POST /validate` (AdmissionReview v1), `GET /healthz`, `GET /readyz`,
 //! `GET /metrics` (OpenMetrics text).
 
+mod conn;
 pub mod gate;
 pub mod metrics;
 pub mod review;

@@ -15,7 +15,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -26,6 +26,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use crate::conn::{Conns, RateLimitedLog};
 use crate::gate::{Decision, Gate};
 use crate::metrics::WebhookMetrics;
 use crate::review::{build_response, parse_review, timeout_from_query};
@@ -100,6 +101,13 @@ pub struct ServerConfig {
     pub shutdown_delay: Duration,
     /// How long in-flight requests may finish after the listener closes.
     pub shutdown_grace: Duration,
+    /// Time a connection may stay silent after its TLS handshake before its first request.
+    pub first_request_timeout: Duration,
+    /// Time a keep-alive connection may stay idle (no byte either way) before it is closed.
+    pub idle_timeout: Duration,
+    /// Connections open at once; at the cap a new one evicts the one idle longest. Default:
+    /// the open-files soft limit less 64 (16 to 10,000).
+    pub max_connections: usize,
 }
 
 impl ServerConfig {
@@ -117,6 +125,9 @@ impl ServerConfig {
             timeout_margin: Duration::from_secs(1),
             shutdown_delay: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(20),
+            first_request_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(90),
+            max_connections: crate::conn::default_max_connections(),
         }
     }
 
@@ -403,7 +414,29 @@ fn router<G: Gate>(state: Arc<AppState<G>>) -> Router {
         .route(HEALTHZ_PATH, get(healthz))
         .route(READYZ_PATH, get(readyz::<G>))
         .route(METRICS_PATH, get(metrics_handler::<G>))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            close_when_draining::<G>,
+        ))
         .with_state(state)
+}
+
+/// Once shutdown is requested, every HTTP/1 answer says `Connection: close`: keep-alive clients
+/// reconnect (to another replica) instead of sending their next review on a connection about to
+/// be closed. HTTP/2 clients get GOAWAY from the graceful shutdown.
+async fn close_when_draining<G: Gate>(
+    State(state): State<Arc<AppState<G>>>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let http1 = request.version() <= axum::http::Version::HTTP_11;
+    let mut response = next.run(request).await;
+    if http1 && state.shutting_down.load(Ordering::SeqCst) {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 async fn accept_loop(
@@ -425,6 +458,8 @@ async fn accept_loop(
         .keep_alive_interval(Duration::from_secs(30));
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
+    let conns = Arc::new(Conns::new(config.max_connections));
+    let mut accept_errors = RateLimitedLog::new(Duration::from_secs(10));
     loop {
         let (stream, peer) = tokio::select! {
             _ = stop.changed() => break,
@@ -432,7 +467,7 @@ async fn accept_loop(
                 Ok(pair) => pair,
                 Err(e) => {
                     // Per-connection errors (EMFILE, ECONNABORTED): back off briefly, keep serving.
-                    tracing::warn!(error = %e, "accept failed");
+                    accept_errors.accept_failed(&e);
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -440,41 +475,64 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let builder = builder.clone();
-        let service = TowerToHyperService::new(app.clone());
         let watcher = graceful.watcher();
         let tls = tls.clone();
-        let handshake_timeout = config.tls_handshake_timeout;
+        let conns = conns.clone();
+        let (id, conn) = conns.open();
+        // Requests are counted per connection (for the idle and first-request bounds).
+        let counted = conn.clone();
+        let service = TowerToHyperService::new(app.clone().layer(axum::middleware::from_fn(
+            move |request: Request, next: axum::middleware::Next| {
+                let conn = counted.clone();
+                async move {
+                    conn.begin();
+                    let response = next.run(request).await;
+                    conn.end();
+                    response
+                }
+            },
+        )));
+        let (handshake_timeout, first, idle) = (
+            config.tls_handshake_timeout,
+            config.first_request_timeout,
+            config.idle_timeout,
+        );
         tokio::spawn(async move {
-            match tls {
-                Some(acceptor) => {
-                    let tls_stream = match tokio::time::timeout(
-                        handshake_timeout,
-                        acceptor.accept(stream),
-                    )
-                    .await
-                    {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                            return;
+            let served = async {
+                match tls {
+                    Some(acceptor) => {
+                        let tls_stream =
+                            match tokio::time::timeout(handshake_timeout, acceptor.accept(stream))
+                                .await
+                            {
+                                Ok(Ok(s)) => s,
+                                Ok(Err(e)) => {
+                                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::debug!(%peer, "TLS handshake timed out");
+                                    return;
+                                }
+                            };
+                        let io = TokioIo::new(tls_stream);
+                        if let Err(e) = watcher.watch(builder.serve_connection(io, service)).await {
+                            tracing::debug!(%peer, error = %e, "connection ended with error");
                         }
-                        Err(_) => {
-                            tracing::debug!(%peer, "TLS handshake timed out");
-                            return;
+                    }
+                    None => {
+                        let io = TokioIo::new(stream);
+                        if let Err(e) = watcher.watch(builder.serve_connection(io, service)).await {
+                            tracing::debug!(%peer, error = %e, "connection ended with error");
                         }
-                    };
-                    let conn = builder.serve_connection(TokioIo::new(tls_stream), service);
-                    if let Err(e) = watcher.watch(conn).await {
-                        tracing::debug!(%peer, error = %e, "connection ended with error");
                     }
                 }
-                None => {
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    if let Err(e) = watcher.watch(conn).await {
-                        tracing::debug!(%peer, error = %e, "connection ended with error");
-                    }
-                }
+            };
+            tokio::select! {
+                () = served => {}
+                why = conn.close_reason(first, idle) => tracing::debug!(%peer, why, "connection closed"),
             }
+            conns.close(id);
         });
     }
     drop(listener);
@@ -561,6 +619,42 @@ fn is_json_content_type(value: Option<&HeaderValue>) -> bool {
         .unwrap_or(false)
 }
 
+enum BodyError {
+    /// Over the limit; the rest of the body, unread.
+    TooLarge(Body),
+    Read(axum::Error),
+}
+
+/// The whole body, or [`BodyError::TooLarge`] as soon as it passes `max` bytes.
+async fn read_body(mut body: Body, max: usize) -> Result<Bytes, BodyError> {
+    let mut out = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(BodyError::Read)?;
+        if let Some(data) = frame.data_ref() {
+            if out.len() + data.len() > max {
+                return Err(BodyError::TooLarge(body));
+            }
+            out.extend_from_slice(data);
+        }
+    }
+    Ok(Bytes::from(out))
+}
+
+/// Read and drop a refused body (at most 64 MiB, within `within`): an HTTP/2 client still
+/// sending would otherwise see its stream reset instead of the 400 answer.
+async fn discard(mut body: Body, within: Duration) {
+    let drain = async {
+        let mut seen = 0usize;
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, |d| d.len());
+            if seen > 64 << 20 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(within, drain).await;
+}
+
 async fn validate<G: Gate>(State(state): State<Arc<AppState<G>>>, request: Request) -> Response {
     let started = Instant::now();
     let cfg = &state.config;
@@ -586,6 +680,9 @@ async fn validate<G: Gate>(State(state): State<Arc<AppState<G>>>, request: Reque
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > cfg.max_body_bytes as u64) {
+        // Read (and drop) what the client sends first, so that an HTTP/2 client gets this 400
+        // rather than a stream reset while it is still sending.
+        discard(request.into_body(), cfg.body_read_timeout).await;
         return bad_request(
             &state,
             started,
@@ -597,23 +694,23 @@ async fn validate<G: Gate>(State(state): State<Arc<AppState<G>>>, request: Reque
         );
     }
     let body: Body = request.into_body();
-    let collected = tokio::time::timeout(
-        cfg.body_read_timeout,
-        Limited::new(body, cfg.max_body_bytes).collect(),
-    )
-    .await;
+    let collected =
+        tokio::time::timeout(cfg.body_read_timeout, read_body(body, cfg.max_body_bytes)).await;
     let bytes: Bytes = match collected {
-        Ok(Ok(c)) => c.to_bytes(),
-        Ok(Err(e)) => {
-            let msg = if e.is::<http_body_util::LengthLimitError>() {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(BodyError::TooLarge(rest))) => {
+            discard(rest, cfg.body_read_timeout).await;
+            return bad_request(
+                &state,
+                started,
                 format!(
                     "request body exceeds the limit of {} bytes",
                     cfg.max_body_bytes
-                )
-            } else {
-                format!("cannot read request body: {e}")
-            };
-            return bad_request(&state, started, msg);
+                ),
+            );
+        }
+        Ok(Err(BodyError::Read(e))) => {
+            return bad_request(&state, started, format!("cannot read request body: {e}"));
         }
         Err(_) => {
             return bad_request(
