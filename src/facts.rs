@@ -9,6 +9,34 @@ use crate::store::{self, StoreUrl};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
+/// A configuration error found while gathering facts (exit 2 on the command line): a fact
+/// source that cannot be *asked* is an error, one that could not *answer* is an unknown fact.
+#[derive(Debug, thiserror::Error)]
+pub enum FactsError {
+    #[error("--store {url:?}: {source}")]
+    StoreUrl {
+        url: String,
+        source: store::StoreError,
+    },
+    #[error("store inspection task failed: {0}")]
+    Task(String),
+    #[error(transparent)]
+    Etcd(#[from] crate::live::LiveError),
+    #[error(transparent)]
+    Rules(#[from] lifecycle::ParseError),
+    #[error("--lifecycle-prefix {0:?}: expected s3://BUCKET/PREFIX with a bucket name")]
+    LifecyclePrefix(String),
+    #[error("--lifecycle-prefix names the S3 location of one local store; give one local --store")]
+    SeveralLocalStores,
+    #[error(
+        "--lifecycle {0}: rules apply to an S3 bucket and key prefix, and no s3:// --store names \
+         one: pass the store's s3:// URL, or --lifecycle-prefix s3://BUCKET/PREFIX for a local copy of it"
+    )]
+    NoRulesTarget(String),
+    #[error("{name}: no lifecycle configuration for bucket {bucket:?}")]
+    NoRulesForBucket { name: String, bucket: String },
+}
+
 /// Where and how facts are read: plain options (the command line builds them from its flags).
 #[derive(Debug, Clone)]
 pub struct FactOptions {
@@ -56,13 +84,16 @@ pub async fn gather_stores(
     urls: &[String],
     opts: &FactOptions,
     now: DateTime<Utc>,
-) -> Result<Vec<StoreResult>, String> {
+) -> Result<Vec<StoreResult>, FactsError> {
     let parsed: Vec<(String, StoreUrl)> = urls
         .iter()
         .map(|u| {
             StoreUrl::parse(u)
                 .map(|p| (u.clone(), p))
-                .map_err(|e| format!("--store {u:?}: {e}"))
+                .map_err(|source| FactsError::StoreUrl {
+                    url: u.clone(),
+                    source,
+                })
         })
         .collect::<Result<_, _>>()?;
     let s3 = opts.s3.clone();
@@ -91,7 +122,7 @@ pub async fn gather_stores(
     while let Some(joined) = set.join_next().await {
         match joined {
             Ok(r) => out.push(r),
-            Err(e) => return Err(format!("store inspection task failed: {e}")),
+            Err(e) => return Err(FactsError::Task(e.to_string())),
         }
     }
     out.sort_by_key(|(i, _)| *i);
@@ -242,16 +273,14 @@ pub fn store_fact(s: &store::StoreFacts) -> gate::StoreFact {
 /// configuration errors (unreadable TLS files, bad endpoints).
 pub async fn gather_etcd(
     opts: Option<&crate::live::EtcdOptions>,
-) -> Result<(Fact<gate::Etcd>, Option<crate::live::LiveFacts>), String> {
+) -> Result<(Fact<gate::Etcd>, Option<crate::live::LiveFacts>), FactsError> {
     let Some(opts) = opts else {
         return Ok((
             Fact::not_checked("pass --etcd-endpoints to check the live cluster"),
             None,
         ));
     };
-    let live = crate::live::collect(opts)
-        .await
-        .map_err(|e| e.to_string())?;
+    let live = crate::live::collect(opts).await?;
     Ok((etcd_fact(&live), Some(live)))
 }
 
@@ -336,24 +365,20 @@ pub async fn gather_lifecycle(
     args: &FactOptions,
     max_age: Duration,
     now: DateTime<Utc>,
-) -> Result<Fact<Vec<gate::LifecycleIssue>>, String> {
+) -> Result<Fact<Vec<gate::LifecycleIssue>>, FactsError> {
     let mut targets: Vec<(String, String, Option<&StoreResult>)> = stores
         .iter()
         .filter_map(|s| s3_location(&s.url).map(|(b, p)| (b, p, Some(s))))
         .collect();
     if let Some(loc) = location {
-        let (bucket, prefix) = s3_location(loc).ok_or_else(|| {
-            format!("--lifecycle-prefix {loc:?}: expected s3://BUCKET/PREFIX with a bucket name")
-        })?;
+        let (bucket, prefix) =
+            s3_location(loc).ok_or_else(|| FactsError::LifecyclePrefix(loc.to_string()))?;
         let local: Vec<&StoreResult> = stores
             .iter()
             .filter(|s| s3_location(&s.url).is_none())
             .collect();
         if local.len() > 1 {
-            return Err(
-                "--lifecycle-prefix names the S3 location of one local store; give one local --store"
-                    .to_string(),
-            );
+            return Err(FactsError::SeveralLocalStores);
         }
         targets.push((bucket, prefix, local.first().copied()));
     }
@@ -370,23 +395,20 @@ pub async fn gather_lifecycle(
         let RulesSource::File { name, .. } = source else {
             return Ok(Fact::not_checked("no s3:// store"));
         };
-        return Err(format!(
-            "--lifecycle {name}: rules apply to an S3 bucket and key prefix, and no s3:// --store names one: \
-             pass the store's s3:// URL, or --lifecycle-prefix s3://BUCKET/PREFIX for a local copy of it"
-        ));
+        return Err(FactsError::NoRulesTarget(name.to_string()));
     }
     let mut issues = Vec::new();
     for (bucket, prefix, st) in &targets {
         let ctx = context(bucket, prefix, *st, args, max_age);
         let config = match &source {
             RulesSource::File { name, bytes } => {
-                let parsed =
-                    lifecycle::parse(bytes, name, Some(bucket)).map_err(|e| e.to_string())?;
+                let parsed = lifecycle::parse(bytes, name, Some(bucket))?;
                 let (config, origins) = lifecycle::select_for_bucket(&parsed, bucket);
                 if origins.is_empty() {
-                    return Err(format!(
-                        "{name}: no lifecycle configuration for bucket {bucket:?}"
-                    ));
+                    return Err(FactsError::NoRulesForBucket {
+                        name: name.to_string(),
+                        bucket: bucket.clone(),
+                    });
                 }
                 config
             }

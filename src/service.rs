@@ -104,6 +104,35 @@ pub struct EtcdGate {
 /// A fact's last successful reading and when it completed.
 type LastGood<T> = std::sync::Mutex<Option<(Fact<T>, DateTime<Utc>)>>;
 
+/// Why the service cannot start with the options it was given.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(
+        "policies {0} require backup facts, and no backup store was given: pass --store URL \
+             (s3://BUCKET/PREFIX or a directory) or set ETCDGUARD_STORE"
+    )]
+    NoStore(String),
+    #[error(
+        "policies {0} require live etcd facts, and no endpoint was given: pass --etcd-endpoints \
+             or set ETCDGUARD_ETCD_ENDPOINTS"
+    )]
+    NoEtcd(String),
+    #[error("--refresh-interval must be at least 1s")]
+    Interval,
+    #[error("--refresh-timeout must be positive")]
+    Timeout,
+    #[error(
+        "--stale-after {stale} must exceed the refresh timeout ({timeout}, --refresh-timeout or \
+         --deadline) plus --refresh-interval ({interval}): otherwise facts go stale while every \
+         refresh succeeds"
+    )]
+    StaleAfter {
+        stale: String,
+        timeout: String,
+        interval: String,
+    },
+}
+
 /// The bounds of `serve`'s fact refresh.
 #[derive(Debug, Clone, Copy)]
 pub struct RefreshBounds {
@@ -120,24 +149,22 @@ impl RefreshBounds {
         timeout: Option<Duration>,
         stale_after: Option<Duration>,
         deadline: Duration,
-    ) -> Result<RefreshBounds, String> {
+    ) -> Result<RefreshBounds, StartError> {
         if interval < Duration::from_secs(1) {
-            return Err("--refresh-interval must be at least 1s".to_string());
+            return Err(StartError::Interval);
         }
         let timeout = timeout.unwrap_or(deadline);
         if timeout.is_zero() {
-            return Err("--refresh-timeout must be positive".to_string());
+            return Err(StartError::Timeout);
         }
         let stale_after = stale_after.unwrap_or(timeout + interval * 2 + Duration::from_secs(60));
         if stale_after <= timeout + interval {
-            return Err(format!(
-                "--stale-after {} must exceed the refresh timeout ({}, --refresh-timeout or \
-                 --deadline) plus --refresh-interval ({}): otherwise facts go stale while every \
-                 refresh succeeds",
-                humantime::format_duration(stale_after),
-                humantime::format_duration(timeout),
-                humantime::format_duration(interval)
-            ));
+            let h = |d: Duration| humantime::format_duration(d).to_string();
+            return Err(StartError::StaleAfter {
+                stale: h(stale_after),
+                timeout: h(timeout),
+                interval: h(interval),
+            });
         }
         Ok(RefreshBounds {
             interval,
@@ -272,7 +299,7 @@ impl EtcdGate {
         };
         let etcd = match etcd {
             Ok((f, _)) => f,
-            Err(e) => Fact::unknown(e),
+            Err(e) => Fact::unknown(e.to_string()),
         };
         let max_age = self
             .overrides
@@ -280,7 +307,7 @@ impl EtcdGate {
             .unwrap_or(gate::Requirements::default().max_age);
         let lifecycle = match facts::gather_lifecycle(None, &stores, None, a, max_age, now).await {
             Ok(f) => f,
-            Err(e) => Fact::unknown(e),
+            Err(e) => Fact::unknown(e.to_string()),
         };
         let mut complete = true;
         for s in &stores {
@@ -732,21 +759,13 @@ impl wh::Gate for EtcdGate {
 /// A webhook that cannot gather a fact its policies require would refuse every gated change
 /// (or, worse, be configured to pass them): refuse to start instead, naming the flag. Logs the
 /// facts it will gather.
-pub fn check_fact_sources(policies: &PolicySet, facts: &FactOptions) -> Result<(), String> {
+pub fn check_fact_sources(policies: &PolicySet, facts: &FactOptions) -> Result<(), StartError> {
     let needs = gate::request::needs_of_set(policies);
     if !needs.store.is_empty() && facts.stores.is_empty() {
-        return Err(format!(
-            "policies {} require backup facts, and no backup store was given: pass --store URL \
-             (s3://BUCKET/PREFIX or a directory) or set ETCDGUARD_STORE",
-            needs.store.join(", ")
-        ));
+        return Err(StartError::NoStore(needs.store.join(", ")));
     }
     if !needs.etcd.is_empty() && facts.etcd.is_none() {
-        return Err(format!(
-            "policies {} require live etcd facts, and no endpoint was given: pass --etcd-endpoints \
-             or set ETCDGUARD_ETCD_ENDPOINTS",
-            needs.etcd.join(", ")
-        ));
+        return Err(StartError::NoEtcd(needs.etcd.join(", ")));
     }
     let s3 = facts
         .stores

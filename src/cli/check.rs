@@ -274,7 +274,7 @@ fn run_inner(mut args: Args) -> Result<u8, String> {
             tokio::time::timeout_at(deadline, facts::gather_etcd(opts.etcd.as_ref()))
         );
         let stores = match stores {
-            Ok(s) => s?,
+            Ok(s) => s.map_err(|e| e.to_string())?,
             Err(_) => fa
                 .stores
                 .iter()
@@ -286,7 +286,7 @@ fn run_inner(mut args: Args) -> Result<u8, String> {
                 .collect(),
         };
         let etcd = match etcd {
-            Ok(e) => e?.0,
+            Ok(e) => e.map_err(|e| e.to_string())?.0,
             Err(_) => gate::Fact::unknown(late()),
         };
         let source = match (&args.lifecycle, &lifecycle_bytes) {
@@ -306,7 +306,7 @@ fn run_inner(mut args: Args) -> Result<u8, String> {
         )
         .await;
         let lifecycle = match lifecycle {
-            Ok(l) => l?,
+            Ok(l) => l.map_err(|e| e.to_string())?,
             Err(_) => gate::Fact::unknown(late()),
         };
         Ok::<_, String>((stores, etcd, lifecycle))

@@ -99,11 +99,12 @@ fn run_inner(args: Args) -> Result<u8, String> {
         args.refresh_timeout,
         args.stale_after,
         args.facts.store.deadline,
-    )?;
+    )
+    .map_err(|e| e.to_string())?;
     let policies =
         PolicySet::load_or_embedded(args.facts.policy.as_deref()).map_err(|e| e.to_string())?;
     let facts = args.facts.options();
-    service::check_fact_sources(&policies, &facts)?;
+    service::check_fact_sources(&policies, &facts).map_err(|e| e.to_string())?;
     let overrides = Overrides {
         max_age: args.facts.max_age,
         mode: args.mode.map(Into::into),
