@@ -9,18 +9,22 @@
 //! - [`lifecycle`]: a pure model of S3 lifecycle rules and their effect on a backup layout.
 //! - [`change`]: what a proposed change does (kops dry-run, Terraform plan, object diffs).
 //! - [`live`]: facts from a running etcd cluster.
+//! - [`facts`]: gathering the facts (stores, live etcd, lifecycle rules) for the gate.
 //! - [`policy`]: declarative gate policies. No network.
 //! - [`gate`]: facts + change + policy → verdict. Pure.
 //! - [`report`]: renderers (text, JSON, JUnit, GitHub annotations).
+//! - [`service`]: the serve-time application: the webhook's gate, fact cache, refresh, metrics.
 //! - [`cli`]: the `etcdguard` command line.
 
 pub mod change;
 pub mod cli;
+pub mod facts;
 pub mod gate;
 pub mod json;
 pub mod lifecycle;
 pub mod live;
 pub mod policy;
 pub mod report;
+pub mod service;
 pub mod snapshot;
 pub mod store;

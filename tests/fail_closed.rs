@@ -526,3 +526,92 @@ fn break_glass_on_the_cli() {
     ]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }
+
+/// Issue #24, observation 7: local stores follow symbolic links (with loop protection) and
+/// report entries that are not regular files under `ignored` with what they are, never as
+/// "missing".
+#[test]
+fn local_stores_follow_links_and_name_special_files() {
+    let status = |store: &Path| {
+        let (out, v) = run(&[
+            "status",
+            "--store",
+            store.to_str().unwrap(),
+            "--now",
+            FRESH,
+            "--output",
+            "json",
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        v
+    };
+    let ignored = |v: &Value| -> Vec<String> {
+        v["ignored"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                format!(
+                    "{} {}",
+                    i["key"].as_str().unwrap(),
+                    i["reason"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    // The newest backup's etcd.backup.gz is a symbolic link to a valid file elsewhere: valid.
+    let (dir, main) = sample_copy();
+    let newest = main.join("2026-11-23T08:30:00Z-000003/etcd.backup.gz");
+    let elsewhere = dir.path().join("elsewhere.gz");
+    std::fs::rename(&newest, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &newest).unwrap();
+    // A folder link back to the store root: a loop, not followed twice.
+    std::os::unix::fs::symlink(&main, main.join("loop")).unwrap();
+    let v = status(&main);
+    assert_eq!(
+        v["newestValid"]["name"], "2026-11-23T08:30:00Z-000003",
+        "{v:#}"
+    );
+
+    // control/etcd-cluster-spec as a self-looping link: unreadable, not "missing".
+    let spec = main.join("control/etcd-cluster-spec");
+    std::fs::remove_file(&spec).unwrap();
+    std::os::unix::fs::symlink(&spec, &spec).unwrap();
+    let v = status(&main);
+    let state = v["control"]["spec"].to_string();
+    assert!(!state.contains("missing"), "{state}");
+    assert!(state.contains("loop"), "{state}");
+
+    // A FIFO as the newest backup's data file: named, the backup is not restorable, and the
+    // FIFO is listed under `ignored`; a folder whose meta is a FIFO is listed there too.
+    let (_dir2, main2) = sample_copy();
+    let data = main2.join("2026-11-23T08:30:00Z-000003/etcd.backup.gz");
+    std::fs::remove_file(&data).unwrap();
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&data)
+        .status()
+        .unwrap()
+        .success());
+    let meta = main2.join("2026-11-23T08:15:00Z-000002/_etcd_backup.meta");
+    std::fs::remove_file(&meta).unwrap();
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&meta)
+        .status()
+        .unwrap()
+        .success());
+    let v = status(&main2);
+    let newest = v["newest"].to_string();
+    assert!(newest.contains("FIFO"), "{v:#}");
+    assert!(!newest.contains("missing"), "{v:#}");
+    let ign = ignored(&v);
+    assert!(
+        ign.iter()
+            .any(|i| i.contains("000003/etcd.backup.gz") && i.contains("FIFO")),
+        "{ign:?}"
+    );
+    assert!(
+        ign.iter()
+            .any(|i| i.contains("000002/_etcd_backup.meta") && i.contains("FIFO")),
+        "{ign:?}"
+    );
+}

@@ -399,6 +399,8 @@ fn json_findings_are_worst_first_in_the_text_order() {
         STALE,
         "--lifecycle",
         RULES,
+        "--lifecycle-prefix",
+        "s3://kops-state/prod.example.com/backups/etcd/main",
     ];
     let (code, v) = json_of(&[&base[..], &["--output", "json"]].concat());
     assert_eq!(code, Some(1));
@@ -454,6 +456,7 @@ fn junit_test_cases_are_named_by_check_id_and_stable_between_runs() {
         "snapshot.recent",
         "snapshot.valid",
         "control-files.present",
+        "control-files.pending-command",
         "lifecycle.deletes-control-files",
         "etcd.healthy",
     ];

@@ -1,5 +1,5 @@
-//! AdmissionReview handling on arbitrary bytes: the webhook's own parser (its one-pass path
-//! against serde's whole-body parse) and the kube types, then, for a body that parses, what
+//! AdmissionReview handling on arbitrary bytes: the webhook's own parser and the kube types,
+//! then, for a body that parses, what
 //! `etcdguard serve`'s gate does with it: policy matching against the embedded policies
 //! (json-patch diff, watched pointers), change classification and the decision with facts
 //! unknown. Errors are fine, panics are not; with facts unknown an enforced, gated request must
@@ -17,23 +17,14 @@ fn policies() -> &'static PolicySet {
 }
 
 fuzz_target!(|data: &[u8]| {
-    use etcdguard::cli::serve::ReviewDoc;
-    use etcdguard_webhook::review::{parse_review_as, parse_review_whole};
-    use etcdguard_webhook::RawObject;
     let _ = etcdguard_webhook::review::parse_review_with_kube(data);
-    // The one-pass parse (objects handed to the gate's reader from inside the body) and serde's
-    // whole-body parse agree on every body: same review, or the same error.
-    let (one, whole) = (parse_review_as::<RawObject>(data), parse_review_whole::<RawObject>(data));
-    assert_eq!(format!("{one:?}"), format!("{whole:?}"), "raw objects");
-    let (one, whole) = (parse_review_as::<ReviewDoc>(data), parse_review_whole::<ReviewDoc>(data));
-    assert_eq!(format!("{one:?}"), format!("{whole:?}"), "serve's documents");
-    let Ok(parsed) = one else {
+    let Ok(r) = etcdguard_webhook::review::parse_review(data) else {
         return;
     };
-    let r = parsed.view;
     // An object the webhook accepted but the gate cannot read (nesting deeper than serde_json's
-    // 128 levels) is refused by `serve` before any policy runs.
-    let Ok(req) = etcdguard::cli::serve::policy_request(&r) else {
+    // 128 levels, `metadata` that is not an object) is refused by `serve` before any policy
+    // runs.
+    let Ok(req) = etcdguard::service::policy_request(&r) else {
         return;
     };
     let matches = policies().matching(&req);
@@ -44,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
         .filter(|m| matches!(m, etcdguard::policy::PolicyMatch::Matched(_)))
         .count();
     assert_eq!(explained, matches.len(), "explain and matching disagree");
-    let change = etcdguard::cli::serve::object_change(&req);
+    let change = etcdguard::service::object_change(&req);
     let facts = Facts {
         stores: vec![Fact::unknown("fuzz: facts unknown")],
         etcd: Fact::not_checked("fuzz"),

@@ -28,8 +28,8 @@ pub use kops_spec::{
     check_store_scheme, stores_from_cluster_spec, KopsBackupStore, StoreOrigin, UnsupportedScheme,
 };
 pub use objects::{
-    from_nodes, from_nodes_with, from_objects, from_request, from_request_with, is_known_kind,
-    known_kinds, load_object, Detail,
+    from_objects, from_objects_with, from_request, from_request_with, is_known_kind, known_kinds,
+    load_object, Detail,
 };
 pub use terraform::from_terraform_plan;
 

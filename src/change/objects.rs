@@ -2,12 +2,13 @@
 //!
 //! The pair is parsed once and dispatched by kind to one typed classifier per kind (the
 //! linkerd2 admission pattern); a classifier compares the fields it knows and lists the
-//! json-patch operations under them ([`crate::json::diff_along`]: only those parts of the
-//! objects are compared, never the whole pair). Kinds not in [`KINDS`] are "not a gated change": an empty [`ChangeSet`] with a note.
+//! json-patch operations (`json_patch::diff`) under them. Kinds not in [`KINDS`] are "not a
+//! gated change": an empty [`ChangeSet`] with a note.
 
 use super::{show, Change, ChangeError, ChangeKind, ChangeSet};
-use crate::json::{under, Doc, Node, Step};
+use crate::json::under;
 use serde_json::Value;
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 
 /// Parse one Kubernetes object from YAML or JSON bytes. `name` names the input in errors.
@@ -17,29 +18,30 @@ use std::collections::BTreeMap;
 /// `apiVersion` and `kind`. A multi-document YAML stream is an error.
 pub fn load_object(bytes: &[u8], name: &str) -> Result<Value, ChangeError> {
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
-    let doc =
-        match first {
-            None => {
-                return Err(ChangeError::InvalidObject {
-                    input: name.to_string(),
-                    detail: "input is empty; expected one Kubernetes object in YAML or JSON"
-                        .to_string(),
-                })
-            }
-            Some(b'{') => crate::json::doc_from_slice(bytes).map_err(|e| ChangeError::Syntax {
+    let doc = match first {
+        None => {
+            return Err(ChangeError::InvalidObject {
                 input: name.to_string(),
-                format: "JSON",
-                detail: e.to_string(),
-            })?,
-            Some(_) => Doc::from_deserializer(serde_yaml_ng::Deserializer::from_slice(bytes))
+                detail: "input is empty; expected one Kubernetes object in YAML or JSON"
+                    .to_string(),
+            })
+        }
+        Some(b'{') => crate::json::value_from_slice(bytes).map_err(|e| ChangeError::Syntax {
+            input: name.to_string(),
+            format: "JSON",
+            detail: e.to_string(),
+        })?,
+        Some(_) => {
+            crate::json::value_from_deserializer(serde_yaml_ng::Deserializer::from_slice(bytes))
                 .map_err(|e| ChangeError::Syntax {
                     input: name.to_string(),
                     format: "YAML",
                     detail: e.to_string(),
-                })?,
-        };
-    gvk(doc.root(), name)?;
-    Ok(doc.root().to_value())
+                })?
+        }
+    };
+    gvk(&doc, name)?;
+    Ok(doc)
 }
 
 /// Group, version and kind of an object.
@@ -49,7 +51,7 @@ struct Gvk {
     kind: String,
 }
 
-fn gvk(v: Node<'_>, input: &str) -> Result<Gvk, ChangeError> {
+fn gvk(v: &Value, input: &str) -> Result<Gvk, ChangeError> {
     let invalid = |detail: &str| ChangeError::InvalidObject {
         input: input.to_string(),
         detail: detail.to_string(),
@@ -59,12 +61,12 @@ fn gvk(v: Node<'_>, input: &str) -> Result<Gvk, ChangeError> {
     }
     let api_version = v
         .get("apiVersion")
-        .and_then(Node::as_str)
+        .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .ok_or_else(|| invalid("missing string `apiVersion`"))?;
     let kind = v
         .get("kind")
-        .and_then(Node::as_str)
+        .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .ok_or_else(|| invalid("missing string `kind`"))?;
     let group = match api_version.rsplit_once('/') {
@@ -145,9 +147,7 @@ pub fn known_kinds() -> impl Iterator<Item = (&'static str, &'static str)> {
 ///
 /// CREATE of a cluster kind ⇒ ClusterCreation (not gated); DELETE ⇒ ClusterDeletion (gated).
 pub fn from_objects(old: Option<&Value>, new: Option<&Value>) -> Result<ChangeSet, ChangeError> {
-    let (old, new) = (old.map(Doc::from_value), new.map(Doc::from_value));
-    let (old, new) = (old.as_ref().map(Doc::root), new.as_ref().map(Doc::root));
-    from_nodes(old, new)
+    from_objects_with(old, new, Detail::Full)
 }
 
 /// Classify the object change of a policy request (`check --object-old/--object-new`, an
@@ -174,22 +174,13 @@ pub fn from_request_with(
     req: &crate::policy::Request,
     detail: Detail,
 ) -> Result<ChangeSet, ChangeError> {
-    from_nodes_with(
-        req.old.as_deref().map(Doc::root),
-        req.new.as_deref().map(Doc::root),
-        detail,
-    )
+    from_objects_with(req.old.as_deref(), req.new.as_deref(), detail)
 }
 
-/// [`from_objects`] on parsed documents.
-pub fn from_nodes(old: Option<Node<'_>>, new: Option<Node<'_>>) -> Result<ChangeSet, ChangeError> {
-    from_nodes_with(old, new, Detail::Full)
-}
-
-/// [`from_nodes`] with the given [`Detail`].
-pub fn from_nodes_with(
-    old: Option<Node<'_>>,
-    new: Option<Node<'_>>,
+/// [`from_objects`] with the given [`Detail`].
+pub fn from_objects_with(
+    old: Option<&Value>,
+    new: Option<&Value>,
     detail: Detail,
 ) -> Result<ChangeSet, ChangeError> {
     let (gvk_old, gvk_new) = (
@@ -227,7 +218,7 @@ pub fn from_nodes_with(
             });
         }
     }
-    let resource = resource_name(&g, new.or(old).unwrap_or(Doc::null()));
+    let resource = resource_name(&g, new.or(old).unwrap_or(&Value::Null));
     let Some((_, _, classify)) = KINDS
         .iter()
         .find(|(group, kind, _)| *group == g.group && *kind == g.kind)
@@ -255,6 +246,7 @@ pub fn from_nodes_with(
         resource,
         set: ChangeSet::default(),
         full: detail == Detail::Full,
+        diff: OnceCell::new(),
     };
     classify(&mut ctx);
     // CREATE of a cluster kind (its classifier reports ClusterCreation when old is absent).
@@ -268,24 +260,25 @@ pub fn from_nodes_with(
 }
 
 /// The paths of the json-patch diff of `old` → `new`, in `json_patch::diff` order.
-fn diff_paths(old: Node<'_>, new: Node<'_>) -> Vec<String> {
-    let mut out = Vec::new();
-    crate::json::diff(old, new, |_, path| out.push(path.to_string()));
-    out
+fn diff_paths(old: &Value, new: &Value) -> Vec<String> {
+    crate::policy::diff(old, new)
+        .into_iter()
+        .map(|c| c.path)
+        .collect()
 }
 
-fn meta_name(v: Node<'_>) -> Option<&str> {
-    v.pointer("/metadata/name").and_then(Node::as_str)
+fn meta_name(v: &Value) -> Option<&str> {
+    v.pointer("/metadata/name").and_then(Value::as_str)
 }
 
-fn resource_name(g: &Gvk, v: Node<'_>) -> String {
+fn resource_name(g: &Gvk, v: &Value) -> String {
     let kind = if g.group.is_empty() {
         g.kind.clone()
     } else {
         format!("{}/{}", g.group, g.kind)
     };
     let name = meta_name(v).unwrap_or("<unnamed>");
-    match v.pointer("/metadata/namespace").and_then(Node::as_str) {
+    match v.pointer("/metadata/namespace").and_then(Value::as_str) {
         Some(ns) => format!("{kind} {ns}/{name}"),
         None => format!("{kind} {name}"),
     }
@@ -293,12 +286,14 @@ fn resource_name(g: &Gvk, v: Node<'_>) -> String {
 
 /// One classification in progress.
 struct Ctx<'a> {
-    old: Option<Node<'a>>,
-    new: Option<Node<'a>>,
+    old: Option<&'a Value>,
+    new: Option<&'a Value>,
     resource: String,
     set: ChangeSet,
     /// [`Detail::Full`]: write evidence and pointers; otherwise leave them empty.
     full: bool,
+    /// The paths of the diff of old → new, computed on first use.
+    diff: OnceCell<Vec<String>>,
 }
 
 /// Dotted form of a JSON pointer for evidence (`/spec/topology/version` → `spec.topology.version`):
@@ -318,28 +313,26 @@ impl std::fmt::Display for Dotted<'_> {
 }
 
 /// A value for a person: a string without quotes, `<none>` for absent or null, else JSON.
-struct Shown<'a>(Option<Node<'a>>);
+struct Shown<'a>(Option<&'a Value>);
 
 impl std::fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.0 {
             None => f.write_str("<none>"),
-            Some(n) if n.is_null() => f.write_str("<none>"),
-            Some(n) => match n.as_str() {
-                Some(s) => f.write_str(s),
-                None => std::fmt::Display::fmt(&n, f),
-            },
+            Some(Value::Null) => f.write_str("<none>"),
+            Some(Value::String(s)) => f.write_str(s),
+            Some(n) => std::fmt::Display::fmt(n, f),
         }
     }
 }
 
 /// A present value as text for a change (`None` stays `None`; see [`Shown`]).
-fn text_of(v: Option<Node<'_>>) -> Option<String> {
+fn text_of(v: Option<&Value>) -> Option<String> {
     v.map(|v| Shown(Some(v)).to_string())
 }
 
 /// `a.b.c: old -> new`.
-fn evidence(ptr: &str, old: Option<Node<'_>>, new: Option<Node<'_>>) -> String {
+fn evidence(ptr: &str, old: Option<&Value>, new: Option<&Value>) -> String {
     format!("{}: {} -> {}", Dotted(ptr), Shown(old), Shown(new))
 }
 
@@ -347,12 +340,12 @@ impl<'a> Ctx<'a> {
     fn is_update(&self) -> bool {
         self.old.is_some() && self.new.is_some()
     }
-    fn old_at(&self, ptr: &str) -> Option<Node<'a>> {
+    fn old_at(&self, ptr: &str) -> Option<&'a Value> {
         self.old
             .and_then(|o| o.pointer(ptr))
             .filter(|v| !v.is_null())
     }
-    fn new_at(&self, ptr: &str) -> Option<Node<'a>> {
+    fn new_at(&self, ptr: &str) -> Option<&'a Value> {
         self.new
             .and_then(|n| n.pointer(ptr))
             .filter(|v| !v.is_null())
@@ -369,19 +362,12 @@ impl<'a> Ctx<'a> {
         let (Some(old), Some(new)) = (self.old, self.new) else {
             return Vec::new();
         };
-        let tokens: Vec<std::borrow::Cow<'_, str>> = prefix
-            .strip_prefix('/')
-            .into_iter()
-            .flat_map(|p| p.split('/'))
-            .map(|t| match t.contains('~') {
-                true => crate::json::unescape(t).into(),
-                false => t.into(),
-            })
-            .collect();
-        let steps: Vec<Step<'_>> = tokens.iter().map(|t| Step::Key(t)).collect();
-        let mut out = Vec::new();
-        crate::json::diff_along(old, new, &steps, |_, path, _| out.push(path.to_string()));
-        out
+        self.diff
+            .get_or_init(|| diff_paths(old, new))
+            .iter()
+            .filter(|p| under(p, prefix) || under(prefix, p))
+            .cloned()
+            .collect()
     }
     /// Whether the value at `ptr` differs between old and new (UPDATE only).
     fn changed(&self, ptr: &str) -> bool {
@@ -434,7 +420,7 @@ impl<'a> Ctx<'a> {
     fn field(
         &mut self,
         ptr: &str,
-        make: impl FnOnce(&Self, Option<Node<'a>>, Option<Node<'a>>) -> ChangeKind,
+        make: impl FnOnce(&Self, Option<&'a Value>, Option<&'a Value>) -> ChangeKind,
     ) {
         if !self.is_update() {
             return;
@@ -486,17 +472,17 @@ impl<'a> Ctx<'a> {
     }
 }
 
-fn version_change<'a>(_: &Ctx<'a>, old: Option<Node<'a>>, new: Option<Node<'a>>) -> ChangeKind {
+fn version_change<'a>(_: &Ctx<'a>, old: Option<&'a Value>, new: Option<&'a Value>) -> ChangeKind {
     ChangeKind::KubernetesUpgrade {
         from: text_of(old),
         to: text_of(new),
     }
 }
 
-fn replicas_change<'a>(_: &Ctx<'a>, old: Option<Node<'a>>, new: Option<Node<'a>>) -> ChangeKind {
+fn replicas_change<'a>(_: &Ctx<'a>, old: Option<&'a Value>, new: Option<&'a Value>) -> ChangeKind {
     ChangeKind::ControlPlaneScale {
-        from: old.and_then(Node::as_i64),
-        to: new.and_then(Node::as_i64),
+        from: old.and_then(Value::as_i64),
+        to: new.and_then(Value::as_i64),
     }
 }
 
@@ -614,13 +600,15 @@ fn kops_cluster<'a>(c: &mut Ctx<'a>) {
         return;
     }
     c.field("/spec/kubernetesVersion", version_change);
-    let index = |v: Option<Node<'a>>| -> BTreeMap<String, (usize, Node<'a>)> {
+    let index = |v: Option<&'a Value>| -> BTreeMap<String, (usize, &'a Value)> {
         v.and_then(|v| v.pointer("/spec/etcdClusters"))
             .map(|a| {
-                a.elements()
+                a.as_array()
+                    .into_iter()
+                    .flatten()
                     .enumerate()
                     .filter_map(|(i, e)| {
-                        let name = e.get("name").and_then(Node::as_str)?;
+                        let name = e.get("name").and_then(Value::as_str)?;
                         Some((name.to_string(), (i, e)))
                     })
                     .collect()
@@ -651,9 +639,9 @@ fn kops_cluster<'a>(c: &mut Ctx<'a>) {
             p
         };
         let (o, n) = (*o, *n);
-        let members = |v: Node<'_>| {
+        let members = |v: &Value| {
             v.get("etcdMembers")
-                .filter(|a| a.is_array())
+                .and_then(Value::as_array)
                 .map(|a| a.len() as i64)
         };
         if members(o) != members(n) {
@@ -671,7 +659,7 @@ fn kops_cluster<'a>(c: &mut Ctx<'a>) {
                 ptrs(c, "/etcdMembers"),
             );
         }
-        let s = |v: Node<'_>, p: &str| v.pointer(p).and_then(Node::as_str).map(str::to_string);
+        let s = |v: &Value, p: &str| v.pointer(p).and_then(Value::as_str).map(str::to_string);
         if s(o, "/version") != s(n, "/version") {
             c.push(
                 ChangeKind::EtcdUpgrade {
@@ -690,7 +678,7 @@ fn kops_cluster<'a>(c: &mut Ctx<'a>) {
         let store = "/backups/backupStore";
         // The effective store: backups.backupStore, else `<configBase>/backups/etcd/<name>`
         // (kops `etcdmanager/options.go`), so spelling out the default is not a move.
-        let effective = |side: Option<Node<'_>>, entry: Node<'_>| {
+        let effective = |side: Option<&Value>, entry: &Value| {
             s(entry, store).or_else(|| {
                 let base = side?.pointer("/spec/configBase")?.as_str()?;
                 Some(format!(
@@ -719,8 +707,8 @@ fn kops_cluster<'a>(c: &mut Ctx<'a>) {
             );
         }
         if o != n {
-            let mut rest_o = o.to_value();
-            let mut rest_n = n.to_value();
+            let mut rest_o = o.clone();
+            let mut rest_n = n.clone();
             for v in [&mut rest_o, &mut rest_n] {
                 if let Some(m) = v.as_object_mut() {
                     m.remove("etcdMembers");
@@ -737,9 +725,7 @@ fn kops_cluster<'a>(c: &mut Ctx<'a>) {
                 }
             }
             if rest_o != rest_n {
-                let (rest_o, rest_n) = (Doc::from_value(&rest_o), Doc::from_value(&rest_n));
-                let (rest_o, rest_n) = (rest_o.root(), rest_n.root());
-                let rel = diff_paths(rest_o, rest_n);
+                let rel = diff_paths(&rest_o, &rest_n);
                 // Evidence from each side's own entry (indices may differ between old and new).
                 let ev = rel
                     .iter()
@@ -780,9 +766,9 @@ fn kops_cluster<'a>(c: &mut Ctx<'a>) {
 }
 
 fn kops_instance_group(c: &mut Ctx<'_>) {
-    let role = |v: Option<Node<'_>>| {
+    let role = |v: Option<&Value>| {
         v.and_then(|v| v.pointer("/spec/role"))
-            .and_then(Node::as_str)
+            .and_then(Value::as_str)
             .map(str::to_string)
     };
     let is_cp = |r: Option<String>| matches!(r.as_deref(), Some("ControlPlane" | "Master"));
@@ -886,8 +872,8 @@ fn etcd_cluster(c: &mut Ctx<'_>) {
     let n1 = name.clone();
     c.field("/spec/size", move |_, old, new| ChangeKind::EtcdScale {
         cluster: n1,
-        from: old.and_then(Node::as_i64),
-        to: new.and_then(Node::as_i64),
+        from: old.and_then(Value::as_i64),
+        to: new.and_then(Value::as_i64),
     });
     c.field("/spec/version", move |_, old, new| {
         ChangeKind::EtcdUpgrade {
@@ -915,7 +901,7 @@ fn rancher_cluster(c: &mut Ctx<'_>) {
     c.field("/spec/kubernetesVersion", version_change);
     const DISABLE: &str = "/spec/rkeConfig/etcd/disableSnapshots";
     if c.changed(DISABLE) {
-        let disabled = c.new_at(DISABLE).and_then(Node::as_bool) == Some(true);
+        let disabled = c.new_at(DISABLE).and_then(Value::as_bool) == Some(true);
         let kind = if disabled {
             ChangeKind::EtcdConfigChange {
                 detail: "etcd snapshots are disabled".to_string(),
@@ -956,16 +942,13 @@ fn rancher_cluster(c: &mut Ctx<'_>) {
         );
         c.push(ChangeKind::EtcdRestore { detail }, ev, ptrs);
     }
-    let etcd_nodes = |v: Option<Node<'_>>| -> Option<i64> {
-        let pools = v?.pointer("/spec/rkeConfig/machinePools")?;
-        if !pools.is_array() {
-            return None;
-        }
+    let etcd_nodes = |v: Option<&Value>| -> Option<i64> {
+        let pools = v?.pointer("/spec/rkeConfig/machinePools")?.as_array()?;
         Some(
             pools
-                .elements()
-                .filter(|p| p.get("etcdRole").and_then(Node::as_bool) == Some(true))
-                .map(|p| p.get("quantity").and_then(Node::as_i64).unwrap_or(1))
+                .iter()
+                .filter(|p| p.get("etcdRole").and_then(Value::as_bool) == Some(true))
+                .map(|p| p.get("quantity").and_then(Value::as_i64).unwrap_or(1))
                 .sum(),
         )
     };
@@ -1136,13 +1119,9 @@ mod tests {
         }
         let mut classified = 0;
         for (old, new) in &pairs {
-            let (o, n) = (
-                old.as_ref().map(Doc::from_value),
-                new.as_ref().map(Doc::from_value),
-            );
-            let (o, n) = (o.as_ref().map(Doc::root), n.as_ref().map(Doc::root));
-            let full = from_nodes_with(o, n, Detail::Full);
-            let lean = from_nodes_with(o, n, Detail::KindsOnly);
+            let (o, n) = (old.as_ref(), new.as_ref());
+            let full = from_objects_with(o, n, Detail::Full);
+            let lean = from_objects_with(o, n, Detail::KindsOnly);
             match (full, lean) {
                 (Ok(mut full), Ok(lean)) => {
                     for c in &mut full.changes {

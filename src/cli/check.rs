@@ -9,8 +9,9 @@
 //! Exit 0 = proceed (warnings allowed), 1 = refuse, 2 = usage/configuration error.
 
 use super::common::Output;
-use super::facts::{self, FactArgs, RulesSource};
+use super::facts::FactArgs;
 use crate::change::{self, ChangeSet};
+use crate::facts::{self, RulesSource};
 use crate::gate::{self, request::Overrides, Facts};
 use crate::policy::{ChangeSource, Operation, PolicySet, Request};
 use crate::report::{self, CheckReport};
@@ -256,6 +257,7 @@ fn run_inner(mut args: Args) -> Result<u8, String> {
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let fa = &args.facts;
+    let opts = fa.options();
     // One deadline for everything the run reads (stores, live etcd, lifecycle rules): whatever
     // hangs, the run answers within --deadline (plus the runtime's short shutdown below).
     let bound = fa.store.deadline;
@@ -268,11 +270,11 @@ fn run_inner(mut args: Args) -> Result<u8, String> {
     let gathered = rt.block_on(async {
         let deadline = tokio::time::Instant::now() + bound;
         let (stores, etcd) = tokio::join!(
-            tokio::time::timeout_at(deadline, facts::gather_stores(&fa.stores, &fa.store, now)),
-            tokio::time::timeout_at(deadline, facts::gather_etcd(&fa.etcd))
+            tokio::time::timeout_at(deadline, facts::gather_stores(&opts.stores, &opts, now)),
+            tokio::time::timeout_at(deadline, facts::gather_etcd(opts.etcd.as_ref()))
         );
         let stores = match stores {
-            Ok(s) => s?,
+            Ok(s) => s.map_err(|e| e.to_string())?,
             Err(_) => fa
                 .stores
                 .iter()
@@ -284,7 +286,7 @@ fn run_inner(mut args: Args) -> Result<u8, String> {
                 .collect(),
         };
         let etcd = match etcd {
-            Ok(e) => e?.0,
+            Ok(e) => e.map_err(|e| e.to_string())?.0,
             Err(_) => gate::Fact::unknown(late()),
         };
         let source = match (&args.lifecycle, &lifecycle_bytes) {
@@ -297,14 +299,14 @@ fn run_inner(mut args: Args) -> Result<u8, String> {
                 source,
                 &stores,
                 args.lifecycle_prefix.as_deref(),
-                fa,
+                &opts,
                 max_age,
                 now,
             ),
         )
         .await;
         let lifecycle = match lifecycle {
-            Ok(l) => l?,
+            Ok(l) => l.map_err(|e| e.to_string())?,
             Err(_) => gate::Fact::unknown(late()),
         };
         Ok::<_, String>((stores, etcd, lifecycle))

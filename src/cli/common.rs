@@ -132,19 +132,8 @@ pub struct StoreOpts {
     /// Backup layout (default: auto-detect).
     #[arg(long, value_enum, value_name = "NAME")]
     pub layout: Option<crate::store::Layout>,
-    /// S3 endpoint for S3-compatible servers (Ceph RGW, MinIO, moto). `AWS_ENDPOINT_URL` is
-    /// honoured when unset.
-    #[arg(long, value_name = "URL")]
-    pub s3_endpoint: Option<String>,
-    /// Use path-style S3 addressing (`http://host/bucket/key`), as most S3-compatible servers need.
-    #[arg(long)]
-    pub s3_path_style: bool,
-    /// S3 region (default: the AWS chain, else us-east-1).
-    #[arg(long, value_name = "REGION")]
-    pub s3_region: Option<String>,
-    /// Timeout of one S3 operation including retries (attempts time out at a third of it).
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
-    pub s3_timeout: std::time::Duration,
+    #[command(flatten)]
+    pub s3: S3Args,
     /// Overall deadline of everything a run reads (stores: listing, control files,
     /// verification; for `check` also live etcd and lifecycle rules). `--s3-timeout` never
     /// extends it.
@@ -168,35 +157,38 @@ pub struct StoreOpts {
     pub series: Vec<String>,
 }
 
-/// `--series` names that no store holds as a series (exit 2), naming the series found. Only
-/// said when every store could be listed: an unreadable store refuses on its own.
-pub fn unknown_series(
-    wanted: &[String],
-    found: &[(String, Vec<String>)],
-    all_listed: bool,
-) -> Option<String> {
-    let missing: Vec<&str> = wanted
-        .iter()
-        .filter(|w| !found.iter().any(|(_, names)| names.contains(w)))
-        .map(String::as_str)
-        .collect();
-    if missing.is_empty() || !all_listed {
-        return None;
-    }
-    let held: Vec<String> = found
-        .iter()
-        .filter(|(_, names)| !names.is_empty())
-        .map(|(store, names)| format!("{store}: {}", names.join(", ")))
-        .collect();
-    Some(format!(
-        "--series {}: no such backup series; {}",
-        missing.join(", "),
-        if held.is_empty() {
-            "no store holds several series".to_string()
-        } else {
-            format!("series found: {}", held.join("; "))
+/// How S3 is reached: the same flags for every subcommand that reads S3.
+#[derive(Debug, Clone, clap::Args)]
+pub struct S3Args {
+    /// S3 endpoint for S3-compatible servers (Ceph RGW, MinIO, moto). `AWS_ENDPOINT_URL` is
+    /// honoured when unset.
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// Use path-style S3 addressing (`http://host/bucket/key`), as most S3-compatible servers need.
+    #[arg(long)]
+    pub s3_path_style: bool,
+    /// S3 region (default: the AWS chain, else us-east-1).
+    #[arg(long, value_name = "REGION")]
+    pub s3_region: Option<String>,
+    /// Timeout of one S3 operation including retries (attempts time out at a third of it).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub s3_timeout: std::time::Duration,
+}
+
+impl S3Args {
+    /// S3 client options from the flags.
+    pub fn s3_options(&self) -> crate::store::S3Options {
+        let op = self.s3_timeout.max(std::time::Duration::from_millis(100));
+        crate::store::S3Options {
+            endpoint: self.s3_endpoint.clone(),
+            path_style: self.s3_path_style,
+            region: self.s3_region.clone(),
+            operation_timeout: op,
+            attempt_timeout: op / 3,
+            connect_timeout: (op / 3).min(std::time::Duration::from_secs(3)),
+            max_attempts: 3,
         }
-    ))
+    }
 }
 
 /// `--age-identity FILE`: read and check the identity file when the flags are parsed.
@@ -228,16 +220,7 @@ impl StoreArgs {
 impl StoreOpts {
     /// S3 client options from the flags.
     pub fn s3_options(&self) -> crate::store::S3Options {
-        let op = self.s3_timeout.max(std::time::Duration::from_millis(100));
-        crate::store::S3Options {
-            endpoint: self.s3_endpoint.clone(),
-            path_style: self.s3_path_style,
-            region: self.s3_region.clone(),
-            operation_timeout: op,
-            attempt_timeout: op / 3,
-            connect_timeout: (op / 3).min(std::time::Duration::from_secs(3)),
-            max_attempts: 3,
-        }
+        self.s3.s3_options()
     }
 
     /// Inspection options from the flags, at `now`.

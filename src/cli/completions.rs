@@ -31,11 +31,35 @@ fn write(out: &[u8], cmd: &str) -> u8 {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct ManArgs {}
+pub struct ManArgs {
+    /// The subcommand whose page to render (`check`, `policy lint`, …); without it, the top
+    /// page, which lists the subcommands' pages (`etcdguard-check(1)`, …).
+    #[arg(value_name = "SUBCOMMAND")]
+    pub subcommand: Vec<String>,
+}
 
-/// Print the roff man page (`etcdguard man > etcdguard.1`) on stdout.
-pub fn run_man(_args: ManArgs) -> u8 {
-    let cmd = super::Cli::command();
+/// Print a roff man page on stdout: `etcdguard man > etcdguard.1`,
+/// `etcdguard man check > etcdguard-check.1`.
+pub fn run_man(args: ManArgs) -> u8 {
+    let mut cmd = super::Cli::command();
+    cmd.build();
+    let mut name = "etcdguard".to_string();
+    for sub in &args.subcommand {
+        let Some(found) = cmd.find_subcommand(sub).cloned() else {
+            let known: Vec<String> = cmd
+                .get_subcommands()
+                .map(|c| c.get_name().to_string())
+                .collect();
+            super::common::print_stderr(format_args!(
+                "etcdguard man: {name} has no subcommand {sub:?}; expected one of {}",
+                known.join(", ")
+            ));
+            return super::EXIT_USAGE;
+        };
+        name = format!("{name}-{}", found.get_name());
+        cmd = found;
+    }
+    let cmd = cmd.name(name.clone()).bin_name(name.replace('-', " "));
     let mut out = Vec::new();
     if let Err(e) = clap_mangen::Man::new(cmd).render(&mut out) {
         super::common::print_stderr(format_args!(

@@ -19,20 +19,11 @@ pub enum Output {
     Json,
 }
 
-/// Backup layout under the store prefix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LayoutArg {
-    /// kops / etcd-manager: `<prefix>/<RFC3339>-<seq>/` backups plus `<prefix>/control/`.
-    EtcdManager,
-    /// Snapshot files under the prefix, no control files.
-    Generic,
-}
-
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The backup store, `s3://BUCKET/PREFIX` (e.g. s3://state/cluster.example.com/backups/etcd/main).
     /// Only bucket and prefix are used; nothing is read unless --live is given.
-    #[arg(long)]
+    #[arg(long, env = "ETCDGUARD_STORE", value_name = "URL")]
     pub store: String,
     /// The proposed lifecycle rules: S3 XML, AWS JSON, a `terraform show -json` plan, a
     /// CloudFormation template, or ACK/Upbound YAML (detected by content). `-` reads stdin.
@@ -50,7 +41,7 @@ pub struct Args {
     #[arg(long)]
     pub plan_diff: bool,
     /// The policy's maximum age of the newest backup (e.g. `24h`).
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = super::facts::parse_max_age)]
     pub max_age: Option<std::time::Duration>,
     /// etcd-manager's daily backup retention in days (kops `backupRetentionDays`).
     #[arg(long, default_value_t = 90)]
@@ -58,15 +49,18 @@ pub struct Args {
     /// etcd-manager's backup interval (kops `manager.backupInterval`).
     #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
     pub backup_interval: std::time::Duration,
-    /// Backup layout under the prefix.
-    #[arg(long, value_enum, default_value = "etcd-manager")]
-    pub layout: LayoutArg,
+    /// Backup layout under the prefix (the names `status` takes): etcd-manager has control
+    /// files under `control/`; every other layout is judged as snapshot files only.
+    #[arg(long, value_enum, value_name = "NAME", default_value = "etcd-manager")]
+    pub layout: crate::store::Layout,
     /// Whether bucket versioning is (or was) enabled; unknown when not given (and not --live).
     #[arg(long)]
     pub versioned: Option<bool>,
     /// Evaluate as of this instant (RFC 3339), instead of the current time.
-    #[arg(long)]
-    pub now: Option<String>,
+    #[arg(long, value_name = "RFC3339", value_parser = super::common::parse_now)]
+    pub now: Option<DateTime<Utc>>,
+    #[command(flatten)]
+    pub s3: super::common::S3Args,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub output: Output,
@@ -162,21 +156,27 @@ struct Live {
 /// Keys listed under the store by `--live` (etcd-manager keeps a few hundred backups).
 const LIVE_LIST_LIMIT: usize = 100_000;
 
-fn live(bucket: &str, prefix: &str) -> Result<Live, String> {
+fn live(bucket: &str, prefix: &str, s3: &super::common::S3Args) -> Result<Live, String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("tokio runtime: {e}"))?;
     rt.block_on(async {
-        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .load()
-            .await;
-        let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some()
+        let url = crate::store::StoreUrl::S3 {
+            bucket: bucket.to_string(),
+            prefix: String::new(),
+        };
+        let mut opts = s3.s3_options();
+        // As before the shared S3 flags: an `AWS_ENDPOINT_URL` server is addressed path-style.
+        opts.path_style |= std::env::var_os("AWS_ENDPOINT_URL").is_some()
             || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
-        let conf = aws_sdk_s3::config::Builder::from(&shared)
-            .force_path_style(path_style)
-            .build();
-        let client = aws_sdk_s3::Client::from_conf(conf);
+        let client = match crate::store::Backend::open(&url, &opts).await {
+            Ok(crate::store::Backend::S3 { client, .. }) => client,
+            Ok(crate::store::Backend::Local { .. }) => {
+                return Err(format!("s3://{bucket}: not an S3 store"))
+            }
+            Err(e) => return Err(e.to_string()),
+        };
         let rules = crate::store::s3_lifecycle::fetch_rules(&client, bucket)
             .await
             .map_err(|e| e.to_string())?;
@@ -222,19 +222,14 @@ pub fn run(args: Args) -> u8 {
 
 fn run_inner(args: &Args) -> Result<u8, String> {
     let (bucket, prefix) = parse_store_url(&args.store)?;
-    let now = match &args.now {
-        Some(s) => DateTime::parse_from_rfc3339(s)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| format!("--now {s:?}: expected an RFC 3339 time ({e})"))?,
-        None => Utc::now(),
-    };
+    let now = args.now.unwrap_or_else(Utc::now);
     if args.rules.is_none() && !args.live {
         return Err("give --rules FILE|- (and optionally --current FILE), or --live".to_string());
     }
     let mut ctx = StoreContext::new(&bucket, &prefix);
     ctx.layout = match args.layout {
-        LayoutArg::EtcdManager => Layout::EtcdManager,
-        LayoutArg::Generic => Layout::Generic,
+        crate::store::Layout::EtcdManager => Layout::EtcdManager,
+        _ => Layout::Generic,
     };
     ctx.backup_interval = args.backup_interval;
     ctx.retention_days = args.retention_days;
@@ -244,7 +239,7 @@ fn run_inner(args: &Args) -> Result<u8, String> {
     let mut sources = Vec::new();
     let mut live_config = None;
     if args.live {
-        let facts = live(&bucket, &ctx.prefix)?;
+        let facts = live(&bucket, &ctx.prefix, &args.s3)?;
         if ctx.versioned.is_none() {
             ctx.versioned = facts.versioned;
         }

@@ -110,7 +110,7 @@ pub fn run(args: Args) -> u8 {
         Err(e) => return fail(&args, &e.to_string()),
     };
     let found = [(args.store.store.clone(), all.series_found.clone())];
-    if let Some(e) = super::common::unknown_series(&opts.series, &found, true) {
+    if let Some(e) = store::unknown_series(&opts.series, &found, true) {
         return super::common::usage_error("status", &e, args.output == Format::Json);
     }
     let judged: Vec<(StoreFacts, Recency)> = all

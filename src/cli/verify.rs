@@ -10,7 +10,8 @@ const PROGRESS_MIN_BYTES: u64 = 64 << 20;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Snapshot file: plain, gzip, zip, tar.gz or zstd (detected by content).
+    /// Snapshot file: plain, gzip, zip, tar.gz or zstd (detected by content); `-` reads stdin.
+    /// A backup in a store (`s3://…`) is verified by `etcdguard status --store URL`.
     pub path: PathBuf,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
@@ -29,34 +30,55 @@ pub struct Args {
 pub fn run(args: Args) -> u8 {
     use super::common::{usage_error, Format};
     let json = args.output == Format::Json;
-    let name = args.path.display().to_string();
-    let file = match std::fs::File::open(&args.path) {
-        Ok(f) => f,
-        Err(e) => return usage_error("verify", &format!("cannot open {name}: {e}"), json),
+    let path = args.path.display().to_string();
+    let name = if path == "-" {
+        "stdin".to_string()
+    } else {
+        path
     };
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if name.contains("://") {
+        let hint = format!(
+            "{name} is a URL: verify reads a file or stdin (-); for a backup store run \
+             `etcdguard status --store {}`",
+            name.rsplit_once('/').map_or(name.as_str(), |(dir, _)| dir)
+        );
+        return usage_error("verify", &hint, json);
+    }
     let opts = VerifyOptions {
         skip_hash_check: args.skip_hash_check,
         age: args.age_identity.clone(),
         ..VerifyOptions::default()
     };
-    let result = if len >= PROGRESS_MIN_BYTES && std::io::stderr().is_terminal() {
-        let bar = indicatif::ProgressBar::new(len).with_style(
-            indicatif::ProgressStyle::with_template(
-                "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar.set_message("verifying");
-        let r = snapshot::verify_reader(bar.wrap_read(file), &name, &opts);
-        bar.finish_and_clear();
-        r
-    } else {
+    let result = if name == "stdin" && args.path.as_os_str() == "-" {
         snapshot::verify_reader(
-            std::io::BufReader::with_capacity(1 << 20, file),
-            &name,
+            std::io::BufReader::with_capacity(1 << 20, std::io::stdin()),
+            "stdin",
             &opts,
         )
+    } else {
+        let file = match std::fs::File::open(&args.path) {
+            Ok(f) => f,
+            Err(e) => return usage_error("verify", &format!("cannot open {name}: {e}"), json),
+        };
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        if len >= PROGRESS_MIN_BYTES && std::io::stderr().is_terminal() {
+            let bar = indicatif::ProgressBar::new(len).with_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar.set_message("verifying");
+            let r = snapshot::verify_reader(bar.wrap_read(file), &name, &opts);
+            bar.finish_and_clear();
+            r
+        } else {
+            snapshot::verify_reader(
+                std::io::BufReader::with_capacity(1 << 20, file),
+                &name,
+                &opts,
+            )
+        }
     };
     let report = match result {
         Ok(r) => r,

@@ -2,7 +2,6 @@
 
 use super::model::{ChangeSource, Operation, PathPattern, ResourceRule, Segment};
 use super::Policy;
-use crate::json::{under, Along, AsStep, Doc, Node, Step};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -32,10 +31,10 @@ pub struct Request {
     pub subresource: Option<String>,
     /// The object before the change (UPDATE, DELETE).
     #[serde(skip)]
-    pub old: Option<Arc<Doc>>,
+    pub old: Option<Arc<Value>>,
     /// The object after the change (CREATE, UPDATE).
     #[serde(skip)]
-    pub new: Option<Arc<Doc>>,
+    pub new: Option<Arc<Value>>,
     /// Requesting user name.
     pub user: String,
     /// Requesting user's groups.
@@ -67,38 +66,30 @@ impl Request {
     /// `kind` of `new` (or `old`); annotations from its `metadata.annotations`.
     /// Missing or malformed `apiVersion`/`kind` leave the fields empty (nothing will match).
     pub fn from_objects(operation: Operation, old: Option<Value>, new: Option<Value>) -> Request {
-        let doc = |v: Value| Arc::new(Doc::from_value(&v));
-        Request::from_shared(operation, old.map(doc), new.map(doc))
+        Request::from_shared(operation, old.map(Arc::new), new.map(Arc::new))
     }
 
-    /// [`Request::from_objects`] for objects already parsed and shared (the webhook's review):
-    /// no copy of the documents is made.
+    /// [`Request::from_objects`] for objects already parsed and shared: no copy is made.
     pub fn from_shared(
         operation: Operation,
-        old: Option<Arc<Doc>>,
-        new: Option<Arc<Doc>>,
+        old: Option<Arc<Value>>,
+        new: Option<Arc<Value>>,
     ) -> Request {
-        let subject = new.as_deref().or(old.as_deref()).map(Doc::root);
-        let api_version = subject
-            .and_then(|o| o.get("apiVersion"))
-            .and_then(Node::as_str)
-            .unwrap_or("");
+        let subject = new.as_deref().or(old.as_deref());
+        let text = |key: &str| subject.and_then(|o| o.get(key)).and_then(Value::as_str);
+        let api_version = text("apiVersion").unwrap_or("");
         // `group/version`, or just `version` for the core group.
         let api_group = match api_version.rsplit_once('/') {
             Some((g, _)) => g.to_string(),
             None => String::new(),
         };
-        let kind = subject
-            .and_then(|o| o.get("kind"))
-            .and_then(Node::as_str)
-            .unwrap_or("")
-            .to_string();
-        // Collected in document order into a map: a repeated key keeps its last value.
+        let kind = text("kind").unwrap_or("").to_string();
         let annotations = subject
             .and_then(|o| o.pointer("/metadata/annotations"))
+            .and_then(Value::as_object)
             .map(|m| {
-                m.entries()
-                    .filter_map(|(k, v)| v.as_str().map(|s| (k.to_string(), s.to_string())))
+                m.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
                     .collect()
             })
             .unwrap_or_default();
@@ -136,10 +127,18 @@ impl Request {
             if self.source.is_some() {
                 return Vec::new();
             }
-            let old = self.old.as_deref().map_or(Doc::null(), Doc::root);
-            let new = self.new.as_deref().map_or(Doc::null(), Doc::root);
+            let (old, new) = self.objects();
             diff(old, new)
         })
+    }
+
+    /// `old` and `new`, an absent side as `null`.
+    fn objects(&self) -> (&Value, &Value) {
+        static NULL: Value = Value::Null;
+        (
+            self.old.as_deref().unwrap_or(&NULL),
+            self.new.as_deref().unwrap_or(&NULL),
+        )
     }
 }
 
@@ -152,17 +151,25 @@ pub struct Change {
     pub path: String,
 }
 
-/// The json-patch (RFC 6902) diff of two documents, as (op, path) pairs: the operations
-/// `json_patch::diff` would emit, computed without copying values ([`crate::json::diff`]).
-pub fn diff(old: Node<'_>, new: Node<'_>) -> Vec<Change> {
-    let mut out = Vec::new();
-    crate::json::diff(old, new, |op, path| {
-        out.push(Change {
-            op,
-            path: path.to_string(),
+/// The json-patch (RFC 6902) diff of two documents, as (op, path) pairs in
+/// `json_patch::diff`'s order.
+pub fn diff(old: &Value, new: &Value) -> Vec<Change> {
+    use json_patch::PatchOperation as P;
+    json_patch::diff(old, new)
+        .0
+        .iter()
+        .map(|op| Change {
+            op: match op {
+                P::Add(_) => "add",
+                P::Remove(_) => "remove",
+                P::Replace(_) => "replace",
+                P::Move(_) => "move",
+                P::Copy(_) => "copy",
+                P::Test(_) => "test",
+            },
+            path: op.path().as_str().to_string(),
         })
-    });
-    out
+        .collect()
 }
 
 /// Why a policy matched a request.
@@ -380,10 +387,14 @@ fn path_hits(rule: &ResourceRule, req: &Request, all: bool) -> Result<Vec<PathHi
     if rule.paths.is_empty() {
         return Ok(Vec::new());
     }
-    let old = req.old.as_deref().map_or(Doc::null(), Doc::root);
-    let new = req.new.as_deref().map_or(Doc::null(), Doc::root);
+    let (old, new) = req.objects();
     let hits = rule.paths.iter().filter_map(|p| {
-        let touching = touching(p, old, new);
+        let touching: Vec<Change> = req
+            .changes()
+            .iter()
+            .filter(|c| touches(p, &c.path, old, new))
+            .cloned()
+            .collect();
         (!touching.is_empty()).then(|| PathHit {
             watched: p.as_str().to_string(),
             changes: touching,
@@ -399,49 +410,6 @@ fn path_hits(rule: &ResourceRule, req: &Request, all: bool) -> Result<Vec<PathHi
     } else {
         Ok(hits)
     }
-}
-
-impl AsStep for Segment {
-    fn step(&self) -> Step<'_> {
-        match self {
-            Segment::Key(k) => Step::Key(k),
-            Segment::Any => Step::Any,
-        }
-    }
-}
-
-/// The operations of the json-patch diff of `old` → `new` that touch `pattern` (each as
-/// [`touches`] decides), in diff order: the diff filtered by the pattern, found by following
-/// the pattern through both documents ([`crate::json::diff_along`]) instead of diffing
-/// everything else as well.
-pub fn touching<'a>(pattern: &PathPattern, old: Node<'a>, new: Node<'a>) -> Vec<Change> {
-    let segs = pattern.segments();
-    let mut out = Vec::new();
-    crate::json::diff_along(old, new, segs, |op, path, along| {
-        let touched = match along {
-            Along::Under => true,
-            // An ancestor added, removed or replaced whole: only if what the rest of the
-            // pattern selects below it differs.
-            Along::Above { depth, old, new } => {
-                let rest = &segs[depth..];
-                let below = |n: Option<Node<'a>>| {
-                    let mut out = Vec::new();
-                    if let Some(n) = n {
-                        select(n, rest, &mut out);
-                    }
-                    out
-                };
-                below(old) != below(new)
-            }
-        };
-        if touched {
-            out.push(Change {
-                op,
-                path: path.to_string(),
-            });
-        }
-    });
-    out
 }
 
 /// Split a JSON pointer string into its tokens, still escaped (`~0`, `~1`): most tokens have
@@ -469,26 +437,8 @@ fn seg_matches(seg: &Segment, raw: &str) -> bool {
 ///   only if the values selected by the rest of the pattern differ between old and new,
 ///   so replacing `/spec/desiredUpdate` without changing `version` does not trigger
 ///   a rule watching `/spec/desiredUpdate/version`.
-pub fn touches(pattern: &PathPattern, changed: &str, old: Node<'_>, new: Node<'_>) -> bool {
+pub fn touches(pattern: &PathPattern, changed: &str, old: &Value, new: &Value) -> bool {
     let segs = pattern.segments();
-    // The common case, both plain pointers: string prefixes, no splitting.
-    if let Some(watched) = pattern.literal().filter(|_| !changed.contains('~')) {
-        if under(changed, watched) {
-            return true;
-        }
-        if !under(watched, changed) {
-            return false;
-        }
-        // `changed` is an ancestor: one segment per `/`.
-        let depth = changed.bytes().filter(|&b| b == b'/').count();
-        let rest = segs.get(depth..).unwrap_or(&[]);
-        return selected(old, changed, rest) != selected(new, changed, rest);
-    }
-    touches_by_segments(segs, changed, old, new)
-}
-
-/// [`touches`] for any pattern: `changed` split into tokens, compared segment by segment.
-fn touches_by_segments(segs: &[Segment], changed: &str, old: Node<'_>, new: Node<'_>) -> bool {
     let mut depth = 0;
     for (i, tok) in raw_tokens(changed).enumerate() {
         if i >= segs.len() {
@@ -504,44 +454,38 @@ fn touches_by_segments(segs: &[Segment], changed: &str, old: Node<'_>, new: Node
         return true;
     }
     // Ancestor: compare what the remainder of the pattern selects below `changed`.
-    let rest = segs.get(depth..).unwrap_or(&[]);
+    let rest = &segs[depth..];
     selected(old, changed, rest) != selected(new, changed, rest)
 }
 
 /// The values `rest` selects below the pointer `at` in `doc` (`at` empty: the root).
-fn selected<'a>(doc: Node<'a>, at: &str, rest: &[Segment]) -> Vec<Node<'a>> {
-    let base = doc.pointer(at);
+fn selected<'a>(doc: &'a Value, at: &str, rest: &[Segment]) -> Vec<&'a Value> {
     let mut out = Vec::new();
-    if let Some(b) = base {
+    if let Some(b) = doc.pointer(at) {
         select(b, rest, &mut out);
     }
     out
 }
 
-/// Collect the values selected by `segs` under `v` (wildcards expand, in document order).
-fn select<'a>(v: Node<'a>, segs: &[Segment], out: &mut Vec<Node<'a>>) {
+/// Collect the values selected by `segs` under `v` (wildcards expand, in key or index order).
+fn select<'a>(v: &'a Value, segs: &[Segment], out: &mut Vec<&'a Value>) {
     let Some((first, rest)) = segs.split_first() else {
         out.push(v);
         return;
     };
-    match first {
-        Segment::Key(k) if v.is_object() => {
-            if let Some(c) = v.get(k) {
+    match (first, v) {
+        (Segment::Key(k), Value::Object(m)) => {
+            if let Some(c) = m.get(k) {
                 select(c, rest, out);
             }
         }
-        Segment::Key(k) if v.is_array() => {
-            if let Some(c) = k.parse::<usize>().ok().and_then(|i| v.at(i)) {
+        (Segment::Key(k), Value::Array(a)) => {
+            if let Some(c) = k.parse::<usize>().ok().and_then(|i| a.get(i)) {
                 select(c, rest, out);
             }
         }
-        // A map's values in key order (repeated keys once, last value), as `serde_json::Map`.
-        Segment::Any if v.is_object() => {
-            let mut entries = Vec::new();
-            v.sorted_entries_into(&mut entries);
-            entries.into_iter().for_each(|(_, c)| select(c, rest, out));
-        }
-        Segment::Any if v.is_array() => v.elements().for_each(|c| select(c, rest, out)),
+        (Segment::Any, Value::Object(m)) => m.values().for_each(|c| select(c, rest, out)),
+        (Segment::Any, Value::Array(a)) => a.iter().for_each(|c| select(c, rest, out)),
         _ => {}
     }
 }
@@ -551,127 +495,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn touches(p: &PathPattern, changed: &str, old: &Value, new: &Value) -> bool {
-        let (old, new) = (Doc::from_value(old), Doc::from_value(new));
-        super::touches(p, changed, old.root(), new.root())
-    }
-
-    fn diff(old: &Value, new: &Value) -> Vec<Change> {
-        super::diff(Doc::from_value(old).root(), Doc::from_value(new).root())
-    }
-
     fn p(s: &str) -> PathPattern {
         PathPattern::parse(s).unwrap()
-    }
-
-    #[test]
-    fn literal_patterns_touch_as_the_segment_comparison_does() {
-        let old = json!({"spec": {"version": "v1", "etcd": {"local": {"imageTag": "3.5"}},
-                                  "list": [1, {"a": 2}], "x/y": 1, "s": "str"}});
-        let new = json!({"spec": {"version": "v2", "etcd": {"local": {"imageTag": "3.6"}},
-                                  "list": [1, {"a": 3}, 4], "x/y": 2, "s": {"t": 1}}});
-        let (o, n) = (Doc::from_value(&old), Doc::from_value(&new));
-        let patterns = [
-            "/spec",
-            "/spec/version",
-            "/spec/versions",
-            "/spec/etcd",
-            "/spec/etcd/local/imageTag",
-            "/spec/etcd/local/imageTag/x",
-            "/spec/list/1/a",
-            "/spec/list/2",
-            "/spec/s/t",
-            "/spec/s/t/u",
-            "/status",
-            "/spe",
-            "/spec/",
-        ];
-        let changed = [
-            "",
-            "/spec",
-            "/spec/version",
-            "/spec/versionX",
-            "/spec/etcd",
-            "/spec/etcd/local",
-            "/spec/etcd/local/imageTag",
-            "/spec/list",
-            "/spec/list/1",
-            "/spec/list/1/a",
-            "/spec/list/2",
-            "/spec/s",
-            "/spec/s/t",
-            "/spec/x~1y",
-            "/spe",
-            "/spec/",
-        ];
-        let mut literal = 0;
-        for pat in patterns {
-            let pat = p(pat);
-            literal += usize::from(pat.literal().is_some());
-            for c in changed {
-                assert_eq!(
-                    super::touches(&pat, c, o.root(), n.root()),
-                    touches_by_segments(pat.segments(), c, o.root(), n.root()),
-                    "pattern {pat}, changed {c:?}"
-                );
-            }
-        }
-        assert_eq!(
-            literal,
-            patterns.len(),
-            "every pattern here takes the literal path"
-        );
-        assert!(p("/spec/*/x").literal().is_none());
-        assert!(p("/metadata/annotations/a~1b").literal().is_none());
-    }
-
-    /// `touching` (the pattern followed through both objects) is the full diff filtered by
-    /// `touches`, operation for operation, for every watched path of the embedded policies and
-    /// a few wildcard and index patterns, on every pair of object fixtures (and CREATE/DELETE).
-    #[test]
-    fn touching_is_the_diff_filtered_by_touches() {
-        let mut docs = crate::json::object_fixtures();
-        docs.push(Value::Null);
-        let set = crate::policy::PolicySet::embedded().unwrap();
-        let mut patterns: Vec<PathPattern> = set
-            .policies()
-            .iter()
-            .flat_map(|p| p.doc.spec.match_.resources.iter())
-            .flat_map(|r| r.paths.iter().cloned())
-            .collect();
-        for extra in [
-            "/spec",
-            "/metadata/*",
-            "/spec/*/version",
-            "/spec/etcdClusters/0/etcdMembers/*/name",
-            "/spec/etcdClusters/*/version",
-            "/spec/rkeConfig/machinePools/1",
-            "/*",
-        ] {
-            patterns.push(p(extra));
-        }
-        let (mut hits, mut pairs) = (0, 0);
-        for a in &docs {
-            for b in &docs {
-                let (da, db) = (Doc::from_value(a), Doc::from_value(b));
-                let changes = super::diff(da.root(), db.root());
-                pairs += 1;
-                for pat in &patterns {
-                    let expected: Vec<Change> = changes
-                        .iter()
-                        .filter(|c| super::touches(pat, &c.path, da.root(), db.root()))
-                        .cloned()
-                        .collect();
-                    let got = touching(pat, da.root(), db.root());
-                    hits += got.len();
-                    assert_eq!(got, expected, "pattern {pat}\nold {a}\nnew {b}");
-                }
-            }
-        }
-        assert!(
-            pairs > 200 && hits > 1000,
-            "too little coverage: {hits} hits"
-        );
     }
 
     #[test]

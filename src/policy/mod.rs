@@ -34,8 +34,7 @@ mod model;
 pub use exception::{ExceptionDecision, ExceptionUse};
 pub use load::{from_sources, parse_str, LoadError, PolicyError};
 pub use matching::{
-    diff, touches, touching, Change, MatchExplanation, MatchReason, Mismatch, PathHit, PolicyMatch,
-    Request,
+    diff, touches, Change, MatchExplanation, MatchReason, Mismatch, PathHit, PolicyMatch, Request,
 };
 pub use mode::{apply_exception, apply_mode, Decision, Effect, EffectiveRequire, Severity};
 pub use model::{

@@ -595,8 +595,6 @@ pub enum Segment {
 pub struct PathPattern {
     raw: String,
     segments: Vec<Segment>,
-    /// No `*` segment and no `~` escape: the pattern is one pointer, compared as a string.
-    literal: bool,
 }
 
 impl PathPattern {
@@ -629,11 +627,9 @@ impl PathPattern {
                 segments.push(Segment::Key(out));
             }
         }
-        let literal = !s.contains('~') && !segments.contains(&Segment::Any);
         Ok(PathPattern {
             raw: s.to_string(),
             segments,
-            literal,
         })
     }
 
@@ -645,12 +641,6 @@ impl PathPattern {
     /// The parsed segments.
     pub fn segments(&self) -> &[Segment] {
         &self.segments
-    }
-
-    /// The pointer, when the pattern is exactly one pointer (no `*`, no `~` escape), so a
-    /// pointer can be compared with it as a string.
-    pub fn literal(&self) -> Option<&str> {
-        self.literal.then_some(self.raw.as_str())
     }
 }
 

@@ -2,7 +2,7 @@
 //! side only issues LIST, HEAD and GET, and a request interceptor refuses anything else and
 //! records every request (method + path) in a [`RequestLog`].
 
-use super::layout::ObjectInfo;
+use super::layout::{Ignored, ObjectInfo};
 use super::s3_error::{classify, S3Failure, Target};
 use crate::snapshot::{verify_reader, SnapshotReport, VerifyOptions};
 use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
@@ -253,6 +253,9 @@ pub enum Backend {
 pub struct Listing {
     pub objects: Vec<ObjectInfo>,
     pub folders: Vec<String>,
+    /// Entries of a local store that are not regular files or folders (FIFOs, sockets,
+    /// devices, dangling or looping symbolic links), with what they are: never objects.
+    pub special: Vec<super::layout::Ignored>,
 }
 
 /// Connection details kept for error messages.
@@ -506,6 +509,9 @@ impl Backend {
                             source,
                         })
                     }
+                    Ok(m) if !m.is_file() => {
+                        regular_file(&path)?;
+                    }
                     Ok(m) if m.len() > limit => {
                         return Err(StoreError::Io {
                             path: path.display().to_string(),
@@ -591,20 +597,17 @@ impl Backend {
         match self {
             Backend::Local { root } => {
                 let path = root.join(key);
-                let file = match std::fs::File::open(&path) {
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        return Err(StoreError::NotFound {
-                            key: key.to_string(),
-                        })
-                    }
-                    Err(source) => {
-                        return Err(StoreError::Io {
-                            path: path.display().to_string(),
-                            source,
-                        })
-                    }
-                    Ok(f) => f,
-                };
+                if matches!(std::fs::symlink_metadata(&path), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+                {
+                    return Err(StoreError::NotFound {
+                        key: key.to_string(),
+                    });
+                }
+                regular_file(&path)?;
+                let file = std::fs::File::open(&path).map_err(|source| StoreError::Io {
+                    path: path.display().to_string(),
+                    source,
+                })?;
                 let size = file.metadata().map(|m| m.len()).unwrap_or(0);
                 let r = tokio::task::spawn_blocking(move || {
                     verify_reader(std::io::BufReader::new(file), &name, &opts)
@@ -656,52 +659,115 @@ fn list_local(
     start_after: Option<&str>,
     delimiter: bool,
 ) -> Result<Listing, StoreError> {
+    use std::os::unix::fs::MetadataExt;
+    let io = |path: &Path, source| StoreError::Io {
+        path: path.display().to_string(),
+        source,
+    };
     let mut out = Listing::default();
+    // Folders entered, by device and inode: a symbolic link back up the tree is not followed
+    // twice (loop protection).
+    let mut entered = std::collections::HashSet::new();
+    if let Ok(m) = std::fs::metadata(root) {
+        entered.insert((m.dev(), m.ino()));
+    }
     let mut stack = vec![(root.to_path_buf(), String::new())];
     while let Some((dir, rel)) = stack.pop() {
-        let entries = std::fs::read_dir(&dir).map_err(|source| StoreError::Io {
-            path: dir.display().to_string(),
-            source,
-        })?;
+        let entries = std::fs::read_dir(&dir).map_err(|e| io(&dir, e))?;
         for entry in entries {
-            let entry = entry.map_err(|source| StoreError::Io {
-                path: dir.display().to_string(),
-                source,
-            })?;
+            let entry = entry.map_err(|e| io(&dir, e))?;
             let Ok(name) = entry.file_name().into_string() else {
                 continue; // non-UTF-8 names cannot be layout names
             };
             let key = format!("{rel}{name}");
-            let ft = entry.file_type().map_err(|source| StoreError::Io {
-                path: entry.path().display().to_string(),
-                source,
-            })?;
+            let path = entry.path();
+            // Symbolic links are followed: a mounted Secret or a copied store may use them.
+            let meta = match std::fs::metadata(&path) {
+                Ok(m) => m,
+                Err(e) => {
+                    let what = if e.raw_os_error() == Some(40) {
+                        "a symbolic link loop".to_string()
+                    } else if e.kind() == std::io::ErrorKind::NotFound {
+                        "a dangling symbolic link".to_string()
+                    } else {
+                        format!("unreadable ({e})")
+                    };
+                    out.special.push(Ignored {
+                        key,
+                        reason: format!("{what}, not a file"),
+                    });
+                    continue;
+                }
+            };
+            let ft = meta.file_type();
             if ft.is_dir() {
                 if delimiter {
                     out.folders.push(format!("{key}/"));
+                } else if entered.insert((meta.dev(), meta.ino())) {
+                    stack.push((path, format!("{key}/")));
                 } else {
-                    stack.push((entry.path(), format!("{key}/")));
+                    out.special.push(Ignored {
+                        key: format!("{key}/"),
+                        reason: "a symbolic link to a folder already listed (a loop), not followed"
+                            .to_string(),
+                    });
                 }
             } else if ft.is_file() {
-                let meta = entry.metadata().map_err(|source| StoreError::Io {
-                    path: entry.path().display().to_string(),
-                    source,
-                })?;
                 out.objects.push(ObjectInfo {
                     key,
                     size: meta.len(),
                     last_modified: meta.modified().ok().map(DateTime::<Utc>::from),
+                });
+            } else {
+                out.special.push(Ignored {
+                    key,
+                    reason: format!("{}, not a regular file", special_kind(&ft)),
                 });
             }
         }
     }
     out.objects.sort_by(|a, b| a.key.cmp(&b.key));
     out.folders.sort();
+    out.special.sort_by(|a, b| a.key.cmp(&b.key));
     if let Some(s) = start_after {
         out.objects.retain(|o| o.key.as_str() > s);
         out.folders.retain(|f| f.as_str() > s);
+        out.special.retain(|i| i.key.as_str() > s);
     }
     Ok(out)
+}
+
+/// What a file that is neither a regular file nor a folder is.
+fn special_kind(ft: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_block_device() || ft.is_char_device() {
+        "a device"
+    } else {
+        "a special file"
+    }
+}
+
+/// A local file about to be read must be a regular file (reading a FIFO would block).
+pub(crate) fn regular_file(path: &Path) -> Result<std::fs::Metadata, StoreError> {
+    let meta = std::fs::metadata(path).map_err(|source| StoreError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    if meta.is_file() {
+        Ok(meta)
+    } else {
+        Err(StoreError::Io {
+            path: path.display().to_string(),
+            source: std::io::Error::other(format!(
+                "{}, not a regular file",
+                special_kind(&meta.file_type())
+            )),
+        })
+    }
 }
 
 #[cfg(test)]

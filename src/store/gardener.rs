@@ -8,9 +8,9 @@
 
 use super::layout::GardenerSnap;
 use crate::snapshot::{named_decoder, Container};
+use aws_lc_rs::digest;
 use serde::de::{Deserializer as _, Error as _, SeqAccess, Visitor};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use std::io::{BufReader, Read};
 
 /// The container a Gardener compression suffix names (`compressor.IsSnapshotCompressed`);
@@ -101,7 +101,7 @@ fn hex(b: &[u8]) -> String {
 /// Passes bytes through and hashes all but the last 32 (the candidate SHA-256).
 struct Tee<R> {
     inner: R,
-    hasher: Sha256,
+    hasher: digest::Context,
     pending: Vec<u8>,
     hashed: usize,
 }
@@ -110,7 +110,7 @@ impl<R> Tee<R> {
     fn new(inner: R) -> Self {
         Tee {
             inner,
-            hasher: Sha256::new(),
+            hasher: digest::Context::new(&digest::SHA256),
             pending: Vec::new(),
             hashed: 0,
         }
@@ -120,11 +120,9 @@ impl<R> Tee<R> {
     fn finish(mut self) -> ([u8; 32], Vec<u8>, usize) {
         let keep = self.pending.len().saturating_sub(32);
         self.hasher.update(&self.pending[..keep]);
-        (
-            self.hasher.finalize().into(),
-            self.pending.split_off(keep),
-            self.hashed + keep,
-        )
+        let mut sum = [0u8; 32];
+        sum.copy_from_slice(self.hasher.finish().as_ref());
+        (sum, self.pending.split_off(keep), self.hashed + keep)
     }
 }
 
@@ -278,7 +276,7 @@ mod tests {
 
     fn with_sum(json: &str) -> Vec<u8> {
         let mut b = json.as_bytes().to_vec();
-        b.extend_from_slice(&Sha256::digest(json.as_bytes()));
+        b.extend_from_slice(digest::digest(&digest::SHA256, json.as_bytes()).as_ref());
         b
     }
 

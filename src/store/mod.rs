@@ -502,12 +502,44 @@ pub async fn inspect_backend_all(
     }
 }
 
+/// `--series` names that no store holds as a series (exit 2), naming the series found. Only
+/// said when every store could be listed: an unreadable store refuses on its own.
+pub fn unknown_series(
+    wanted: &[String],
+    found: &[(String, Vec<String>)],
+    all_listed: bool,
+) -> Option<String> {
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|w| !found.iter().any(|(_, names)| names.contains(w)))
+        .map(String::as_str)
+        .collect();
+    if missing.is_empty() || !all_listed {
+        return None;
+    }
+    let held: Vec<String> = found
+        .iter()
+        .filter(|(_, names)| !names.is_empty())
+        .map(|(store, names)| format!("{store}: {}", names.join(", ")))
+        .collect();
+    Some(format!(
+        "--series {}: no such backup series; {}",
+        missing.join(", "),
+        if held.is_empty() {
+            "no store holds several series".to_string()
+        } else {
+            format!("series found: {}", held.join("; "))
+        }
+    ))
+}
+
 /// A listing: one series, or several (with the keys outside every series).
 enum Found {
     One(Listed),
     Several {
         series: Vec<(String, Listed)>,
-        outside: Vec<ObjectInfo>,
+        /// Keys beside the series that no layout recognises (relative to the store).
+        outside: Vec<Ignored>,
     },
 }
 
@@ -521,6 +553,8 @@ struct Listed {
     /// Every key listed (folders of a folder listing as `name/`), for saying what the store
     /// holds when no backup is found.
     seen: Vec<ObjectInfo>,
+    /// Local entries that are not regular files (listed under `ignored` with what they are).
+    special: Vec<Ignored>,
 }
 
 fn looks_like_etcd_manager(objects: &[ObjectInfo]) -> bool {
@@ -535,6 +569,22 @@ fn looks_like_etcd_manager(objects: &[ObjectInfo]) -> bool {
 }
 
 async fn list_store(backend: &Backend, opts: &InspectOptions) -> Result<Found, StoreError> {
+    let mut found = list_store_layout(backend, opts).await?;
+    // Entries that are not files are never backups: say what they are.
+    let add_special = |listed: &mut Listed| {
+        listed
+            .assembled
+            .ignored
+            .extend(listed.special.iter().cloned())
+    };
+    match &mut found {
+        Found::One(listed) => add_special(listed),
+        Found::Several { series, .. } => series.iter_mut().for_each(|(_, l)| add_special(l)),
+    }
+    Ok(found)
+}
+
+async fn list_store_layout(backend: &Backend, opts: &InspectOptions) -> Result<Found, StoreError> {
     if matches!(opts.layout, None | Some(Layout::EtcdManager)) {
         let mut etcd_manager = opts.layout.is_some();
         let mut seen = Vec::new();
@@ -556,6 +606,7 @@ async fn list_store(backend: &Backend, opts: &InspectOptions) -> Result<Found, S
                     control_listed: true,
                     objects: l.objects,
                     seen: Vec::new(),
+                    special: l.special,
                 }));
             }
             seen = l.objects;
@@ -577,23 +628,53 @@ async fn list_store(backend: &Backend, opts: &InspectOptions) -> Result<Found, S
                 control_listed: false,
                 objects: l.objects,
                 seen,
+                special: l.special,
             }));
         }
     }
     let l = backend.list(None, false).await?;
     // Several series under one prefix are grouped from this one listing, in memory.
     if let Some((series, outside)) = layout::split_series(&l.objects, opts.layout) {
-        let series = series
+        // Non-file entries go with the series whose folder holds them (keys made relative).
+        let mut special = l.special;
+        let mut split: Vec<(String, Listed)> = series
             .into_iter()
-            .map(|s| (s.name, listed_whole(s.objects, opts.layout)))
+            .map(|s| {
+                let pre = format!("{}/", s.name);
+                let (mine, rest): (Vec<Ignored>, Vec<Ignored>) =
+                    special.drain(..).partition(|i| i.key.starts_with(&pre));
+                special = rest;
+                let mine = mine
+                    .into_iter()
+                    .map(|i| Ignored {
+                        key: i.key.get(pre.len()..).unwrap_or_default().to_string(),
+                        reason: i.reason,
+                    })
+                    .collect();
+                (s.name, listed_whole(s.objects, opts.layout, mine))
+            })
             .collect();
-        return Ok(Found::Several { series, outside });
+        let mut outside: Vec<Ignored> = outside
+            .into_iter()
+            .map(|o| Ignored {
+                key: o.key,
+                reason: "outside every backup series (no layout recognises it)".to_string(),
+            })
+            .collect();
+        match split.iter_mut().find(|(n, _)| n == layout::TOP_SERIES) {
+            Some((_, top)) => top.special.extend(special),
+            None => outside.extend(special),
+        }
+        return Ok(Found::Several {
+            series: split,
+            outside,
+        });
     }
-    Ok(Found::One(listed_whole(l.objects, opts.layout)))
+    Ok(Found::One(listed_whole(l.objects, opts.layout, l.special)))
 }
 
 /// A complete listing of one series (every object under its root) with its layout applied.
-fn listed_whole(objects: Vec<ObjectInfo>, forced: Option<Layout>) -> Listed {
+fn listed_whole(objects: Vec<ObjectInfo>, forced: Option<Layout>, special: Vec<Ignored>) -> Listed {
     let layout = match forced {
         Some(l) => Some(l),
         None => layout::detect(&objects)
@@ -619,6 +700,7 @@ fn listed_whole(objects: Vec<ObjectInfo>, forced: Option<Layout>) -> Listed {
         control_listed: true,
         seen: objects.clone(),
         objects,
+        special,
     }
 }
 
@@ -774,7 +856,21 @@ async fn check_candidate(
     }
     if c.data_listed == Some(false) {
         facts.validity = Validity::Invalid;
-        facts.reason = Some(format!("{} is missing (meta without data)", c.data_key));
+        // A local entry that is there but is not a file (a FIFO, a dangling link) is said so.
+        let not_a_file = match backend {
+            Backend::Local { root }
+                if std::fs::symlink_metadata(root.join(&c.data_key)).is_ok() =>
+            {
+                backend::regular_file(&root.join(&c.data_key))
+                    .err()
+                    .map(|e| e.brief())
+            }
+            _ => None,
+        };
+        facts.reason = Some(match not_a_file {
+            Some(why) => format!("{} cannot be restored: {why}", c.data_key),
+            None => format!("{} is missing (meta without data)", c.data_key),
+        });
         return Checked::Backup(Box::new(facts));
     }
     match backend.verify(&c.data_key, &verify).await {
@@ -839,6 +935,9 @@ async fn read_control(
     key: &str,
     listed: &Listed,
 ) -> Result<Option<Vec<u8>>, String> {
+    if let Some(i) = listed.special.iter().find(|i| i.key == key) {
+        return Err(format!("{key} is {}", i.reason));
+    }
     if listed.control_listed && !listed.objects.iter().any(|o| o.key == key) {
         return Ok(None); // the listing covers control/: absence is proof, no request needed
     }
@@ -971,9 +1070,7 @@ async fn inspect_inner(
     // Keys beside the series that no layout recognises are said, never dropped.
     if let Some(first) = facts.first_mut() {
         first.ignored.extend(outside.into_iter().map(|o| Ignored {
-            reason: format!(
-                "outside every backup series of {store} (no layout recognises it; key relative to {store})"
-            ),
+            reason: format!("{} (key relative to {store})", o.reason),
             key: o.key,
         }));
     }

@@ -15,26 +15,17 @@ use serde_json::Value;
 /// control-file presence, ...): the webhook calls [`Gate::review`] on the request path, where
 /// the apiserver waits with a deadline of a few seconds. Do no I/O in `review`.
 pub trait Gate: Send + Sync + 'static {
-    /// How this gate holds a review's `object` and `oldObject`: [`RawObject`] (the JSON text)
-    /// or the gate's own parsed form. The webhook builds them with
-    /// [`ReviewObject::read_prefix`] during its one pass over the request body, so a gate that
-    /// parses the objects anyway reads their bytes once, not after the adapter has already
-    /// scanned them.
-    type Object: ReviewObject;
-
     /// Decide one admission request.
     ///
     /// Contract:
     /// - called once per well-formed AdmissionReview (malformed ones never reach the gate);
-    /// - must be synchronous, CPU-bound and fast (micro- to milliseconds). Where it runs is
-    ///   [`crate::ServerConfig::gate_execution`]: on a blocking-pool thread (the default), raced
-    ///   against the request's budget (derived from the apiserver's `?timeout=`) so that a late
-    ///   gate is answered "gate timed out" (deny) on time; or inline on the async worker, where a
-    ///   late result is still replaced by that denial but only once the gate returns;
+    /// - must be synchronous, CPU-bound and fast (micro- to milliseconds). It runs on a
+    ///   blocking-pool thread, raced against the request's budget (derived from the apiserver's
+    ///   `?timeout=`) so that a late gate is answered "gate timed out" (deny) on time;
     /// - a panic is caught and answered as a denial (fail closed);
     /// - when the gate cannot know (facts missing or stale) it must say so in the decision:
     ///   deny in enforce mode, or allow with a warning in warn mode. Never silently allow.
-    fn review(&self, request: &ReviewRequest<Self::Object>) -> Decision;
+    fn review(&self, request: &ReviewRequest) -> Decision;
 
     /// Whether the gate has the facts it needs to decide. `/readyz` answers 200 only while this
     /// is `true`, so Kubernetes sends no traffic to a replica that has not loaded its facts yet.
@@ -80,59 +71,9 @@ impl std::fmt::Display for Operation {
     }
 }
 
-/// A review's object as a gate holds it ([`Gate::Object`]), read from the request body by the
-/// webhook in its one pass over it.
-pub trait ReviewObject: Sized + Send + Sync + 'static {
-    /// Read the JSON value at the start of `text` and return it with the number of bytes it
-    /// took; what follows it (the rest of the request body) is not looked at.
-    ///
-    /// Contract:
-    /// - called only where the review holds a JSON object: `text` starts with `{` (the webhook
-    ///   answers any other kind of value itself, with a 400 naming the field);
-    /// - must check the value's whole text against the JSON grammar (RFC 8259) and return
-    ///   `Err` for anything else: the webhook then refuses the review (HTTP 400), as it does
-    ///   for any other malformed body. It does not check the object's text again;
-    /// - the count must end exactly after the value's closing `}` (the webhook reads on from
-    ///   there);
-    /// - an object that is valid JSON but that the gate cannot use (say, `metadata` that is not
-    ///   an object) is not an `Err` here: keep it as a value that makes [`Gate::review`]
-    ///   refuse, with a message naming the problem.
-    fn read_prefix(text: &str) -> Result<(Self, usize), serde_json::Error>;
-}
-
-impl ReviewObject for RawObject {
-    /// The value's text, checked by serde_json (without building anything).
-    fn read_prefix(text: &str) -> Result<(Self, usize), serde_json::Error> {
-        let mut values =
-            serde_json::Deserializer::from_str(text).into_iter::<serde::de::IgnoredAny>();
-        match values.next() {
-            Some(Ok(_)) => {
-                let end = values.byte_offset();
-                Ok((RawObject::new(&text[..end]), end))
-            }
-            Some(Err(e)) => Err(e),
-            None => Err(serde::de::Error::custom(
-                "expected a JSON value, found nothing",
-            )),
-        }
-    }
-}
-
-/// An object whose text is all of `text`, read by `O`'s reader, which must take all of it.
-pub(crate) fn read_whole<O: ReviewObject>(text: &str) -> Result<O, serde_json::Error> {
-    match O::read_prefix(text)? {
-        (object, end) if end == text.len() => Ok(object),
-        (_, end) => Err(serde::de::Error::custom(format!(
-            "the gate's reader took {end} of the object's {} bytes",
-            text.len()
-        ))),
-    }
-}
-
-/// A typed, owned view of one admission request, built once per review. `O` is how the gate
-/// holds the objects ([`Gate::Object`]).
+/// A typed, owned view of one admission request, built once per review.
 #[derive(Debug, Clone)]
-pub struct ReviewRequest<O = RawObject> {
+pub struct ReviewRequest {
     /// The review uid; the response always echoes it.
     pub uid: String,
     /// Kind of the object as sent to the webhook (after `matchPolicy: Equivalent` conversion).
@@ -151,13 +92,12 @@ pub struct ReviewRequest<O = RawObject> {
     pub username: String,
     /// The requesting user's groups.
     pub groups: Vec<String>,
-    /// The new object (`None` for DELETE), read by [`ReviewObject::read_prefix`] (valid JSON
-    /// text of a JSON object). With [`RawObject`] it is the text the apiserver sent, and a gate
-    /// parses what it needs (typed, lazily or in full with [`RawObject::to_value`]). A gate
-    /// that cannot read it must refuse.
-    pub object: Option<O>,
+    /// The new object (`None` for DELETE): the text of a JSON object as the apiserver sent it;
+    /// a gate parses what it needs ([`RawObject::to_value`]) and must refuse what it cannot
+    /// read.
+    pub object: Option<RawObject>,
     /// The old object (UPDATE and DELETE only), like `object`.
-    pub old_object: Option<O>,
+    pub old_object: Option<RawObject>,
     /// `true` for `--dry-run=server`; the gate decides the same way (sideEffects: None).
     pub dry_run: bool,
 }
@@ -165,7 +105,7 @@ pub struct ReviewRequest<O = RawObject> {
 /// Why an [`AdmissionRequest`] could not become a [`ReviewRequest`].
 #[derive(Debug, thiserror::Error)]
 pub enum RequestError {
-    /// The embedded object could not be represented as JSON, or the gate could not read it.
+    /// The embedded object could not be represented as JSON.
     #[error("request {field} is not representable as JSON: {source}")]
     Object {
         /// `object` or `oldObject`.
@@ -214,12 +154,12 @@ pub(crate) fn operation_of(op: &KubeOperation) -> Operation {
     }
 }
 
-impl<O: ReviewObject> ReviewRequest<O> {
+impl ReviewRequest {
     /// Build the view from kube's parsed request.
     pub fn from_admission(req: &AdmissionRequest<DynamicObject>) -> Result<Self, RequestError> {
         let raw = |field: &'static str, obj: &Option<DynamicObject>| {
             obj.as_ref()
-                .map(|o| read_whole(&serde_json::to_string(o)?))
+                .map(|o| serde_json::to_string(o).map(RawObject::new))
                 .transpose()
                 .map_err(|source| RequestError::Object { field, source })
         };

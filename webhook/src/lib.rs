@@ -10,7 +10,6 @@
 //! # use etcdguard_webhook::*;
 //! # struct MyGate;
 //! # impl Gate for MyGate {
-//! #     type Object = RawObject;
 //! #     fn review(&self, _: &ReviewRequest) -> Decision { Decision::allow() }
 //! #     fn ready(&self) -> bool { true }
 //! # }
@@ -27,18 +26,17 @@
 //! Endpoints: `POST /validate` (AdmissionReview v1), `GET /healthz`, `GET /readyz`,
 //! `GET /metrics` (OpenMetrics text).
 
-mod envelope;
+mod conn;
 pub mod gate;
 pub mod metrics;
 pub mod review;
 pub mod server;
 pub mod tls;
-mod workers;
 
-pub use gate::{Decision, Gate, Operation, RawObject, RequestError, ReviewObject, ReviewRequest};
+pub use gate::{Decision, Gate, Operation, RawObject, RequestError, ReviewRequest};
 pub use server::{
-    bind, install_crypto_provider, serve, shutdown_signal, GateExecution, ServeError, Server,
-    ServerConfig, TlsSource, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, HEALTHZ_PATH, METRICS_PATH,
-    READYZ_PATH, VALIDATE_PATH,
+    bind, install_crypto_provider, serve, shutdown_signal, ServeError, Server, ServerConfig,
+    TlsSource, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, HEALTHZ_PATH, METRICS_PATH, READYZ_PATH,
+    VALIDATE_PATH,
 };
 pub use tls::{generate_self_signed, SelfSigned, TlsError};

@@ -8,7 +8,7 @@ use std::time::Duration;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
 use kube::core::DynamicObject;
 
-use crate::gate::{Decision, RawObject, ReviewObject, ReviewRequest};
+use crate::gate::{Decision, RawObject, ReviewRequest};
 use serde_json::value::RawValue;
 
 /// `apiVersion` of the only AdmissionReview version served.
@@ -138,9 +138,9 @@ pub(crate) fn object_value(json: &str) -> Result<serde_json::Value, serde_json::
     serde_json::from_str::<KubeObject>(json).map(|o| o.0)
 }
 
-/// Read an object of a review parsed by serde alone with the gate's reader, after checking that
-/// it is a JSON object. Its content (`metadata` and the rest) is the gate's to read.
-fn read_object<O: ReviewObject>(raw: &RawValue, field: &str) -> Result<O, ReviewError> {
+/// An object of a review (JSON text serde has checked), after checking that it is a JSON
+/// object. Its content (`metadata` and the rest) is the gate's to read.
+fn read_object(raw: &RawValue, field: &str) -> Result<RawObject, ReviewError> {
     let text = raw.get();
     if !text.starts_with('{') {
         let found = match text.as_bytes().first() {
@@ -153,7 +153,7 @@ fn read_object<O: ReviewObject>(raw: &RawValue, field: &str) -> Result<O, Review
             "request.{field} is {found}; expected a Kubernetes object (a JSON object) or null"
         )));
     }
-    crate::gate::read_whole(text).map_err(|e| ReviewError::Json(format!("request.{field}: {e}")))
+    Ok(RawObject::new(text))
 }
 
 /// A Kubernetes object from a review, as a JSON value without `metadata.managedFields`.
@@ -284,53 +284,23 @@ impl<'de> serde::de::Visitor<'de> for Plain {
     }
 }
 
-/// A parsed review: the gate's typed view (objects included). The response is built from its
-/// `uid` ([`build_response`]).
-#[derive(Debug)]
-pub struct ParsedReview<O = RawObject> {
-    /// The gate's view, objects included.
-    pub view: ReviewRequest<O>,
+/// Parse a request body into the gate's view, checking it is an `admission.k8s.io/v1`
+/// AdmissionReview with a request and a uid. serde reads the body once; the objects are kept
+/// as their text ([`RawObject`]).
+pub fn parse_review(body: &[u8]) -> Result<ReviewRequest, ReviewError> {
+    let review: WireReview =
+        serde_json::from_str(body_text(body)?).map_err(|e| ReviewError::Json(e.to_string()))?;
+    let req = checked_request(review)?;
+    let object = req.object.map(|o| read_object(o, "object")).transpose()?;
+    let old_object = req
+        .old_object
+        .map(|o| read_object(o, "oldObject"))
+        .transpose()?;
+    Ok(view_of(req, object, old_object))
 }
 
-/// [`parse_review_as`] with the objects kept as their text.
-pub fn parse_review(body: &[u8]) -> Result<ParsedReview, ReviewError> {
-    parse_review_as(body)
-}
-
-/// Parse a request body into a [`ParsedReview`], checking it is an `admission.k8s.io/v1`
-/// AdmissionReview with a request and a uid, with the objects read by `O`'s reader.
-///
-/// One pass over the objects: the envelope around them is walked first and each object goes
-/// straight to `O::read_prefix` (`envelope.rs`); serde reads the envelope without them. Any
-/// body that walk declines, and every malformed one, is parsed by serde whole instead, which
-/// gives the error its message. The view's fields are moved out of the wire struct, not copied.
-pub fn parse_review_as<O: ReviewObject>(body: &[u8]) -> Result<ParsedReview<O>, ReviewError> {
-    let text = body_text(body)?;
-    if let Some(cut) = crate::envelope::cut::<O>(text) {
-        let request = serde_json::from_str::<WireReview>(&cut.envelope)
-            .ok()
-            .and_then(|r| checked_request(r).ok());
-        // The walk took every object out; serde found none left in the envelope.
-        if let Some(req) = request.filter(|r| r.object.is_none() && r.old_object.is_none()) {
-            return Ok(ParsedReview {
-                view: view_of(req, cut.object, cut.old_object),
-            });
-        }
-    }
-    parse_whole(text)
-}
-
-/// [`parse_review_as`] with serde reading the whole body, objects included (then read again
-/// by `O`'s reader): the reference the one-pass path must agree with (tests, fuzzing), and the
-/// path taken for whatever that one declines.
-#[doc(hidden)]
-pub fn parse_review_whole<O: ReviewObject>(body: &[u8]) -> Result<ParsedReview<O>, ReviewError> {
-    parse_whole(body_text(body)?)
-}
-
-/// The body as text: not empty, and UTF-8, as JSON text is (RFC 8259). Checked once for the
-/// whole body, so that serde_json reads it as `str` and does not check every string and both
-/// objects' text again.
+/// The body as text: not empty, and UTF-8, as JSON text is (RFC 8259), with the offset of the
+/// first invalid byte in the error.
 fn body_text(body: &[u8]) -> Result<&str, ReviewError> {
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(ReviewError::Empty);
@@ -340,20 +310,6 @@ fn body_text(body: &[u8]) -> Result<&str, ReviewError> {
             "the body is not UTF-8 text (invalid byte at offset {}); JSON must be UTF-8",
             e.valid_up_to()
         ))
-    })
-}
-
-fn parse_whole<O: ReviewObject>(text: &str) -> Result<ParsedReview<O>, ReviewError> {
-    let review: WireReview =
-        serde_json::from_str(text).map_err(|e| ReviewError::Json(e.to_string()))?;
-    let req = checked_request(review)?;
-    let object = req.object.map(|o| read_object(o, "object")).transpose()?;
-    let old_object = req
-        .old_object
-        .map(|o| read_object(o, "oldObject"))
-        .transpose()?;
-    Ok(ParsedReview {
-        view: view_of(req, object, old_object),
     })
 }
 
@@ -379,7 +335,11 @@ fn checked_request(review: WireReview<'_>) -> Result<WireRequest<'_>, ReviewErro
 
 /// The gate's view of a checked request (the same view `ReviewRequest::from_admission` makes
 /// of kube's request; tested).
-fn view_of<O>(req: WireRequest<'_>, object: Option<O>, old_object: Option<O>) -> ReviewRequest<O> {
+fn view_of(
+    req: WireRequest<'_>,
+    object: Option<RawObject>,
+    old_object: Option<RawObject>,
+) -> ReviewRequest {
     ReviewRequest {
         uid: req.uid,
         kind: req.kind,
@@ -721,7 +681,7 @@ mod tests {
     fn responses_are_the_ones_kube_builds_from_the_request() {
         let body = include_bytes!("../tests/fixtures/kcp-update.json");
         let kube = parse_review_with_kube(body).expect("kube parse");
-        let uid = parse_review(body).expect("parse").view.uid;
+        let uid = parse_review(body).expect("parse").uid;
         assert_eq!(uid, kube.uid);
         let json = |r: AdmissionResponse| serde_json::to_value(r.into_review()).unwrap();
         assert_eq!(
@@ -751,7 +711,7 @@ mod tests {
     #[test]
     fn fast_parse_agrees_with_kube_types() {
         let body = include_bytes!("../tests/fixtures/kcp-update.json");
-        let fast = parse_review(body).expect("fast parse").view;
+        let fast = parse_review(body).expect("fast parse");
         let kube =
             ReviewRequest::from_admission(&parse_review_with_kube(body).expect("kube parse"))
                 .expect("view");
@@ -775,15 +735,15 @@ mod tests {
         let mut v: serde_json::Value = serde_json::from_slice(body).unwrap();
         v["request"]["object"] = serde_json::Value::Null;
         let b = serde_json::to_vec(&v).unwrap();
-        assert_eq!(parse_review(&b).unwrap().view.object, None);
-        assert!(parse_review(&b).unwrap().view.old_object.is_some());
+        assert_eq!(parse_review(&b).unwrap().object, None);
+        assert!(parse_review(&b).unwrap().old_object.is_some());
     }
 
     #[test]
     fn managed_fields_are_left_out_of_the_objects_and_nothing_else() {
         let body = include_bytes!("../tests/fixtures/kcp-update.json");
         let mut v: serde_json::Value = serde_json::from_slice(body).unwrap();
-        let plain = parse_review(body).unwrap().view;
+        let plain = parse_review(body).unwrap();
         let managed = serde_json::json!([{
             "manager": "clusterctl", "operation": "Apply", "apiVersion": "v1",
             "time": "2026-11-23T08:00:00Z", "fieldsType": "FieldsV1",
@@ -794,7 +754,7 @@ mod tests {
             // A field named managedFields elsewhere is data, not bookkeeping: kept.
             v["request"][side]["spec"]["managedFields"] = serde_json::json!("kept");
         }
-        let with = parse_review(&serde_json::to_vec(&v).unwrap()).unwrap().view;
+        let with = parse_review(&serde_json::to_vec(&v).unwrap()).unwrap();
         for (a, b) in [
             (&with.object, &plain.object),
             (&with.old_object, &plain.old_object),
@@ -847,7 +807,7 @@ mod tests {
         // passes the adapter, and reading the object as a value names the problem.
         let mut v: serde_json::Value = serde_json::from_slice(body).unwrap();
         v["request"]["oldObject"]["metadata"] = serde_json::json!(7);
-        let r = parse_review(&serde_json::to_vec(&v).unwrap()).unwrap().view;
+        let r = parse_review(&serde_json::to_vec(&v).unwrap()).unwrap();
         let e = r.old_object.unwrap().to_value().unwrap_err().to_string();
         assert!(e.contains("object metadata"), "{e}");
         // serde_json's raw-value key is an ordinary key in an object's value, at any depth.
@@ -856,90 +816,10 @@ mod tests {
         v["request"]["object"]["spec"]["x"] = serde_json::json!({ token: "[1]" });
         v["request"]["object"]["metadata"]["labels"] = serde_json::json!({ token: "2" });
         let text = serde_json::to_vec(&v).unwrap();
-        let r = parse_review(&text).unwrap().view;
+        let r = parse_review(&text).unwrap();
         let o = r.object.unwrap().to_value().unwrap();
         assert_eq!(o["spec"]["x"][token], "[1]", "{o}");
         assert_eq!(o["metadata"]["labels"][token], "2", "{o}");
-    }
-
-    /// An object reader that records whether it was handed the rest of the body after the
-    /// object (the one-pass path) or the object's text alone (serde's whole-body path).
-    #[derive(Debug)]
-    struct Probe {
-        text: String,
-        one_pass: bool,
-    }
-
-    impl ReviewObject for Probe {
-        fn read_prefix(text: &str) -> Result<(Self, usize), serde_json::Error> {
-            let (raw, end) = RawObject::read_prefix(text)?;
-            let one_pass = end < text.len();
-            let text = raw.json().to_string();
-            Ok((Probe { text, one_pass }, end))
-        }
-    }
-
-    #[test]
-    fn apiserver_bodies_take_the_one_pass_path() {
-        for body in [
-            &include_bytes!("../tests/fixtures/kcp-update.json")[..],
-            include_bytes!("../tests/fixtures/kcp-update-large.json"),
-        ] {
-            let one = parse_review_as::<Probe>(body).expect("parse").view;
-            let whole = parse_review_whole::<Probe>(body).expect("parse").view;
-            for (a, b) in [
-                (&one.object, &whole.object),
-                (&one.old_object, &whole.old_object),
-            ] {
-                let (a, b) = (a.as_ref().expect("object"), b.as_ref().expect("object"));
-                assert!(a.one_pass && !b.one_pass);
-                assert_eq!(a.text, b.text);
-            }
-            assert_eq!(format!("{:?}", one.kind), format!("{:?}", whole.kind));
-        }
-    }
-
-    /// The one-pass path and serde's whole-body path agree on every body near a real one:
-    /// each byte of the fixture replaced by JSON punctuation and other bytes, or deleted.
-    #[test]
-    fn one_pass_and_whole_body_parses_agree_on_mutated_bodies() {
-        let body = include_bytes!("../tests/fixtures/kcp-update.json");
-        let (mut accepted, mut refused) = (0, 0);
-        for at in 0..body.len() {
-            for with in [
-                None,
-                Some(b'"'),
-                Some(b'\\'),
-                Some(b'{'),
-                Some(b'}'),
-                Some(b'['),
-                Some(b','),
-                Some(b':'),
-                Some(b'n'),
-            ] {
-                let mut b = body.to_vec();
-                match with {
-                    Some(c) => b[at] = c,
-                    None => {
-                        b.remove(at);
-                    }
-                }
-                let one = parse_review_as::<RawObject>(&b);
-                let whole = parse_review_whole::<RawObject>(&b);
-                assert_eq!(
-                    format!("{one:?}"),
-                    format!("{whole:?}"),
-                    "{}",
-                    String::from_utf8_lossy(&b)
-                );
-                if one.is_ok() {
-                    accepted += 1;
-                } else {
-                    refused += 1;
-                }
-            }
-        }
-        assert!(accepted > 1000 && refused > 1000, "{accepted} {refused}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -26,14 +26,14 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use crate::conn::{Conns, RateLimitedLog};
 use crate::gate::{Decision, Gate};
 use crate::metrics::WebhookMetrics;
-use crate::review::{build_response, parse_review_as, timeout_from_query};
+use crate::review::{build_response, parse_review, timeout_from_query};
 use crate::tls::{
     certified_key_from_pem, generate_self_signed, CertFileWatcher, PollOutcome, ReloadableCert,
     TlsError,
 };
-use crate::workers::ConnectionThreads;
 
 /// Default listen address of the HTTPS server.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8443);
@@ -94,8 +94,6 @@ pub struct ServerConfig {
     pub body_read_timeout: Duration,
     /// Upper bound on the time to answer a review, whatever the apiserver allows.
     pub max_review_time: Duration,
-    /// Where the gate runs (default: blocking pool, hard deadline).
-    pub gate_execution: GateExecution,
     /// Safety margin kept below the apiserver's `?timeout=` (but at least half of it is used).
     pub timeout_margin: Duration,
     /// After shutdown is requested, keep serving this long with `/readyz` answering 503, so
@@ -103,12 +101,13 @@ pub struct ServerConfig {
     pub shutdown_delay: Duration,
     /// How long in-flight requests may finish after the listener closes.
     pub shutdown_grace: Duration,
-    /// Serve HTTPS connections on this many dedicated threads, each with its own
-    /// single-threaded runtime; a connection stays on one thread from accept to close, and a
-    /// new connection goes to the thread with the fewest open ones. 0 (the default): on the
-    /// runtime that calls [`Server::run`]. See the `workers` module for the trade-off;
-    /// `etcdguard serve` uses one thread per CPU.
-    pub connection_threads: usize,
+    /// Time a connection may stay silent after its TLS handshake before its first request.
+    pub first_request_timeout: Duration,
+    /// Time a keep-alive connection may stay idle (no byte either way) before it is closed.
+    pub idle_timeout: Duration,
+    /// Connections open at once; at the cap a new one evicts the one idle longest. Default:
+    /// the open-files soft limit less 64 (16 to 10,000).
+    pub max_connections: usize,
 }
 
 impl ServerConfig {
@@ -123,11 +122,12 @@ impl ServerConfig {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(10),
             max_review_time: Duration::from_secs(3),
-            gate_execution: GateExecution::BlockingPool,
             timeout_margin: Duration::from_secs(1),
             shutdown_delay: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(20),
-            connection_threads: 0,
+            first_request_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(90),
+            max_connections: crate::conn::default_max_connections(),
         }
     }
 
@@ -141,22 +141,6 @@ impl ServerConfig {
                 .min(t.saturating_sub(self.timeout_margin).max(t / 2)),
         }
     }
-}
-
-/// Where [`Gate::review`] runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum GateExecution {
-    /// On tokio's blocking pool, raced against the review budget: a gate that hangs or is slow
-    /// is answered "gate timed out" (deny) on time. The safe default for a gate this crate
-    /// knows nothing about; costs one thread hop per review (measured: about 23 µs of CPU per
-    /// review, a third of the webhook's total, see `docs/benchmarks.md`).
-    #[default]
-    BlockingPool,
-    /// On the async worker, trusting the [`Gate`] contract (fast, no I/O); what `etcdguard
-    /// serve` uses, as its gate only reads cached facts. A late answer is still replaced by the
-    /// "gate timed out" denial and a panic is still a denial, but a gate that hangs holds the
-    /// request (and a worker thread) until the apiserver's own timeout, which then fails closed.
-    Inline,
 }
 
 enum GateOutcome {
@@ -393,7 +377,7 @@ impl<G: Gate> Server<G> {
                 .with_state(state.clone());
             let stop = stop_rx.clone();
             let cfg = state.config.clone();
-            tokio::spawn(accept_loop(l, None, app, stop, cfg, 0))
+            tokio::spawn(accept_loop(l, None, app, stop, cfg))
         });
 
         let app = router(state.clone());
@@ -403,7 +387,6 @@ impl<G: Gate> Server<G> {
             app,
             stop_rx,
             state.config.clone(),
-            state.config.connection_threads,
         ));
         tracing::info!("etcdguard webhook serving");
         shutdown.await;
@@ -431,7 +414,29 @@ fn router<G: Gate>(state: Arc<AppState<G>>) -> Router {
         .route(HEALTHZ_PATH, get(healthz))
         .route(READYZ_PATH, get(readyz::<G>))
         .route(METRICS_PATH, get(metrics_handler::<G>))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            close_when_draining::<G>,
+        ))
         .with_state(state)
+}
+
+/// Once shutdown is requested, every HTTP/1 answer says `Connection: close`: keep-alive clients
+/// reconnect (to another replica) instead of sending their next review on a connection about to
+/// be closed. HTTP/2 clients get GOAWAY from the graceful shutdown.
+async fn close_when_draining<G: Gate>(
+    State(state): State<Arc<AppState<G>>>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let http1 = request.version() <= axum::http::Version::HTTP_11;
+    let mut response = next.run(request).await;
+    if http1 && state.shutting_down.load(Ordering::SeqCst) {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 async fn accept_loop(
@@ -440,9 +445,7 @@ async fn accept_loop(
     app: Router,
     mut stop: watch::Receiver<bool>,
     config: ServerConfig,
-    threads: usize,
 ) -> Result<(), ServeError> {
-    let threads = ConnectionThreads::start(threads)?;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -455,6 +458,8 @@ async fn accept_loop(
         .keep_alive_interval(Duration::from_secs(30));
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
+    let conns = Arc::new(Conns::new(config.max_connections));
+    let mut accept_errors = RateLimitedLog::new(Duration::from_secs(10));
     loop {
         let (stream, peer) = tokio::select! {
             _ = stop.changed() => break,
@@ -462,7 +467,7 @@ async fn accept_loop(
                 Ok(pair) => pair,
                 Err(e) => {
                     // Per-connection errors (EMFILE, ECONNABORTED): back off briefly, keep serving.
-                    tracing::warn!(error = %e, "accept failed");
+                    accept_errors.accept_failed(&e);
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -470,41 +475,64 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let builder = builder.clone();
-        let service = TowerToHyperService::new(app.clone());
         let watcher = graceful.watcher();
         let tls = tls.clone();
-        let handshake_timeout = config.tls_handshake_timeout;
-        threads.spawn(async move {
-            match tls {
-                Some(acceptor) => {
-                    let tls_stream = match tokio::time::timeout(
-                        handshake_timeout,
-                        acceptor.accept(stream),
-                    )
-                    .await
-                    {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                            return;
+        let conns = conns.clone();
+        let (id, conn) = conns.open();
+        // Requests are counted per connection (for the idle and first-request bounds).
+        let counted = conn.clone();
+        let service = TowerToHyperService::new(app.clone().layer(axum::middleware::from_fn(
+            move |request: Request, next: axum::middleware::Next| {
+                let conn = counted.clone();
+                async move {
+                    conn.begin();
+                    let response = next.run(request).await;
+                    conn.end();
+                    response
+                }
+            },
+        )));
+        let (handshake_timeout, first, idle) = (
+            config.tls_handshake_timeout,
+            config.first_request_timeout,
+            config.idle_timeout,
+        );
+        tokio::spawn(async move {
+            let served = async {
+                match tls {
+                    Some(acceptor) => {
+                        let tls_stream =
+                            match tokio::time::timeout(handshake_timeout, acceptor.accept(stream))
+                                .await
+                            {
+                                Ok(Ok(s)) => s,
+                                Ok(Err(e)) => {
+                                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::debug!(%peer, "TLS handshake timed out");
+                                    return;
+                                }
+                            };
+                        let io = TokioIo::new(tls_stream);
+                        if let Err(e) = watcher.watch(builder.serve_connection(io, service)).await {
+                            tracing::debug!(%peer, error = %e, "connection ended with error");
                         }
-                        Err(_) => {
-                            tracing::debug!(%peer, "TLS handshake timed out");
-                            return;
+                    }
+                    None => {
+                        let io = TokioIo::new(stream);
+                        if let Err(e) = watcher.watch(builder.serve_connection(io, service)).await {
+                            tracing::debug!(%peer, error = %e, "connection ended with error");
                         }
-                    };
-                    let conn = builder.serve_connection(TokioIo::new(tls_stream), service);
-                    if let Err(e) = watcher.watch(conn).await {
-                        tracing::debug!(%peer, error = %e, "connection ended with error");
                     }
                 }
-                None => {
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    if let Err(e) = watcher.watch(conn).await {
-                        tracing::debug!(%peer, error = %e, "connection ended with error");
-                    }
-                }
+            };
+            tokio::select! {
+                () = served => {}
+                why = conn.close_reason(first, idle) => tracing::debug!(%peer, why, "connection closed"),
             }
+            conns.close(id);
         });
     }
     drop(listener);
@@ -517,7 +545,6 @@ async fn accept_loop(
             "connections still open after the shutdown grace period; closing"
         );
     }
-    threads.stop().await;
     Ok(())
 }
 
@@ -592,6 +619,42 @@ fn is_json_content_type(value: Option<&HeaderValue>) -> bool {
         .unwrap_or(false)
 }
 
+enum BodyError {
+    /// Over the limit; the rest of the body, unread.
+    TooLarge(Body),
+    Read(axum::Error),
+}
+
+/// The whole body, or [`BodyError::TooLarge`] as soon as it passes `max` bytes.
+async fn read_body(mut body: Body, max: usize) -> Result<Bytes, BodyError> {
+    let mut out = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(BodyError::Read)?;
+        if let Some(data) = frame.data_ref() {
+            if out.len() + data.len() > max {
+                return Err(BodyError::TooLarge(body));
+            }
+            out.extend_from_slice(data);
+        }
+    }
+    Ok(Bytes::from(out))
+}
+
+/// Read and drop a refused body (at most 64 MiB, within `within`): an HTTP/2 client still
+/// sending would otherwise see its stream reset instead of the 400 answer.
+async fn discard(mut body: Body, within: Duration) {
+    let drain = async {
+        let mut seen = 0usize;
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, |d| d.len());
+            if seen > 64 << 20 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(within, drain).await;
+}
+
 async fn validate<G: Gate>(State(state): State<Arc<AppState<G>>>, request: Request) -> Response {
     let started = Instant::now();
     let cfg = &state.config;
@@ -617,6 +680,9 @@ async fn validate<G: Gate>(State(state): State<Arc<AppState<G>>>, request: Reque
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > cfg.max_body_bytes as u64) {
+        // Read (and drop) what the client sends first, so that an HTTP/2 client gets this 400
+        // rather than a stream reset while it is still sending.
+        discard(request.into_body(), cfg.body_read_timeout).await;
         return bad_request(
             &state,
             started,
@@ -628,23 +694,23 @@ async fn validate<G: Gate>(State(state): State<Arc<AppState<G>>>, request: Reque
         );
     }
     let body: Body = request.into_body();
-    let collected = tokio::time::timeout(
-        cfg.body_read_timeout,
-        Limited::new(body, cfg.max_body_bytes).collect(),
-    )
-    .await;
+    let collected =
+        tokio::time::timeout(cfg.body_read_timeout, read_body(body, cfg.max_body_bytes)).await;
     let bytes: Bytes = match collected {
-        Ok(Ok(c)) => c.to_bytes(),
-        Ok(Err(e)) => {
-            let msg = if e.is::<http_body_util::LengthLimitError>() {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(BodyError::TooLarge(rest))) => {
+            discard(rest, cfg.body_read_timeout).await;
+            return bad_request(
+                &state,
+                started,
                 format!(
                     "request body exceeds the limit of {} bytes",
                     cfg.max_body_bytes
-                )
-            } else {
-                format!("cannot read request body: {e}")
-            };
-            return bad_request(&state, started, msg);
+                ),
+            );
+        }
+        Ok(Err(BodyError::Read(e))) => {
+            return bad_request(&state, started, format!("cannot read request body: {e}"));
         }
         Err(_) => {
             return bad_request(
@@ -657,33 +723,23 @@ async fn validate<G: Gate>(State(state): State<Arc<AppState<G>>>, request: Reque
             )
         }
     };
-    let review = match parse_review_as::<G::Object>(&bytes) {
-        Ok(p) => Arc::new(p.view),
+    let review = match parse_review(&bytes) {
+        Ok(r) => Arc::new(r),
         Err(e) => return bad_request(&state, started, e.to_string()),
     };
 
-    let outcome = match cfg.gate_execution {
-        GateExecution::BlockingPool => {
-            let gate = state.gate.clone();
-            let job = {
-                let review = review.clone();
-                tokio::task::spawn_blocking(move || gate.review(&review))
-            };
-            match tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), job).await {
-                Ok(Ok(d)) => GateOutcome::Decided(d),
-                Ok(Err(join)) => GateOutcome::Failed(join.to_string()),
-                Err(_) => GateOutcome::TimedOut,
-            }
-        }
-        GateExecution::Inline => {
-            let gate = &state.gate;
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| gate.review(&review))) {
-                // A late answer is not trusted: same denial as a timeout.
-                Ok(_) if Instant::now() > deadline => GateOutcome::TimedOut,
-                Ok(d) => GateOutcome::Decided(d),
-                Err(_) => GateOutcome::Failed("gate panicked".to_string()),
-            }
-        }
+    // The gate runs on the blocking pool, raced against the review budget: a gate that hangs
+    // or is slow is answered "gate timed out" (deny) on time, and a panic is a denial.
+    let gate = state.gate.clone();
+    let job = {
+        let review = review.clone();
+        tokio::task::spawn_blocking(move || gate.review(&review))
+    };
+    let outcome = match tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), job).await
+    {
+        Ok(Ok(d)) => GateOutcome::Decided(d),
+        Ok(Err(join)) => GateOutcome::Failed(join.to_string()),
+        Err(_) => GateOutcome::TimedOut,
     };
     let (decision, label) = match outcome {
         GateOutcome::Decided(d) => {

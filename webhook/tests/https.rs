@@ -9,9 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::*;
-use etcdguard_webhook::{
-    bind, generate_self_signed, Decision, GateExecution, Operation, ServerConfig, TlsSource,
-};
+use etcdguard_webhook::{bind, generate_self_signed, Decision, Operation, ServerConfig, TlsSource};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use serde_json::Value;
@@ -468,39 +466,6 @@ async fn a_gate_that_blocks_is_answered_with_a_denial_before_the_apiserver_timeo
 }
 
 #[tokio::test]
-async fn inline_gate_execution_decides_and_still_refuses_late_answers() {
-    let mut cfg = self_signed_config();
-    cfg.gate_execution = GateExecution::Inline;
-    cfg.max_review_time = Duration::from_millis(300);
-    let gate = TestGate::new(|r| {
-        if r.uid == "slow" {
-            std::thread::sleep(Duration::from_millis(600));
-        }
-        if r.uid == "boom" {
-            panic!("test gate panics");
-        }
-        Decision::deny("no snapshot")
-    });
-    let run = Running::start(bind(cfg, gate).await.expect("bind"));
-    let c = connector(&[run.ca_pem.as_deref().unwrap()], &[b"http/1.1"]);
-    let r = response(&post_review(run.addr, &c, "", kcp_update_with_uid("fast")).await);
-    assert_eq!(
-        (r["uid"].as_str(), r["allowed"].as_bool()),
-        (Some("fast"), Some(false))
-    );
-    assert_eq!(r["status"]["message"], "no snapshot");
-    let r = response(&post_review(run.addr, &c, "", kcp_update_with_uid("slow")).await);
-    assert_eq!(r["status"]["code"], 503);
-    assert_eq!(r["auditAnnotations"]["decision"], "timed_out");
-    let r = response(&post_review(run.addr, &c, "", kcp_update_with_uid("boom")).await);
-    assert_eq!(
-        (r["allowed"].as_bool(), r["status"]["code"].as_u64()),
-        (Some(false), Some(500))
-    );
-    run.stop().await.unwrap();
-}
-
-#[tokio::test]
 async fn a_panicking_gate_is_a_denial() {
     let gate = TestGate::new(|_| panic!("test gate panics"));
     let run = Running::start(bind(self_signed_config(), gate).await.expect("bind"));
@@ -538,72 +503,6 @@ async fn http2_is_negotiated_by_alpn() {
     assert_eq!(reply.alpn.as_deref(), Some(&b"http/1.1"[..]));
     assert_eq!(reply.version, hyper::Version::HTTP_11);
     run.stop().await.unwrap();
-}
-
-/// With connection threads every connection is served on one of them (the gate runs there,
-/// inline), concurrent connections spread over all of them, and a graceful shutdown still lets
-/// an in-flight review finish before the threads stop.
-#[tokio::test]
-async fn connection_threads_serve_connections_and_drain_on_shutdown() {
-    let mut cfg = self_signed_config();
-    cfg.connection_threads = 2;
-    cfg.gate_execution = GateExecution::Inline;
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
-    let gate = {
-        let seen = seen.clone();
-        TestGate::new(move |r| {
-            let thread = std::thread::current().name().unwrap_or("").to_string();
-            seen.lock().unwrap().insert(thread);
-            if r.uid == "slow" {
-                std::thread::sleep(Duration::from_millis(400));
-            }
-            Decision::deny(format!("seen {}", r.uid))
-        })
-    };
-    let run = Running::start(bind(cfg, gate).await.expect("bind"));
-    let addr = run.addr;
-    let ca = run.ca_pem.clone().unwrap();
-    // Four connections open at once (each waits for the others after its first review), three
-    // reviews each over keep-alive.
-    let mut clients = Vec::new();
-    let all_open = std::sync::Arc::new(tokio::sync::Barrier::new(4));
-    for conn in 0..4 {
-        let ca = ca.clone();
-        let all_open = all_open.clone();
-        clients.push(tokio::spawn(async move {
-            let c = connector(&[&ca], &[b"http/1.1"]);
-            let mut sender = http1_sender(addr, &c).await;
-            for i in 0..3 {
-                if i == 1 {
-                    all_open.wait().await;
-                }
-                let uid = format!("c{conn}-r{i}");
-                let reply = send_review(&mut sender, kcp_update_with_uid(&uid)).await;
-                let r = response(&reply);
-                assert_eq!(r["uid"], uid.as_str());
-                assert_eq!(r["status"]["message"], format!("seen {uid}"));
-            }
-        }));
-    }
-    for c in clients {
-        c.await.expect("client task");
-    }
-    assert_eq!(
-        *seen.lock().unwrap(),
-        ["etcdguard-conn-0", "etcdguard-conn-1"]
-            .map(String::from)
-            .into_iter()
-            .collect(),
-        "the gate ran on the connection threads, both of them"
-    );
-    let c = connector(&[&ca], &[b"http/1.1"]);
-    let in_flight =
-        tokio::spawn(async move { post_review(addr, &c, "", kcp_update_with_uid("slow")).await });
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    run.stop().await.expect("graceful shutdown");
-    let reply = in_flight.await.expect("request task");
-    assert_eq!(response(&reply)["uid"], "slow");
-    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
 
 #[tokio::test]
@@ -763,4 +662,135 @@ async fn startup_fails_clearly_on_bad_cert_files() {
         .err()
         .expect("must fail");
     assert!(err.to_string().contains("cannot read certificate"), "{err}");
+}
+
+// ---- issue #24: connections cannot starve the webhook ----
+
+/// A TLS connection that completes its handshake and sends nothing is closed after the
+/// first-request bound; a keep-alive connection idle past the idle bound is closed too.
+#[tokio::test]
+async fn silent_and_idle_connections_are_closed() {
+    use tokio::io::AsyncReadExt;
+    let mut cfg = self_signed_config();
+    cfg.first_request_timeout = Duration::from_millis(500);
+    cfg.idle_timeout = Duration::from_millis(800);
+    let run = Running::start(
+        bind(cfg, TestGate::new(|_| Decision::allow()))
+            .await
+            .expect("bind"),
+    );
+    let c = connector(&[run.ca_pem.as_deref().unwrap()], &[b"http/1.1"]);
+    // Silent after the handshake: the server closes it (EOF on read) within a few seconds.
+    let tcp = tokio::net::TcpStream::connect(run.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = c.connect(name, tcp).await.expect("handshake");
+    let mut buf = [0u8; 16];
+    let closed = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "silent connection still open: {closed:?}"
+    );
+    // Keep-alive: one review, then idle; the next review on it fails once it was closed.
+    let mut sender = http1_sender(run.addr, &c).await;
+    let r = response(&send_review(&mut sender, kcp_update_with_uid("idle-1")).await);
+    assert_eq!(r["uid"], "idle-1");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(sender.is_closed(), "idle keep-alive connection still open");
+    run.stop().await.unwrap();
+}
+
+/// At the connection cap a new connection evicts the one idle longest: with the cap full of
+/// silent connections, `/healthz`, `/readyz` and reviews are still answered.
+#[tokio::test]
+async fn health_and_reviews_are_answered_at_the_connection_cap() {
+    let mut cfg = self_signed_config();
+    cfg.max_connections = 8;
+    cfg.first_request_timeout = Duration::from_secs(60);
+    let run = Running::start(
+        bind(cfg, TestGate::new(|_| Decision::allow()))
+            .await
+            .expect("bind"),
+    );
+    let c = connector(&[run.ca_pem.as_deref().unwrap()], &[b"http/1.1"]);
+    let mut silent = Vec::new();
+    for _ in 0..20 {
+        let tcp = tokio::net::TcpStream::connect(run.addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        silent.push(c.connect(name, tcp).await.expect("handshake"));
+    }
+    for path in ["/healthz", "/readyz"] {
+        let reply = tokio::time::timeout(
+            Duration::from_secs(5),
+            request(run.addr, &c, false, "GET", path, None, Vec::new()),
+        )
+        .await
+        .expect("answered at the cap");
+        assert_eq!(reply.status, 200, "{path}");
+    }
+    let r = response(&post_review(run.addr, &c, "", kcp_update_with_uid("cap-1")).await);
+    assert_eq!(r["uid"], "cap-1");
+    drop(silent);
+    run.stop().await.unwrap();
+}
+
+/// Once shutdown is requested, HTTP/1 answers carry `Connection: close`, so keep-alive clients
+/// do not send their next review on a connection about to close.
+#[tokio::test]
+async fn draining_answers_tell_keep_alive_clients_to_close() {
+    let mut cfg = self_signed_config();
+    cfg.shutdown_delay = Duration::from_millis(1500);
+    let mut run = Running::start(
+        bind(cfg, TestGate::new(|_| Decision::allow()))
+            .await
+            .expect("bind"),
+    );
+    let c = connector(&[run.ca_pem.as_deref().unwrap()], &[b"http/1.1"]);
+    let mut sender = http1_sender(run.addr, &c).await;
+    let before = send_review(&mut sender, kcp_update_with_uid("keep-1")).await;
+    assert_eq!(before.headers.get("connection"), None);
+    run.trigger_stop();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let during = send_review(&mut sender, kcp_update_with_uid("keep-2")).await;
+    assert_eq!(response(&during)["uid"], "keep-2");
+    assert_eq!(
+        during
+            .headers
+            .get("connection")
+            .and_then(|v| v.to_str().ok()),
+        Some("close")
+    );
+    run.stop().await.unwrap();
+}
+
+/// Over HTTP/2 a body over the limit gets the same 400 Status as over HTTP/1.1 (not a stream
+/// reset), with or without a declared length.
+#[tokio::test]
+async fn http2_bodies_over_the_limit_get_400() {
+    let mut cfg = self_signed_config();
+    cfg.max_body_bytes = 64 * 1024;
+    let run = Running::start(
+        bind(cfg, TestGate::new(|_| Decision::allow()))
+            .await
+            .expect("bind"),
+    );
+    let c2 = connector(&[run.ca_pem.as_deref().unwrap()], &[b"h2"]);
+    let big = vec![b' '; 1024 * 1024];
+    let reply = request(
+        run.addr,
+        &c2,
+        true,
+        "POST",
+        "/validate",
+        Some("application/json"),
+        big,
+    )
+    .await;
+    assert_eq!(reply.version, hyper::Version::HTTP_2);
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert!(
+        reply.text().contains("exceeds the limit"),
+        "{}",
+        reply.text()
+    );
+    run.stop().await.unwrap();
 }

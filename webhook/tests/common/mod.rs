@@ -56,8 +56,6 @@ impl TestGate {
 }
 
 impl Gate for TestGate {
-    type Object = etcdguard_webhook::RawObject;
-
     fn review(&self, request: &ReviewRequest) -> Decision {
         self.calls.fetch_add(1, Ordering::SeqCst);
         (self.decide)(request)
