@@ -20,6 +20,9 @@ pub enum FactsError {
     },
     #[error("store inspection task failed: {0}")]
     Task(String),
+    /// `--series` names a series no store holds (the message names those found).
+    #[error("{0}")]
+    UnknownSeries(String),
     #[error(transparent)]
     Etcd(#[from] crate::live::LiveError),
     #[error(transparent)]
@@ -103,30 +106,51 @@ pub async fn gather_stores(
         let s3 = s3.clone();
         let inspect = inspect.clone();
         set.spawn(async move {
-            let r = match store::inspect(&p, &s3, &inspect).await {
-                Ok(full) => StoreResult {
-                    url: u,
-                    fact: Fact::known(store_fact(&full)),
-                    full: Some(full),
-                },
-                Err(e) => StoreResult {
-                    url: u,
-                    fact: Fact::unknown(e.to_string()),
-                    full: None,
-                },
+            // A store holding several backup series yields one result per series (issue #20).
+            let r = match store::inspect_all(&p, &s3, &inspect).await {
+                Ok(all) => (
+                    Some(all.series_found),
+                    all.facts
+                        .into_iter()
+                        .map(|full| StoreResult {
+                            url: match full.series {
+                                Some(_) => full.store.clone(),
+                                None => u.clone(),
+                            },
+                            fact: Fact::known(store_fact(&full)),
+                            full: Some(full),
+                        })
+                        .collect(),
+                ),
+                Err(e) => (
+                    None,
+                    vec![StoreResult {
+                        url: u.clone(),
+                        fact: Fact::unknown(e.to_string()),
+                        full: None,
+                    }],
+                ),
             };
-            (i, r)
+            (i, u, r)
         });
     }
-    let mut out: Vec<(usize, StoreResult)> = Vec::new();
+    let mut out = Vec::new();
     while let Some(joined) = set.join_next().await {
         match joined {
             Ok(r) => out.push(r),
             Err(e) => return Err(FactsError::Task(e.to_string())),
         }
     }
-    out.sort_by_key(|(i, _)| *i);
-    Ok(out.into_iter().map(|(_, r)| r).collect())
+    out.sort_by_key(|(i, _, _)| *i);
+    let all_listed = out.iter().all(|(_, _, (found, _))| found.is_some());
+    let found: Vec<(String, Vec<String>)> = out
+        .iter()
+        .map(|(_, u, (f, _))| (u.clone(), f.clone().unwrap_or_default()))
+        .collect();
+    if let Some(e) = store::unknown_series(&inspect.series, &found, all_listed) {
+        return Err(FactsError::UnknownSeries(e));
+    }
+    Ok(out.into_iter().flat_map(|(_, _, (_, r))| r).collect())
 }
 
 fn backup(b: &store::BackupFacts) -> gate::Backup {

@@ -150,6 +150,11 @@ pub struct StoreOpts {
     /// and the gate cannot count them as restorable.
     #[arg(long, value_name = "FILE", env = "ETCDGUARD_AGE_IDENTITY", value_parser = parse_age_identity)]
     pub age_identity: Option<crate::snapshot::age::AgeIdentities>,
+    /// When a store holds several backup series (sub-folders each with its own backups, e.g. a
+    /// CSM bucket's `bare-metal/` and one folder per etcd-operator cluster): judge only these
+    /// (repeatable; `.` is the keys directly under the store). Default: every series.
+    #[arg(long = "series", value_name = "NAME", value_delimiter = ',')]
+    pub series: Vec<String>,
 }
 
 /// How S3 is reached: the same flags for every subcommand that reads S3.
@@ -229,6 +234,7 @@ impl StoreOpts {
         o.max_walk_back = self.max_walk_back as usize;
         o.window = chrono::Duration::from_std(self.window).unwrap_or(o.window);
         o.verify.age = self.age_identity.clone();
+        o.series = self.series.clone();
         o
     }
 }

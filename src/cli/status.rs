@@ -102,26 +102,63 @@ pub fn run(args: Args) -> u8 {
         Ok(rt) => rt,
         Err(e) => return fail(&args, &format!("cannot start the async runtime: {e}")),
     };
-    let result = rt.block_on(store::inspect(&url, &s3, &opts));
+    let result = rt.block_on(store::inspect_all(&url, &s3, &opts));
     // A verifier thread stuck on a dead connection must not keep the process alive.
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
-    match result {
-        Ok(facts) => {
-            let recency = recency(&facts, args.max_age);
-            let written = match args.output {
-                Format::Json => {
-                    let mut v = serde_json::to_value(&facts).unwrap_or_default();
-                    v["recency"] = serde_json::to_value(&recency).unwrap_or_default();
-                    super::common::print_json(&v)
-                }
-                Format::Text => super::common::write_stdout(render_text(&facts, &recency)),
-            };
-            match written {
-                Ok(()) => super::EXIT_OK,
-                Err(e) => super::common::usage_error("status", &e, false),
+    let all = match result {
+        Ok(all) => all,
+        Err(e) => return fail(&args, &e.to_string()),
+    };
+    let found = [(args.store.store.clone(), all.series_found.clone())];
+    if let Some(e) = store::unknown_series(&opts.series, &found, true) {
+        return super::common::usage_error("status", &e, args.output == Format::Json);
+    }
+    let judged: Vec<(StoreFacts, Recency)> = all
+        .facts
+        .into_iter()
+        .map(|f| {
+            let r = recency(&f, args.max_age);
+            (f, r)
+        })
+        .collect();
+    let written = match args.output {
+        Format::Json => {
+            let docs: Vec<serde_json::Value> = judged
+                .iter()
+                .map(|(f, r)| {
+                    let mut v = serde_json::to_value(f).unwrap_or_default();
+                    v["recency"] = serde_json::to_value(r).unwrap_or_default();
+                    v
+                })
+                .collect();
+            // One series: the store's document as ever; several: `{"series": [...]}`.
+            match <[serde_json::Value; 1]>::try_from(docs) {
+                Ok([one]) => super::common::print_json(&one),
+                Err(docs) => super::common::print_json(&serde_json::json!({
+                    "store": args.store.store,
+                    "seriesFound": all.series_found,
+                    "series": docs,
+                })),
             }
         }
-        Err(e) => fail(&args, &e.to_string()),
+        Format::Text => {
+            let texts: Vec<String> = judged.iter().map(|(f, r)| render_text(f, r)).collect();
+            let head = if !all.series_found.is_empty() {
+                format!(
+                    "{} holds {} backup series ({}), each judged on its own:\n\n",
+                    args.store.store,
+                    all.series_found.len(),
+                    all.series_found.join(", ")
+                )
+            } else {
+                String::new()
+            };
+            super::common::write_stdout(head + &texts.join("\n"))
+        }
+    };
+    match written {
+        Ok(()) => super::EXIT_OK,
+        Err(e) => super::common::usage_error("status", &e, false),
     }
 }
 
@@ -255,6 +292,9 @@ pub fn render_text(f: &StoreFacts, recency: &Recency) -> String {
     let layout = f
         .layout
         .map_or("none recognised".to_string(), |l| l.to_string());
+    if let Some(s) = &f.series {
+        let _ = writeln!(out, "series:  {s}");
+    }
     let _ = writeln!(
         out,
         "store:   {} (layout {layout}, {})",

@@ -752,8 +752,9 @@ fn snapshot_checks(
             format!("{} old", human_age(age))
         };
         format!(
-            "newest restorable backup {} is {age} (max {})",
+            "newest restorable backup {} in {} is {age} (max {})",
             v.name,
+            s.url,
             max_age_h()
         )
     };

@@ -100,6 +100,8 @@ pub enum StoreError {
     NotFound { key: String },
     #[error("cannot verify {key}: {reason}")]
     Verify { key: String, reason: String },
+    #[error("{store} holds several backup series ({}): pass --series NAME to pick one", .series.join(", "))]
+    SeveralSeries { store: String, series: Vec<String> },
     #[error("{store}: not read within the overall deadline of {} (--deadline)", humantime::format_duration(*.deadline))]
     Deadline { store: String, deadline: Duration },
 }
@@ -387,6 +389,29 @@ impl Backend {
                     },
                 })
             }
+        }
+    }
+
+    /// The same store rooted at `folder` (a name without `/`): one backup series below it.
+    /// Shares the S3 client and request log; no request is sent.
+    pub fn sub(&self, folder: &str) -> Backend {
+        match self {
+            Backend::Local { root } => Backend::Local {
+                root: root.join(folder),
+            },
+            Backend::S3 {
+                client,
+                bucket,
+                prefix,
+                log,
+                ctx,
+            } => Backend::S3 {
+                client: client.clone(),
+                bucket: bucket.clone(),
+                prefix: format!("{prefix}{folder}/"),
+                log: log.clone(),
+                ctx: ctx.clone(),
+            },
         }
     }
 

@@ -602,6 +602,95 @@ pub fn detect(objects: &[ObjectInfo]) -> Option<Layout> {
     best.map(|(l, _)| l)
 }
 
+/// Series name of the keys directly under the store (with folders that are no series).
+pub const TOP_SERIES: &str = ".";
+
+/// One backup series found under a store: a sub-folder that holds a layout's backups of its own
+/// (or, named [`TOP_SERIES`], the keys directly under the store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Series {
+    /// The folder name (no `/`), or [`TOP_SERIES`].
+    pub name: String,
+    /// Its objects, keys relative to the series root.
+    pub objects: Vec<ObjectInfo>,
+}
+
+/// A folder that is part of one series in some layout, never a series of its own: etcd-manager
+/// backup folders and `control/`, k3s `.metadata/`, Gardener `v1/`, `v2/` and `Backup-<unix>/`.
+fn layout_internal_folder(name: &str) -> bool {
+    parse_etcd_manager_folder(name).is_some()
+        || format!("{name}/") == EM_CONTROL_DIR
+        || matches!(name, ".metadata" | "v1" | "v2")
+        || name.starts_with("Backup-")
+}
+
+fn series_layout(objects: &[ObjectInfo], forced: Option<Layout>) -> Option<Layout> {
+    match forced {
+        Some(l) => (recognised(l, objects).0 > 0).then_some(l),
+        None => detect(objects),
+    }
+}
+
+/// Split one listing into separate backup series (issue #20: a Cray-HPE CSM bucket holds
+/// `bare-metal/` and one folder per etcd-operator cluster; they must never be judged as one).
+///
+/// A top-level folder is a series when its own keys (relative to it) are recognised as backups
+/// of a layout and it is not a [layout-internal folder](layout_internal_folder) nor one
+/// OpenShift run folder (`backup-<name>-<ts>/` with the snapshot and tarball directly in it:
+/// runs of one cluster). The keys directly under the store and the folders that are no series
+/// form the [`TOP_SERIES`] series when a layout recognises backups among them; otherwise they
+/// are returned as outside every series. `None` when there are fewer than two series: the store
+/// is one series, as before.
+pub fn split_series(
+    objects: &[ObjectInfo],
+    forced: Option<Layout>,
+) -> Option<(Vec<Series>, Vec<ObjectInfo>)> {
+    let mut folders: BTreeMap<&str, Vec<ObjectInfo>> = BTreeMap::new();
+    let mut rest = Vec::new();
+    for o in objects {
+        match o.key.split_once('/') {
+            Some((folder, key)) if !folder.is_empty() && !key.is_empty() => {
+                folders.entry(folder).or_default().push(ObjectInfo {
+                    key: key.to_string(),
+                    ..o.clone()
+                })
+            }
+            _ => rest.push(o.clone()),
+        }
+    }
+    let mut series = Vec::new();
+    for (folder, objs) in folders {
+        let layout = series_layout(&objs, forced);
+        let openshift_run =
+            layout == Some(Layout::Openshift) && objs.iter().all(|o| !o.key.contains('/'));
+        if layout.is_some() && !openshift_run && !layout_internal_folder(folder) {
+            series.push(Series {
+                name: folder.to_string(),
+                objects: objs,
+            });
+        } else {
+            rest.extend(objs.into_iter().map(|o| ObjectInfo {
+                key: format!("{folder}/{}", o.key),
+                ..o
+            }));
+        }
+    }
+    let top = series_layout(&rest, forced).is_some();
+    if series.len() + usize::from(top) < 2 {
+        return None;
+    }
+    if top {
+        series.insert(
+            0,
+            Series {
+                name: TOP_SERIES.to_string(),
+                objects: std::mem::take(&mut rest),
+            },
+        );
+    }
+    Some((series, rest))
+}
+
 /// Apply `layout` to a listing. `folders` are backup folder names seen through a delimiter
 /// listing (etcd-manager only): they become candidates whose meta presence is unknown.
 pub fn assemble(layout: Layout, objects: &[ObjectInfo], folders: &[String]) -> Assembled {
@@ -1089,6 +1178,75 @@ mod tests {
         let a = assemble(Layout::EtcdOperator, &objs, &[]);
         assert_eq!(a.candidates[0].time_source, TimeSource::ObjectTime);
         assert_eq!(detect(&[obj("x/other.bin", 1)]), None);
+    }
+
+    #[test]
+    fn series_are_split_only_where_sub_folders_hold_their_own_backups() {
+        let names = |keys: &[&str]| -> Option<Vec<String>> {
+            let objs: Vec<ObjectInfo> = keys.iter().map(|k| obj(k, 1)).collect();
+            split_series(&objs, None).map(|(s, _)| s.into_iter().map(|s| s.name).collect())
+        };
+        // CSM: bare-metal/ and one folder per etcd-operator cluster, plus a stray README.
+        let csm = [
+            "bare-metal/etcd-backup-2022-09-15-20-30-03.tar.gz",
+            "cray-bss/etcd.backup_v5702_2022-07-30-19:00:02",
+            "cray-bos/etcd.backup_v17_2022-07-30-19:00:02",
+            "README",
+        ];
+        assert_eq!(names(&csm).unwrap(), ["bare-metal", "cray-bos", "cray-bss"]);
+        let objs: Vec<ObjectInfo> = csm.iter().map(|k| obj(k, 1)).collect();
+        let (series, outside) = split_series(&objs, None).unwrap();
+        assert_eq!(
+            series[0].objects[0].key,
+            "etcd-backup-2022-09-15-20-30-03.tar.gz"
+        );
+        assert_eq!(outside, [obj("README", 1)]);
+        // kops `backups/etcd/` given: `events/` and `main/` are two etcd-manager series.
+        assert_eq!(
+            names(&[
+                "events/2024-03-22T10:15:07Z-000001/_etcd_backup.meta",
+                "events/2024-03-22T10:15:07Z-000001/etcd.backup.gz",
+                "events/control/etcd-cluster-spec",
+                "main/2024-03-22T10:15:07Z-000001/_etcd_backup.meta",
+                "main/2024-03-22T10:15:07Z-000001/etcd.backup.gz",
+            ])
+            .unwrap(),
+            ["events", "main"]
+        );
+        // Keys directly under the store are a series of their own.
+        assert_eq!(names(&["x.db", "a/y.db"]).unwrap(), [TOP_SERIES, "a"]);
+        // One series: etcd-manager backup folders + control/; OpenShift run folders; Gardener
+        // v1/ + v2/ (and `Backup-<unix>/` at the root); k3s `.metadata/`; a single sub-folder.
+        for one in [
+            &[
+                "2024-03-22T10:15:07Z-000001/_etcd_backup.meta",
+                "2024-03-22T10:15:07Z-000001/etcd.backup.gz",
+                "2024-03-22T10:30:07Z-000002/_etcd_backup.meta",
+                "2024-03-22T10:30:07Z-000002/etcd.backup.gz",
+                "control/etcd-cluster-spec",
+            ][..],
+            &[
+                "backup-daily-2024-03-22_101507/snapshot_2024-03-22_101507.db",
+                "backup-daily-2024-03-22_101507/static_kuberesources_2024-03-22_101507.tar.gz",
+                "upgrade-backup-4.14-2024-03-23_101507/snapshot_2024-03-23_101507__POSSIBLY_DIRTY__.db",
+            ][..],
+            &[
+                "v1/Backup-1721366000/Full-00000000-00000100-1721366723",
+                "v2/Full-00000000-00012345-1721466723.gz",
+                "v2/Incr-00012346-00012400-1721466823.gz",
+            ][..],
+            &[
+                "Backup-1721366000/Full-00000000-00000100-1721366723",
+                "Backup-1721466000/Full-00000000-00000200-1721466723",
+            ][..],
+            &[
+                "etcd-snapshot-n1-1701472281",
+                ".metadata/etcd-snapshot-n1-1701472281",
+            ][..],
+            &["etcd-main/v2/Full-00000000-00012345-1721466723.gz"][..],
+        ] {
+            assert_eq!(names(one), None, "{one:?}");
+        }
     }
 
     #[test]

@@ -91,6 +91,8 @@ pub struct InspectOptions {
     pub verify: VerifyOptions,
     /// Overall deadline of the whole inspection.
     pub deadline: Duration,
+    /// When the store holds several backup series: inspect only these (empty: every series).
+    pub series: Vec<String>,
 }
 
 impl InspectOptions {
@@ -103,6 +105,7 @@ impl InspectOptions {
             max_walk_back: 5,
             verify: VerifyOptions::default(),
             deadline: Duration::from_secs(300),
+            series: Vec::new(),
         }
     }
 }
@@ -392,8 +395,12 @@ fn no_backups(
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StoreFacts {
-    /// The store location.
+    /// The store location (for one of several series: the series folder below `--store`).
     pub store: String,
+    /// The series name, when the `--store` given holds several backup series (issue #20);
+    /// `.` is the keys directly under it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub series: Option<String>,
     /// The layout used (`None`: no layout recognised any backup).
     pub layout: Option<Layout>,
     /// `flag` (forced by `--layout`) or `detected`.
@@ -432,9 +439,19 @@ impl StoreFacts {
     }
 }
 
+/// What one `--store` holds: one series, or several judged each on its own.
+#[derive(Debug, Clone)]
+pub struct Inspected {
+    /// Every series found when the store holds several (empty: the store is one series).
+    pub series_found: Vec<String>,
+    /// The facts of each series inspected (those selected by [`InspectOptions::series`]).
+    pub facts: Vec<StoreFacts>,
+}
+
 /// Open the store and inspect it within `opts.deadline`. `Err` means the store itself could
-/// not be read (bad location, unreachable endpoint, unknown bucket, deadline); problems with
-/// individual backups or control files are reported inside [`StoreFacts`].
+/// not be read (bad location, unreachable endpoint, unknown bucket, deadline), or it holds
+/// several series and [`InspectOptions::series`] does not pick one (see [`inspect_all`]);
+/// problems with individual backups or control files are reported inside [`StoreFacts`].
 pub async fn inspect(
     url: &StoreUrl,
     s3: &S3Options,
@@ -450,6 +467,32 @@ pub async fn inspect_backend(
     store: &str,
     opts: &InspectOptions,
 ) -> Result<StoreFacts, StoreError> {
+    let mut all = inspect_backend_all(backend, store, opts).await?;
+    match all.facts.len() {
+        1 => Ok(all.facts.remove(0)),
+        _ => Err(StoreError::SeveralSeries {
+            store: store.to_string(),
+            series: all.series_found,
+        }),
+    }
+}
+
+/// Open the store and inspect every backup series it holds, each on its own (issue #20).
+pub async fn inspect_all(
+    url: &StoreUrl,
+    s3: &S3Options,
+    opts: &InspectOptions,
+) -> Result<Inspected, StoreError> {
+    let backend = Backend::open(url, s3).await?;
+    inspect_backend_all(&backend, &url.to_string(), opts).await
+}
+
+/// [`inspect_all`] of an already opened store.
+pub async fn inspect_backend_all(
+    backend: &Backend,
+    store: &str,
+    opts: &InspectOptions,
+) -> Result<Inspected, StoreError> {
     match tokio::time::timeout(opts.deadline, inspect_inner(backend, store, opts)).await {
         Ok(r) => r,
         Err(_) => Err(StoreError::Deadline {
@@ -457,6 +500,47 @@ pub async fn inspect_backend(
             deadline: opts.deadline,
         }),
     }
+}
+
+/// `--series` names that no store holds as a series (exit 2), naming the series found. Only
+/// said when every store could be listed: an unreadable store refuses on its own.
+pub fn unknown_series(
+    wanted: &[String],
+    found: &[(String, Vec<String>)],
+    all_listed: bool,
+) -> Option<String> {
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|w| !found.iter().any(|(_, names)| names.contains(w)))
+        .map(String::as_str)
+        .collect();
+    if missing.is_empty() || !all_listed {
+        return None;
+    }
+    let held: Vec<String> = found
+        .iter()
+        .filter(|(_, names)| !names.is_empty())
+        .map(|(store, names)| format!("{store}: {}", names.join(", ")))
+        .collect();
+    Some(format!(
+        "--series {}: no such backup series; {}",
+        missing.join(", "),
+        if held.is_empty() {
+            "no store holds several series".to_string()
+        } else {
+            format!("series found: {}", held.join("; "))
+        }
+    ))
+}
+
+/// A listing: one series, or several (with the keys outside every series).
+enum Found {
+    One(Listed),
+    Several {
+        series: Vec<(String, Listed)>,
+        /// Keys beside the series that no layout recognises (relative to the store).
+        outside: Vec<Ignored>,
+    },
 }
 
 struct Listed {
@@ -484,17 +568,23 @@ fn looks_like_etcd_manager(objects: &[ObjectInfo]) -> bool {
     })
 }
 
-async fn list_store(backend: &Backend, opts: &InspectOptions) -> Result<Listed, StoreError> {
-    let mut listed = list_store_layout(backend, opts).await?;
+async fn list_store(backend: &Backend, opts: &InspectOptions) -> Result<Found, StoreError> {
+    let mut found = list_store_layout(backend, opts).await?;
     // Entries that are not files are never backups: say what they are.
-    listed
-        .assembled
-        .ignored
-        .extend(listed.special.iter().cloned());
-    Ok(listed)
+    let add_special = |listed: &mut Listed| {
+        listed
+            .assembled
+            .ignored
+            .extend(listed.special.iter().cloned())
+    };
+    match &mut found {
+        Found::One(listed) => add_special(listed),
+        Found::Several { series, .. } => series.iter_mut().for_each(|(_, l)| add_special(l)),
+    }
+    Ok(found)
 }
 
-async fn list_store_layout(backend: &Backend, opts: &InspectOptions) -> Result<Listed, StoreError> {
+async fn list_store_layout(backend: &Backend, opts: &InspectOptions) -> Result<Found, StoreError> {
     if matches!(opts.layout, None | Some(Layout::EtcdManager)) {
         let mut etcd_manager = opts.layout.is_some();
         let mut seen = Vec::new();
@@ -509,7 +599,7 @@ async fn list_store_layout(backend: &Backend, opts: &InspectOptions) -> Result<L
             }
             let assembled = layout::assemble(Layout::EtcdManager, &l.objects, &[]);
             if !assembled.candidates.is_empty() {
-                return Ok(Listed {
+                return Ok(Found::One(Listed {
                     layout: Some(Layout::EtcdManager),
                     assembled,
                     listed_since: Some(since),
@@ -517,7 +607,7 @@ async fn list_store_layout(backend: &Backend, opts: &InspectOptions) -> Result<L
                     objects: l.objects,
                     seen: Vec::new(),
                     special: l.special,
-                });
+                }));
             }
             seen = l.objects;
         }
@@ -531,7 +621,7 @@ async fn list_store_layout(backend: &Backend, opts: &InspectOptions) -> Result<L
                 size: 0,
                 last_modified: None,
             }));
-            return Ok(Listed {
+            return Ok(Found::One(Listed {
                 layout: Some(Layout::EtcdManager),
                 assembled,
                 listed_since: None,
@@ -539,20 +629,61 @@ async fn list_store_layout(backend: &Backend, opts: &InspectOptions) -> Result<L
                 objects: l.objects,
                 seen,
                 special: l.special,
-            });
+            }));
         }
     }
     let l = backend.list(None, false).await?;
-    let layout = match opts.layout {
+    // Several series under one prefix are grouped from this one listing, in memory.
+    if let Some((series, outside)) = layout::split_series(&l.objects, opts.layout) {
+        // Non-file entries go with the series whose folder holds them (keys made relative).
+        let mut special = l.special;
+        let mut split: Vec<(String, Listed)> = series
+            .into_iter()
+            .map(|s| {
+                let pre = format!("{}/", s.name);
+                let (mine, rest): (Vec<Ignored>, Vec<Ignored>) =
+                    special.drain(..).partition(|i| i.key.starts_with(&pre));
+                special = rest;
+                let mine = mine
+                    .into_iter()
+                    .map(|i| Ignored {
+                        key: i.key.get(pre.len()..).unwrap_or_default().to_string(),
+                        reason: i.reason,
+                    })
+                    .collect();
+                (s.name, listed_whole(s.objects, opts.layout, mine))
+            })
+            .collect();
+        let mut outside: Vec<Ignored> = outside
+            .into_iter()
+            .map(|o| Ignored {
+                key: o.key,
+                reason: "outside every backup series (no layout recognises it)".to_string(),
+            })
+            .collect();
+        match split.iter_mut().find(|(n, _)| n == layout::TOP_SERIES) {
+            Some((_, top)) => top.special.extend(special),
+            None => outside.extend(special),
+        }
+        return Ok(Found::Several {
+            series: split,
+            outside,
+        });
+    }
+    Ok(Found::One(listed_whole(l.objects, opts.layout, l.special)))
+}
+
+/// A complete listing of one series (every object under its root) with its layout applied.
+fn listed_whole(objects: Vec<ObjectInfo>, forced: Option<Layout>, special: Vec<Ignored>) -> Listed {
+    let layout = match forced {
         Some(l) => Some(l),
-        None => layout::detect(&l.objects)
-            .or_else(|| looks_like_etcd_manager(&l.objects).then_some(Layout::EtcdManager)),
+        None => layout::detect(&objects)
+            .or_else(|| looks_like_etcd_manager(&objects).then_some(Layout::EtcdManager)),
     };
     let assembled = match layout {
-        Some(lay) => layout::assemble(lay, &l.objects, &[]),
+        Some(lay) => layout::assemble(lay, &objects, &[]),
         None => Assembled {
-            ignored: l
-                .objects
+            ignored: objects
                 .iter()
                 .map(|o| Ignored {
                     key: o.key.clone(),
@@ -562,15 +693,15 @@ async fn list_store_layout(backend: &Backend, opts: &InspectOptions) -> Result<L
             ..Assembled::default()
         },
     };
-    Ok(Listed {
+    Listed {
         layout,
         assembled,
         listed_since: None,
         control_listed: true,
-        seen: l.objects.clone(),
-        objects: l.objects,
-        special: l.special,
-    })
+        seen: objects.clone(),
+        objects,
+        special,
+    }
 }
 
 enum Checked {
@@ -908,8 +1039,54 @@ async fn inspect_inner(
     backend: &Backend,
     store: &str,
     opts: &InspectOptions,
+) -> Result<Inspected, StoreError> {
+    let (series, outside) = match list_store(backend, opts).await? {
+        Found::One(listed) => {
+            return Ok(Inspected {
+                series_found: Vec::new(),
+                facts: vec![judge(backend, store, opts, listed).await?],
+            })
+        }
+        Found::Several { series, outside } => (series, outside),
+    };
+    let series_found: Vec<String> = series.iter().map(|(n, _)| n.clone()).collect();
+    let mut facts = Vec::new();
+    for (name, listed) in series {
+        if !opts.series.is_empty() && !opts.series.contains(&name) {
+            continue;
+        }
+        let (sub, url) = if name == layout::TOP_SERIES {
+            (backend.clone(), store.to_string())
+        } else {
+            (
+                backend.sub(&name),
+                format!("{}/{name}/", store.trim_end_matches('/')),
+            )
+        };
+        let mut f = judge(&sub, &url, opts, listed).await?;
+        f.series = Some(name);
+        facts.push(f);
+    }
+    // Keys beside the series that no layout recognises are said, never dropped.
+    if let Some(first) = facts.first_mut() {
+        first.ignored.extend(outside.into_iter().map(|o| Ignored {
+            reason: format!("{} (key relative to {store})", o.reason),
+            key: o.key,
+        }));
+    }
+    Ok(Inspected {
+        series_found,
+        facts,
+    })
+}
+
+/// Verify and judge one series from its listing.
+async fn judge(
+    backend: &Backend,
+    store: &str,
+    opts: &InspectOptions,
+    listed: Listed,
 ) -> Result<StoreFacts, StoreError> {
-    let listed = list_store(backend, opts).await?;
     let mut ignored = listed.assembled.ignored.clone();
     let mut unknowns = Vec::new();
     let mut checked: Vec<BackupFacts> = Vec::new();
@@ -988,6 +1165,7 @@ async fn inspect_inner(
         .then(|| no_backups(store, listed.layout, opts.layout, &listed.seen));
     Ok(StoreFacts {
         store: store.to_string(),
+        series: None,
         layout: listed.layout,
         layout_source: if opts.layout.is_some() {
             "flag"
