@@ -716,7 +716,7 @@ fn snapshot_checks(
                 n.name,
                 n.problems.join("; ")
             ),
-            Some(TAKE_BACKUP),
+            Some(take_backup(s)),
             serde_json::json!({ "store": s.url, "backup": n.name, "problems": n.problems }),
         )),
     }
@@ -777,7 +777,7 @@ fn snapshot_checks(
             SNAPSHOT_RECENT,
             Severity::Deny,
             message(),
-            Some(TAKE_BACKUP),
+            Some(take_backup(s)),
             details(),
         ));
     } else {
@@ -789,16 +789,22 @@ fn snapshot_checks(
 /// What to do about a store without a (restorable) backup: fix the location when the store is
 /// the wrong place; fix read access when the newest backup could not be read; else take one
 /// (etcd-manager advice only for an etcd-manager store).
+/// How to take a backup into this store: etcd-manager's way only for an etcd-manager store.
+fn take_backup(s: &StoreFact) -> &'static str {
+    if s.layout == "etcd-manager" {
+        TAKE_BACKUP
+    } else {
+        "take a backup now (`etcdctl snapshot save`, or the tool that writes this store) and re-run"
+    }
+}
+
 fn no_backup_next(s: &StoreFact) -> &str {
-    const TAKE_ANY: &str = "take a backup now (`etcdctl snapshot save`, or the tool that writes this store) and re-run";
     if s.wrong_place().is_some() {
         "check the store location first (see store.reachable): no backup was recognised there"
     } else if s.newest.as_ref().is_some_and(|n| n.read_error.is_some()) {
         "fix read access to the backups (s3:GetObject on the store, the network) and re-run"
-    } else if s.layout == "etcd-manager" {
-        TAKE_BACKUP
     } else {
-        TAKE_ANY
+        take_backup(s)
     }
 }
 
