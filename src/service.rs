@@ -9,7 +9,7 @@
 
 use crate::facts::{self, FactOptions};
 use crate::gate::{self, request::Overrides, Fact, Facts, Severity, Verdict};
-use crate::policy::{Operation, PolicySet, Request};
+use crate::policy::{PolicySet, Request};
 use chrono::{DateTime, Utc};
 use etcdguard_webhook as wh;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -171,15 +171,6 @@ impl RefreshBounds {
             timeout,
             stale_after,
         })
-    }
-}
-
-fn operation(op: wh::Operation) -> Operation {
-    match op {
-        wh::Operation::Create => Operation::Create,
-        wh::Operation::Update => Operation::Update,
-        wh::Operation::Delete => Operation::Delete,
-        wh::Operation::Connect => Operation::Connect,
     }
 }
 
@@ -596,7 +587,7 @@ pub fn policy_request(r: &wh::ReviewRequest) -> Result<Request, String> {
             .map_err(|e| format!("{what} is not a Kubernetes object: {e}"))
     };
     let (old, new) = (doc(&r.old_object, "oldObject")?, doc(&r.object, "object")?);
-    let mut req = Request::from_shared(operation(r.operation), old, new)
+    let mut req = Request::from_shared(r.operation.clone(), old, new)
         .by(r.username.clone(), r.groups.clone());
     if req.api_group.is_empty() && req.kind.is_empty() {
         req.api_group = r.kind.group.clone();
@@ -803,6 +794,7 @@ pub async fn refresh_loop(gate: Arc<EtcdGate>, interval: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::Operation;
 
     /// The webhook classifies changes with `Detail::KindsOnly`: on every object fixture pair,
     /// CREATE and DELETE that a policy gates, under unknown and unchecked facts and every mode,

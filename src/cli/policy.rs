@@ -95,7 +95,7 @@ pub struct ExplainArgs {
 }
 
 fn parse_operation(s: &str) -> Result<Operation, String> {
-    s.parse()
+    crate::policy::parse_operation(s).map_err(|e| e.to_string())
 }
 
 pub fn run(args: Args) -> u8 {
@@ -169,7 +169,7 @@ fn build_request(args: &ExplainArgs) -> Result<Request, String> {
     } else {
         let old = args.object_old.as_deref().map(read_object).transpose()?;
         let new = args.object_new.as_deref().map(read_object).transpose()?;
-        let op = match (args.operation, &old, &new) {
+        let op = match (args.operation.clone(), &old, &new) {
             (Some(op), _, _) => op,
             (None, Some(_), Some(_)) => Operation::Update,
             (None, None, Some(_)) => Operation::Create,
@@ -301,7 +301,11 @@ fn write_text(
             req.groups.join(", ")
         )?,
         None => {
-            let op = req.operation.map(|o| o.to_string()).unwrap_or_default();
+            let op = req
+                .operation
+                .as_ref()
+                .map(crate::policy::operation_name)
+                .unwrap_or_default();
             let group = if req.api_group.is_empty() {
                 "(core)"
             } else {

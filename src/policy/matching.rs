@@ -337,7 +337,10 @@ impl Miss {
             Miss::NoOperation => "the request has no operation".into(),
             Miss::Operation => format!(
                 "operation {} is not in [{}]",
-                req.operation.map(|o| o.to_string()).unwrap_or_default(),
+                req.operation
+                    .as_ref()
+                    .map(super::model::operation_name)
+                    .unwrap_or_default(),
                 list(&rule.operations)
             ),
             Miss::Subresource => format!(
@@ -367,7 +370,7 @@ fn rule_selects(rule: &ResourceRule, req: &Request) -> Result<(), Miss> {
     {
         return Err(Miss::Kind);
     }
-    let Some(op) = req.operation else {
+    let Some(op) = &req.operation else {
         return Err(Miss::NoOperation);
     };
     if !rule.operations.iter().any(|o| o.covers(op)) {

@@ -38,10 +38,10 @@ pub use matching::{
 };
 pub use mode::{apply_exception, apply_mode, Decision, Effect, EffectiveRequire, Severity};
 pub use model::{
-    ChangeSource, Exceptions, Expiry, KindName, Match, MaxAge, Metadata, Mode, Operation,
-    PathPattern, PolicyDocument, PolicyName, PolicySpec, Require, ResourceRule, Segment,
-    StoreLayout, StoreSpec, StoreUrl, Subresource, ValueError, Verification, API_VERSION,
-    DEFAULT_BREAK_GLASS_ANNOTATION, KIND,
+    operation_name, parse_operation, ChangeSource, Exceptions, Expiry, KindName, Match, MaxAge,
+    Metadata, Mode, Operation, OperationRule, PathPattern, PolicyDocument, PolicyName, PolicySpec,
+    Require, ResourceRule, Segment, StoreLayout, StoreSpec, StoreUrl, Subresource, ValueError,
+    Verification, API_VERSION, DEFAULT_BREAK_GLASS_ANNOTATION, KIND,
 };
 
 use std::path::Path;

@@ -43,6 +43,8 @@ pub enum ValueError {
     PointerEscape(String),
     #[error("`{0}` is not an RFC 3339 time ({1}): expected e.g. `2026-12-31T23:59:00Z`")]
     Time(String, String),
+    #[error("unknown operation `{0}`, expected CREATE, UPDATE, DELETE or CONNECT")]
+    Operation(String),
 }
 
 const STORE_EXPECTED: &str = "expected s3://BUCKET[/PREFIX], file:///PATH or an absolute path";
@@ -168,7 +170,7 @@ pub struct ResourceRule {
     pub kinds: Vec<KindName>,
     /// Operations; defaults to `[CREATE, UPDATE]`.
     #[serde(default = "default_operations")]
-    pub operations: Vec<Operation>,
+    pub operations: Vec<OperationRule>,
     /// Subresources matched in addition to the main resource (`scale`, `status` or `*`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subresources: Vec<Subresource>,
@@ -177,62 +179,86 @@ pub struct ResourceRule {
     pub paths: Vec<PathPattern>,
 }
 
-fn default_operations() -> Vec<Operation> {
-    vec![Operation::Create, Operation::Update]
+fn default_operations() -> Vec<OperationRule> {
+    vec![
+        OperationRule::One(Operation::Create),
+        OperationRule::One(Operation::Update),
+    ]
 }
 
-/// An admission operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
-pub enum Operation {
-    #[serde(rename = "CREATE")]
-    Create,
-    #[serde(rename = "UPDATE")]
-    Update,
-    #[serde(rename = "DELETE")]
-    Delete,
-    #[serde(rename = "CONNECT")]
-    Connect,
-    /// Any operation.
-    #[serde(rename = "*")]
+/// The operation of an admission request, as the apiserver sends it. The webhook adapter
+/// (`etcdguard-webhook`) uses the same type: the project has one `Operation`.
+pub use kube::core::admission::Operation;
+
+/// The wire spelling of an operation (`CREATE`, …).
+pub fn operation_name(op: &Operation) -> &'static str {
+    match op {
+        Operation::Create => "CREATE",
+        Operation::Update => "UPDATE",
+        Operation::Delete => "DELETE",
+        Operation::Connect => "CONNECT",
+    }
+}
+
+/// Parse an operation name, in any case (`update`, `UPDATE`).
+pub fn parse_operation(s: &str) -> Result<Operation, ValueError> {
+    match s.to_ascii_uppercase().as_str() {
+        "CREATE" => Ok(Operation::Create),
+        "UPDATE" => Ok(Operation::Update),
+        "DELETE" => Ok(Operation::Delete),
+        "CONNECT" => Ok(Operation::Connect),
+        _ => Err(ValueError::Operation(s.to_string())),
+    }
+}
+
+/// An entry of a rule's `operations`: one operation, or `*` for any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OperationRule {
+    One(Operation),
     Any,
 }
 
-impl Operation {
-    /// Whether a rule operation (`self`, possibly `*`) covers a request operation.
-    pub fn covers(self, request: Operation) -> bool {
-        self == Operation::Any || self == request
+impl OperationRule {
+    /// Whether this rule entry covers a request's operation.
+    pub fn covers(&self, request: &Operation) -> bool {
+        match self {
+            OperationRule::Any => true,
+            OperationRule::One(op) => op == request,
+        }
     }
 
-    /// The wire spelling (`CREATE`, …).
-    pub fn as_str(self) -> &'static str {
+    /// The spelling in a policy (`CREATE`, …, `*`).
+    pub fn as_str(&self) -> &'static str {
         match self {
-            Operation::Create => "CREATE",
-            Operation::Update => "UPDATE",
-            Operation::Delete => "DELETE",
-            Operation::Connect => "CONNECT",
-            Operation::Any => "*",
+            OperationRule::Any => "*",
+            OperationRule::One(op) => operation_name(op),
         }
     }
 }
 
-impl fmt::Display for Operation {
+impl fmt::Display for OperationRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
-impl std::str::FromStr for Operation {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_uppercase().as_str() {
-            "CREATE" => Ok(Operation::Create),
-            "UPDATE" => Ok(Operation::Update),
-            "DELETE" => Ok(Operation::Delete),
-            "CONNECT" => Ok(Operation::Connect),
-            _ => Err(format!(
-                "unknown operation `{s}`, expected CREATE, UPDATE, DELETE or CONNECT"
-            )),
-        }
+impl Serialize for OperationRule {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for OperationRule {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        parse_scalar(d, "CREATE, UPDATE, DELETE, CONNECT or `*`", |s| {
+            if s == "*" {
+                Ok(OperationRule::Any)
+            } else if s.chars().all(|c| c.is_ascii_uppercase()) {
+                parse_operation(s).map(OperationRule::One)
+            } else {
+                Err(ValueError::Operation(s.to_string()))
+            }
+        })
     }
 }
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use kube::core::admission::{AdmissionRequest, Operation as KubeOperation};
+use kube::core::admission::AdmissionRequest;
 use kube::core::{DynamicObject, GroupVersionKind, GroupVersionResource};
 use prometheus_client::registry::Registry;
 use serde_json::Value;
@@ -40,36 +40,9 @@ pub trait Gate: Send + Sync + 'static {
     }
 }
 
-/// The operation of an admission request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Operation {
-    /// An object is created.
-    Create,
-    /// An object is updated (also a PATCH or an apply).
-    Update,
-    /// An object is deleted.
-    Delete,
-    /// A connect call (exec, port-forward, ...). Never registered by etcdguard.
-    Connect,
-}
-
-impl Operation {
-    /// The wire spelling (`CREATE`, `UPDATE`, `DELETE`, `CONNECT`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Operation::Create => "CREATE",
-            Operation::Update => "UPDATE",
-            Operation::Delete => "DELETE",
-            Operation::Connect => "CONNECT",
-        }
-    }
-}
-
-impl std::fmt::Display for Operation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The operation of an admission request (kube's type: the apiserver's spelling is
+/// `CREATE`, `UPDATE`, `DELETE`, `CONNECT`; CONNECT is never registered by etcdguard).
+pub use kube::core::admission::Operation;
 
 /// A typed, owned view of one admission request, built once per review.
 #[derive(Debug, Clone)]
@@ -144,16 +117,6 @@ impl RawObject {
     }
 }
 
-/// kube's admission operation as the gate's.
-pub(crate) fn operation_of(op: &KubeOperation) -> Operation {
-    match op {
-        KubeOperation::Create => Operation::Create,
-        KubeOperation::Update => Operation::Update,
-        KubeOperation::Delete => Operation::Delete,
-        KubeOperation::Connect => Operation::Connect,
-    }
-}
-
 impl ReviewRequest {
     /// Build the view from kube's parsed request.
     pub fn from_admission(req: &AdmissionRequest<DynamicObject>) -> Result<Self, RequestError> {
@@ -168,7 +131,7 @@ impl ReviewRequest {
             kind: req.kind.clone(),
             resource: req.resource.clone(),
             sub_resource: req.sub_resource.clone().filter(|s| !s.is_empty()),
-            operation: operation_of(&req.operation),
+            operation: req.operation.clone(),
             namespace: req.namespace.clone().filter(|s| !s.is_empty()),
             name: req.name.clone(),
             username: req.user_info.username.clone().unwrap_or_default(),

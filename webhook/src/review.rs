@@ -345,7 +345,7 @@ fn view_of(
         kind: req.kind,
         resource: req.resource,
         sub_resource: req.sub_resource.filter(|s| !s.is_empty()),
-        operation: crate::gate::operation_of(&req.operation),
+        operation: req.operation.clone(),
         namespace: req.namespace.filter(|s| !s.is_empty()),
         name: req.name.unwrap_or_default(),
         username: req.user_info.username.unwrap_or_default(),

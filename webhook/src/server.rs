@@ -775,7 +775,7 @@ async fn validate<G: Gate>(State(state): State<Arc<AppState<G>>>, request: Reque
         ns = %review.namespace.as_deref().unwrap_or(""),
         name = %review.name,
         kind = %review.kind.kind,
-        operation = %review.operation,
+        operation = ?review.operation,
         user = %review.username,
         dry_run = review.dry_run,
         decision = label,
