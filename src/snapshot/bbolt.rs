@@ -77,28 +77,81 @@ pub struct Meta {
     pub txid: u64,
 }
 
+/// Why a meta page or a page image is not what bbolt writes. The message names the numbers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PageError {
+    #[error("too short for a meta page")]
+    MetaTooShort,
+    #[error("not found at any offset 1024 << i")]
+    MetaNotFound,
+    #[error("big-endian bbolt file (s390x); only little-endian files are supported")]
+    BigEndian,
+    #[error("bad magic {0:#010x}, expected {MAGIC:#010x}")]
+    Magic(u32),
+    #[error("format version {0}, expected {VERSION}")]
+    Version(u32),
+    #[error("checksum {stored:#018x} does not match the computed {computed:#018x}")]
+    Checksum { stored: u64, computed: u64 },
+    #[error("page size {0} is not a power of two in [1024, 65536]")]
+    PageSize(u32),
+    #[error("high-water mark {0} is below 3")]
+    HwmTooLow(u64),
+    #[error("root page {root} is outside [2, high-water mark {hwm})")]
+    Root { root: u64, hwm: u64 },
+    #[error("freelist page {freelist} is outside [2, high-water mark {hwm})")]
+    FreelistPage { freelist: u64, hwm: u64 },
+    #[error("high-water mark {0} overflows the file size")]
+    HwmOverflow(u64),
+    #[error("element count {count} needs {need} bytes but the page extent is {extent} bytes")]
+    ElementsDontFit {
+        count: usize,
+        need: usize,
+        extent: usize,
+    },
+    #[error(
+        "element {i}: {what} bytes [{start}, {end}) lie outside the page extent of {extent} bytes"
+    )]
+    OutsideExtent {
+        i: usize,
+        what: &'static str,
+        start: u64,
+        end: u64,
+        extent: usize,
+    },
+    #[error("branch page with no elements")]
+    EmptyBranch,
+    #[error("{page} element {i} has an empty key")]
+    EmptyKey { page: &'static str, i: usize },
+    #[error("{page} element {i}: key is not greater than the previous key")]
+    KeyOrder { page: &'static str, i: usize },
+    #[error("leaf element {0}: a bucket inside an inline bucket")]
+    NestedInline(usize),
+    #[error("freelist count missing")]
+    FreelistCount,
+    #[error("freelist of {ids} ids does not fit the page extent of {extent} bytes")]
+    FreelistFit { ids: u64, extent: usize },
+    #[error("freelist too large")]
+    FreelistTooLarge,
+}
+
 /// Parse and validate the meta page starting at `page[0]`. `Err` says why it is not usable.
-pub fn parse_meta(page: &[u8]) -> Result<Meta, String> {
-    let magic = get_u32(page, 16).ok_or("too short for a meta page")?;
+pub fn parse_meta(page: &[u8]) -> Result<Meta, PageError> {
+    let magic = get_u32(page, 16).ok_or(PageError::MetaTooShort)?;
     if magic != MAGIC {
         if magic == MAGIC.swap_bytes() {
-            return Err(
-                "big-endian bbolt file (s390x); only little-endian files are supported".into(),
-            );
+            return Err(PageError::BigEndian);
         }
-        return Err(format!("bad magic {magic:#010x}, expected {MAGIC:#010x}"));
+        return Err(PageError::Magic(magic));
     }
-    let version = get_u32(page, 20).ok_or("too short for a meta page")?;
+    let version = get_u32(page, 20).ok_or(PageError::MetaTooShort)?;
     if version != VERSION {
-        return Err(format!("format version {version}, expected {VERSION}"));
+        return Err(PageError::Version(version));
     }
-    let body = page.get(16..72).ok_or("too short for a meta page")?;
-    let stored = get_u64(page, 72).ok_or("too short for a meta page")?;
+    let body = page.get(16..72).ok_or(PageError::MetaTooShort)?;
+    let stored = get_u64(page, 72).ok_or(PageError::MetaTooShort)?;
     let computed = fnv1a64(body);
     if stored != computed {
-        return Err(format!(
-            "checksum {stored:#018x} does not match the computed {computed:#018x}"
-        ));
+        return Err(PageError::Checksum { stored, computed });
     }
     let meta = Meta {
         page_size: get_u32(page, 24).unwrap_or(0),
@@ -108,31 +161,25 @@ pub fn parse_meta(page: &[u8]) -> Result<Meta, String> {
         txid: get_u64(page, 64).unwrap_or(0),
     };
     if !meta.page_size.is_power_of_two() || !(1024..=65536).contains(&meta.page_size) {
-        return Err(format!(
-            "page size {} is not a power of two in [1024, 65536]",
-            meta.page_size
-        ));
+        return Err(PageError::PageSize(meta.page_size));
     }
     if meta.hwm < 3 {
-        return Err(format!("high-water mark {} is below 3", meta.hwm));
+        return Err(PageError::HwmTooLow(meta.hwm));
     }
     if meta.root < 2 || meta.root >= meta.hwm {
-        return Err(format!(
-            "root page {} is outside [2, high-water mark {})",
-            meta.root, meta.hwm
-        ));
+        return Err(PageError::Root {
+            root: meta.root,
+            hwm: meta.hwm,
+        });
     }
     if meta.freelist != PGID_NO_FREELIST && (meta.freelist < 2 || meta.freelist >= meta.hwm) {
-        return Err(format!(
-            "freelist page {} is outside [2, high-water mark {})",
-            meta.freelist, meta.hwm
-        ));
+        return Err(PageError::FreelistPage {
+            freelist: meta.freelist,
+            hwm: meta.hwm,
+        });
     }
     if meta.hwm.checked_mul(u64::from(meta.page_size)).is_none() {
-        return Err(format!(
-            "high-water mark {} overflows the file size",
-            meta.hwm
-        ));
+        return Err(PageError::HwmOverflow(meta.hwm));
     }
     Ok(meta)
 }
@@ -321,15 +368,15 @@ pub fn parse_page(extent: &[u8], pgid: u64) -> PageSummary {
     s
 }
 
-fn elements_fit(extent: &[u8], count: usize) -> Result<(), String> {
+fn elements_fit(extent: &[u8], count: usize) -> Result<(), PageError> {
     let need = count.checked_mul(ELEM).and_then(|n| n.checked_add(HEADER));
     match need {
         Some(n) if n <= extent.len() => Ok(()),
-        _ => Err(format!(
-            "element count {count} needs {} bytes but the page extent is {} bytes",
-            count.saturating_mul(ELEM).saturating_add(HEADER),
-            extent.len()
-        )),
+        _ => Err(PageError::ElementsDontFit {
+            count,
+            need: count.saturating_mul(ELEM).saturating_add(HEADER),
+            extent: extent.len(),
+        }),
     }
 }
 
@@ -340,23 +387,27 @@ fn data_at<'a>(
     pos: u32,
     skip: u32,
     len: u32,
-    what: &str,
+    what: &'static str,
     i: usize,
-) -> Result<&'a [u8], String> {
+) -> Result<&'a [u8], PageError> {
     let start = (elem_off as u64) + u64::from(pos) + u64::from(skip);
     let end = start + u64::from(len);
     usize::try_from(start)
         .ok()
         .zip(usize::try_from(end).ok())
         .and_then(|(a, b)| extent.get(a..b))
-        .ok_or_else(|| {
-            format!("element {i}: {what} bytes [{start}, {end}) lie outside the page extent of {} bytes", extent.len())
+        .ok_or(PageError::OutsideExtent {
+            i,
+            what,
+            start,
+            end,
+            extent: extent.len(),
         })
 }
 
-fn parse_branch(extent: &[u8], count: usize) -> Result<BranchElems, String> {
+fn parse_branch(extent: &[u8], count: usize) -> Result<BranchElems, PageError> {
     if count == 0 {
-        return Err("branch page with no elements".into());
+        return Err(PageError::EmptyBranch);
     }
     elements_fit(extent, count)?;
     let mut out: BranchElems = Vec::with_capacity(count);
@@ -366,14 +417,12 @@ fn parse_branch(extent: &[u8], count: usize) -> Result<BranchElems, String> {
         let ksize = get_u32(extent, off + 4).unwrap_or(0);
         let child = get_u64(extent, off + 8).unwrap_or(0);
         if ksize == 0 {
-            return Err(format!("branch element {i} has an empty key"));
+            return Err(PageError::EmptyKey { page: "branch", i });
         }
         let key = data_at(extent, off, pos, 0, ksize, "key", i)?;
         if let Some((_, prev)) = out.last() {
             if key <= &prev[..] {
-                return Err(format!(
-                    "branch element {i}: key is not greater than the previous key"
-                ));
+                return Err(PageError::KeyOrder { page: "branch", i });
             }
         }
         out.push((child, key.into()));
@@ -382,7 +431,7 @@ fn parse_branch(extent: &[u8], count: usize) -> Result<BranchElems, String> {
 }
 
 /// Parse a leaf page image; `allow_buckets` is false for inline bucket pages.
-pub fn parse_leaf(extent: &[u8], count: usize, allow_buckets: bool) -> Result<Leaf, String> {
+pub fn parse_leaf(extent: &[u8], count: usize, allow_buckets: bool) -> Result<Leaf, PageError> {
     elements_fit(extent, count)?;
     let mut rare = Rare::default();
     let mut entries: Vec<RevEntry> = Vec::with_capacity(count);
@@ -397,23 +446,19 @@ pub fn parse_leaf(extent: &[u8], count: usize, allow_buckets: bool) -> Result<Le
         let ksize = get_u32(extent, off + 8).unwrap_or(0);
         let vsize = get_u32(extent, off + 12).unwrap_or(0);
         if ksize == 0 {
-            return Err(format!("leaf element {i} has an empty key"));
+            return Err(PageError::EmptyKey { page: "leaf", i });
         }
         let key = data_at(extent, off, pos, 0, ksize, "key", i)?;
         let value = data_at(extent, off, pos, ksize, vsize, "value", i)?;
         if i > 0 && key <= prev {
-            return Err(format!(
-                "leaf element {i}: key is not greater than the previous key"
-            ));
+            return Err(PageError::KeyOrder { page: "leaf", i });
         }
         prev = key;
         crc = crc32c::crc32c_append(crc, key);
         crc_len += u64::from(ksize);
         if eflags & BUCKET_LEAF != 0 {
             if !allow_buckets {
-                return Err(format!(
-                    "leaf element {i}: a bucket inside an inline bucket"
-                ));
+                return Err(PageError::NestedInline(i));
             }
             rare.buckets.push(parse_bucket_value(i, key, value));
             rare.not_revisions
@@ -520,9 +565,9 @@ fn parse_bucket_value(index: usize, name: &[u8], value: &[u8]) -> BucketEntry {
     entry
 }
 
-fn parse_freelist(extent: &[u8], count: u16) -> Result<Vec<u64>, String> {
+fn parse_freelist(extent: &[u8], count: u16) -> Result<Vec<u64>, PageError> {
     let (n, start) = if count == 0xFFFF {
-        let n = get_u64(extent, HEADER).ok_or("freelist count missing")?;
+        let n = get_u64(extent, HEADER).ok_or(PageError::FreelistCount)?;
         (n, HEADER + 8)
     } else {
         (u64::from(count), HEADER)
@@ -532,12 +577,12 @@ fn parse_freelist(extent: &[u8], count: u16) -> Result<Vec<u64>, String> {
         .and_then(|b| b.checked_add(start as u64))
         .is_some_and(|e| e <= extent.len() as u64);
     if !fits {
-        return Err(format!(
-            "freelist of {n} ids does not fit the page extent of {} bytes",
-            extent.len()
-        ));
+        return Err(PageError::FreelistFit {
+            ids: n,
+            extent: extent.len(),
+        });
     }
-    let n = usize::try_from(n).map_err(|_| "freelist too large".to_string())?;
+    let n = usize::try_from(n).map_err(|_| PageError::FreelistTooLarge)?;
     Ok((0..n)
         .filter_map(|i| get_u64(extent, start + 8 * i))
         .collect())
@@ -576,9 +621,14 @@ mod tests {
         assert_eq!((m.page_size, m.root, m.hwm, m.txid), (4096, 3, 10, 7));
         let mut bad = p.clone();
         bad[40] ^= 1;
-        assert!(parse_meta(&bad).unwrap_err().contains("checksum"));
+        assert!(matches!(parse_meta(&bad), Err(PageError::Checksum { .. })));
+        assert_eq!(
+            parse_meta(&meta_page(4096, 12, 10, 7)),
+            Err(PageError::Root { root: 12, hwm: 10 })
+        );
         assert!(parse_meta(&meta_page(4096, 12, 10, 7))
             .unwrap_err()
+            .to_string()
             .contains("root page 12"));
         assert!(parse_meta(&p[..50]).is_err());
     }

@@ -140,7 +140,7 @@ impl PageScanner {
                 if buf.len() < META_PROBE && !eof {
                     return false;
                 }
-                let mut found = Err("not found at any offset 1024 << i".to_string());
+                let mut found = Err(bbolt::PageError::MetaNotFound);
                 for i in 0..=6 {
                     let off = 1024usize << i;
                     if let Some(p) = buf.get(off..) {

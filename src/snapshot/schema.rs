@@ -12,25 +12,43 @@ pub struct RevisionKey {
     pub tombstone: bool,
 }
 
+/// Why a `key` bucket entry is not what etcd writes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SchemaError {
+    #[error("revision key of {0} bytes, expected 17 or 18")]
+    KeyLength(usize),
+    #[error("revision key without the '_' separator at byte 8")]
+    Separator,
+    #[error("revision key mark {0:#04x}, expected 't'")]
+    Mark(u8),
+    #[error("negative revision in revision key")]
+    Negative,
+    #[error("truncated {0}")]
+    Truncated(&'static str),
+    #[error("field {field} length {len} runs past the value")]
+    FieldLength { field: u64, len: u64 },
+    #[error("field {field} has unsupported wire type {wire}")]
+    WireType { field: u64, wire: u64 },
+    #[error("no key (field 1)")]
+    NoKey,
+}
+
 impl RevisionKey {
     /// Parse a 17- or 18-byte revision key; `Err` says what is wrong (as etcd's
     /// `BytesToBucketKey` would panic on it).
-    pub fn parse(k: &[u8]) -> Result<RevisionKey, String> {
+    pub fn parse(k: &[u8]) -> Result<RevisionKey, SchemaError> {
         if k.len() != 17 && k.len() != 18 {
-            return Err(format!(
-                "revision key of {} bytes, expected 17 or 18",
-                k.len()
-            ));
+            return Err(SchemaError::KeyLength(k.len()));
         }
         let main = be_i64(k.get(0..8));
         let sub = be_i64(k.get(9..17));
         if k.get(8) != Some(&b'_') {
-            return Err("revision key without the '_' separator at byte 8".into());
+            return Err(SchemaError::Separator);
         }
         let tombstone = match k.get(17) {
             None => false,
             Some(b't') => true,
-            Some(other) => return Err(format!("revision key mark {other:#04x}, expected 't'")),
+            Some(other) => return Err(SchemaError::Mark(*other)),
         };
         match (main, sub) {
             (Some(main), Some(sub)) if main >= 0 && sub >= 0 => Ok(RevisionKey {
@@ -38,7 +56,7 @@ impl RevisionKey {
                 sub,
                 tombstone,
             }),
-            _ => Err("negative revision in revision key".into()),
+            _ => Err(SchemaError::Negative),
         }
     }
 }
@@ -83,16 +101,16 @@ pub struct KeyValue<'a> {
 
 /// Decode `mvccpb.KeyValue` fields 1 (key), 3 (mod_revision) and 6 (lease), skipping others.
 /// `Err` on malformed wire data or a missing/empty key.
-pub fn decode_key_value(b: &[u8]) -> Result<KeyValue<'_>, String> {
+pub fn decode_key_value(b: &[u8]) -> Result<KeyValue<'_>, SchemaError> {
     let mut kv = KeyValue::default();
     let mut pos = 0;
     let mut has_key = false;
     while pos < b.len() {
-        let tag = read_varint(b, &mut pos).ok_or("truncated field tag")?;
+        let tag = read_varint(b, &mut pos).ok_or(SchemaError::Truncated("field tag"))?;
         let (field, wire) = (tag >> 3, tag & 7);
         match wire {
             0 => {
-                let v = read_varint(b, &mut pos).ok_or("truncated varint")?;
+                let v = read_varint(b, &mut pos).ok_or(SchemaError::Truncated("varint"))?;
                 match field {
                     3 => kv.mod_revision = v as i64,
                     6 => kv.lease = v as i64,
@@ -100,13 +118,12 @@ pub fn decode_key_value(b: &[u8]) -> Result<KeyValue<'_>, String> {
                 }
             }
             2 => {
-                let len = read_varint(b, &mut pos).ok_or("truncated length")?;
+                let len = read_varint(b, &mut pos).ok_or(SchemaError::Truncated("length"))?;
                 let end = usize::try_from(len)
                     .ok()
                     .and_then(|l| pos.checked_add(l))
                     .filter(|&e| e <= b.len());
-                let end =
-                    end.ok_or_else(|| format!("field {field} length {len} runs past the value"))?;
+                let end = end.ok_or(SchemaError::FieldLength { field, len })?;
                 if field == 1 {
                     kv.key = b.get(pos..end).unwrap_or(&[]);
                     has_key = true;
@@ -117,19 +134,19 @@ pub fn decode_key_value(b: &[u8]) -> Result<KeyValue<'_>, String> {
                 pos = pos
                     .checked_add(8)
                     .filter(|&e| e <= b.len())
-                    .ok_or("truncated fixed64")?
+                    .ok_or(SchemaError::Truncated("fixed64"))?
             }
             5 => {
                 pos = pos
                     .checked_add(4)
                     .filter(|&e| e <= b.len())
-                    .ok_or("truncated fixed32")?
+                    .ok_or(SchemaError::Truncated("fixed32"))?
             }
-            w => return Err(format!("field {field} has unsupported wire type {w}")),
+            wire => return Err(SchemaError::WireType { field, wire }),
         }
     }
     if !has_key || kv.key.is_empty() {
-        return Err("no key (field 1)".into());
+        return Err(SchemaError::NoKey);
     }
     Ok(kv)
 }
@@ -172,12 +189,12 @@ mod tests {
         k.push(b't');
         assert!(RevisionKey::parse(&k).unwrap().tombstone);
         k[8] = b'-';
-        assert!(RevisionKey::parse(&k).unwrap_err().contains("separator"));
+        assert_eq!(RevisionKey::parse(&k), Err(SchemaError::Separator));
         assert!(RevisionKey::parse(b"short").is_err());
         let mut neg = vec![0xFF; 8];
         neg.push(b'_');
         neg.extend_from_slice(&[0; 8]);
-        assert!(RevisionKey::parse(&neg).unwrap_err().contains("negative"));
+        assert_eq!(RevisionKey::parse(&neg), Err(SchemaError::Negative));
     }
 
     #[test]
@@ -202,9 +219,7 @@ mod tests {
         assert_eq!(kv.key, b"foo");
         assert_eq!(kv.mod_revision, 2);
         assert!(decode_key_value(&v[..4]).is_err());
-        assert!(decode_key_value(&[0x10, 0x02])
-            .unwrap_err()
-            .contains("no key"));
+        assert_eq!(decode_key_value(&[0x10, 0x02]), Err(SchemaError::NoKey));
     }
 
     #[test]

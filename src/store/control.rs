@@ -241,26 +241,33 @@ pub fn parse_cluster_spec(bytes: &[u8]) -> Result<ClusterSpec, ProtojsonError> {
     protojson::decode(bytes, CLUSTER_SPEC).map(|m| spec_from(&m))
 }
 
+/// Why `control/etcd-cluster-created` is not what `MarkClusterCreated` writes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CreatedError {
+    #[error("etcd-cluster-created is not JSON: {0}")]
+    NotJson(String),
+    #[error("etcd-cluster-created is JSON but not an object: {0}")]
+    NotObject(String),
+    #[error("etcd-cluster-created has no integer \"timestamp\"")]
+    NoTimestamp,
+    #[error("etcd-cluster-created timestamp {0} is not a positive Unix-nanoseconds value")]
+    NotPositive(i64),
+}
+
 /// Parse `control/etcd-cluster-created` (`{"timestamp":<unix nanos>}`, written by
 /// `MarkClusterCreated` with `encoding/json`; etcd-manager itself never parses it).
-pub fn parse_cluster_created(bytes: &[u8]) -> Result<ClusterCreated, String> {
+pub fn parse_cluster_created(bytes: &[u8]) -> Result<ClusterCreated, CreatedError> {
     let m = match crate::json::value_from_slice(bytes) {
         Ok(Value::Object(m)) => m,
-        Ok(other) => {
-            return Err(format!(
-                "etcd-cluster-created is JSON but not an object: {other}"
-            ))
-        }
-        Err(e) => return Err(format!("etcd-cluster-created is not JSON: {e}")),
+        Ok(other) => return Err(CreatedError::NotObject(other.to_string())),
+        Err(e) => return Err(CreatedError::NotJson(e.to_string())),
     };
     let nanos = m
         .get("timestamp")
         .and_then(Value::as_i64)
-        .ok_or_else(|| "etcd-cluster-created has no integer \"timestamp\"".to_string())?;
+        .ok_or(CreatedError::NoTimestamp)?;
     if nanos <= 0 {
-        return Err(format!(
-            "etcd-cluster-created timestamp {nanos} is not a positive Unix-nanoseconds value"
-        ));
+        return Err(CreatedError::NotPositive(nanos));
     }
     Ok(ClusterCreated {
         created: DateTime::from_timestamp_nanos(nanos),
@@ -320,7 +327,9 @@ pub fn created_state(read: Result<Option<Vec<u8>>, String>) -> FileState<Cluster
         Ok(Some(b)) if b.is_empty() => FileState::Empty,
         Ok(Some(b)) => match parse_cluster_created(&b) {
             Ok(value) => FileState::Present { value },
-            Err(reason) => FileState::Unparseable { reason },
+            Err(e) => FileState::Unparseable {
+                reason: e.to_string(),
+            },
         },
     }
 }
