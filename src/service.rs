@@ -575,16 +575,25 @@ impl EtcdGate {
     }
 }
 
+/// A review object the gate cannot read as a Kubernetes object.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} is not a Kubernetes object: {source}")]
+pub struct UnreadableObject {
+    /// `object` or `oldObject`.
+    pub what: &'static str,
+    pub source: serde_json::Error,
+}
+
 /// The policy engine's view of an admission request, with the objects parsed
 /// (`metadata.managedFields` left out); group and kind come from the objects, else from the
 /// review (a DELETE without objects, a subresource). `Err` names an object that is not a
 /// readable Kubernetes object (`metadata` that is not an object, nesting beyond 128 levels).
-pub fn policy_request(r: &wh::ReviewRequest) -> Result<Request, String> {
-    let doc = |o: &Option<wh::RawObject>, what: &str| {
+pub fn policy_request(r: &wh::ReviewRequest) -> Result<Request, UnreadableObject> {
+    let doc = |o: &Option<wh::RawObject>, what: &'static str| {
         o.as_ref()
             .map(|o| o.to_value().map(Arc::new))
             .transpose()
-            .map_err(|e| format!("{what} is not a Kubernetes object: {e}"))
+            .map_err(|source| UnreadableObject { what, source })
     };
     let (old, new) = (doc(&r.old_object, "oldObject")?, doc(&r.object, "object")?);
     let mut req = Request::from_shared(r.operation.clone(), old, new)
