@@ -204,7 +204,19 @@ pub(crate) fn rule(v: &Value, path: &str, dialect: Dialect) -> Result<Rule, Fiel
     }
     let zu = dialect.zero_unset();
     let mut r = Rule::new(opt_str(v, &["ID"], &sub(path, "ID"), false)?);
-    r.status = match get(v, &["Status"]) {
+    r.status = status(v, path)?;
+    r.filter = rule_filter(v, path, zu)?;
+    r.expiration = expiration(v, path, zu)?;
+    r.transitions = transitions(v, path, zu)?;
+    r.noncurrent_expiration = noncurrent_expiration(v, path, zu)?;
+    r.noncurrent_transitions = noncurrent_transitions(v, path, zu)?;
+    r.abort_incomplete_multipart_days = abort_days(v, path, zu)?;
+    Ok(r)
+}
+
+/// `Status` (`Enabled`/`Disabled`), or Terraform's `enabled` boolean.
+fn status(v: &Value, path: &str) -> Result<Status, FieldError> {
+    Ok(match get(v, &["Status"]) {
         Some(Value::String(s)) if s.eq_ignore_ascii_case("enabled") => Status::Enabled,
         Some(Value::String(s)) if s.eq_ignore_ascii_case("disabled") => Status::Disabled,
         Some(Value::String(s)) => Status::Unknown(s.clone()),
@@ -220,15 +232,17 @@ pub(crate) fn rule(v: &Value, path: &str, dialect: Dialect) -> Result<Rule, Fiel
             Some(false) => Status::Disabled,
             None => Status::Unknown("(missing)".to_string()),
         },
-    };
+    })
+}
 
-    // Filter, or the legacy rule-level Prefix (plus Terraform inline `tags`).
+/// `Filter`, or the legacy rule-level `Prefix` (plus Terraform inline `tags`).
+fn rule_filter(v: &Value, path: &str, zu: bool) -> Result<Filter, FieldError> {
     let filter_raw = get(v, &["Filter"]);
     let filter_val = match filter_raw {
         Some(Value::Array(items)) => items.first(),
         other => other,
     };
-    r.filter = match filter_val {
+    Ok(match filter_val {
         Some(f @ Value::Object(_)) => filter(f, &sub(path, "Filter"), zu)?,
         // `<Filter/>` from XML, or an empty Terraform filter block.
         Some(Value::String(s)) if s.trim().is_empty() => Filter::default(),
@@ -249,8 +263,11 @@ pub(crate) fn rule(v: &Value, path: &str, dialect: Dialect) -> Result<Rule, Fiel
             }
             f
         }
-    };
+    })
+}
 
+/// `Expiration`: days or a date, and/or `ExpiredObjectDeleteMarker`.
+fn expiration(v: &Value, path: &str, zu: bool) -> Result<Option<Expiration>, FieldError> {
     if let Some(e) = one(v, &["Expiration"]) {
         let p = sub(path, "Expiration");
         let days = opt_u32(e, &["Days"], &sub(&p, "Days"), zu)?;
@@ -267,13 +284,18 @@ pub(crate) fn rule(v: &Value, path: &str, dialect: Dialect) -> Result<Rule, Fiel
             (None, None) => None,
         };
         if schedule.is_some() || eodm {
-            r.expiration = Some(Expiration {
+            return Ok(Some(Expiration {
                 schedule,
                 expired_object_delete_marker: eodm,
-            });
+            }));
         }
     }
+    Ok(None)
+}
 
+/// `Transitions` (XML `Transition` elements).
+fn transitions(v: &Value, path: &str, zu: bool) -> Result<Vec<Transition>, FieldError> {
+    let mut out = Vec::new();
     for (i, t) in many(v, &["Transitions", "Transition"])
         .into_iter()
         .enumerate()
@@ -290,12 +312,20 @@ pub(crate) fn rule(v: &Value, path: &str, dialect: Dialect) -> Result<Rule, Fiel
         };
         let class = opt_str(t, &["StorageClass"], &sub(&p, "StorageClass"), zu)?
             .unwrap_or_else(|| "(missing)".to_string());
-        r.transitions.push(Transition {
+        out.push(Transition {
             schedule,
             storage_class: StorageClass::parse(&class),
         });
     }
+    Ok(out)
+}
 
+/// `NoncurrentVersionExpiration` (`NoncurrentDays`, `NewerNoncurrentVersions`).
+fn noncurrent_expiration(
+    v: &Value,
+    path: &str,
+    zu: bool,
+) -> Result<Option<NoncurrentExpiration>, FieldError> {
     if let Some(n) = one(v, &["NoncurrentVersionExpiration"]) {
         let p = sub(path, "NoncurrentVersionExpiration");
         let days = opt_u32(
@@ -312,10 +342,10 @@ pub(crate) fn rule(v: &Value, path: &str, dialect: Dialect) -> Result<Rule, Fiel
         )?;
         match days {
             Some(d) => {
-                r.noncurrent_expiration = Some(NoncurrentExpiration {
+                return Ok(Some(NoncurrentExpiration {
                     noncurrent_days: d,
                     newer_noncurrent_versions: newer,
-                })
+                }))
             }
             None if zu => {}
             None => {
@@ -327,7 +357,16 @@ pub(crate) fn rule(v: &Value, path: &str, dialect: Dialect) -> Result<Rule, Fiel
             }
         }
     }
+    Ok(None)
+}
 
+/// `NoncurrentVersionTransitions` (XML `NoncurrentVersionTransition` elements).
+fn noncurrent_transitions(
+    v: &Value,
+    path: &str,
+    zu: bool,
+) -> Result<Vec<NoncurrentTransition>, FieldError> {
+    let mut out = Vec::new();
     for (i, t) in many(
         v,
         &[
@@ -348,7 +387,7 @@ pub(crate) fn rule(v: &Value, path: &str, dialect: Dialect) -> Result<Rule, Fiel
         .unwrap_or(0);
         let class = opt_str(t, &["StorageClass"], &sub(&p, "StorageClass"), zu)?
             .unwrap_or_else(|| "(missing)".to_string());
-        r.noncurrent_transitions.push(NoncurrentTransition {
+        out.push(NoncurrentTransition {
             noncurrent_days: days,
             storage_class: StorageClass::parse(&class),
             newer_noncurrent_versions: opt_u32(
@@ -359,24 +398,27 @@ pub(crate) fn rule(v: &Value, path: &str, dialect: Dialect) -> Result<Rule, Fiel
             )?,
         });
     }
+    Ok(out)
+}
 
+/// `AbortIncompleteMultipartUpload.DaysAfterInitiation`, or Terraform's flat attribute.
+fn abort_days(v: &Value, path: &str, zu: bool) -> Result<Option<u32>, FieldError> {
     if let Some(a) = one(v, &["AbortIncompleteMultipartUpload"]) {
         let p = sub(path, "AbortIncompleteMultipartUpload");
-        r.abort_incomplete_multipart_days = opt_u32(
+        opt_u32(
             a,
             &["DaysAfterInitiation"],
             &sub(&p, "DaysAfterInitiation"),
             zu,
-        )?;
+        )
     } else {
-        r.abort_incomplete_multipart_days = opt_u32(
+        opt_u32(
             v,
             &["abort_incomplete_multipart_upload_days"],
             &sub(path, "abort_incomplete_multipart_upload_days"),
             true,
-        )?;
+        )
     }
-    Ok(r)
 }
 
 fn filter(f: &Value, path: &str, zu: bool) -> Result<Filter, FieldError> {
