@@ -95,182 +95,221 @@ fn location(v: &Value) -> Option<String> {
     Some(format!("{scheme}://{bucket}/{key}"))
 }
 
+/// One `resource_changes[i]` entry of a plan, as the classifiers read it.
+struct PlannedChange<'a> {
+    i: usize,
+    address: String,
+    /// The actions, joined (`create,delete`), for evidence.
+    acts: String,
+    change: &'a Value,
+    before: Option<&'a Value>,
+    after: Option<&'a Value>,
+    creates: bool,
+    deletes: bool,
+    updates: bool,
+}
+
+impl PlannedChange<'_> {
+    /// The JSON pointer of `field` on one side (`before`, `after`) of this change.
+    fn ptr(&self, side: &str, field: &str) -> String {
+        format!("/resource_changes/{}/change/{side}/{field}", self.i)
+    }
+
+    fn push(&self, set: &mut ChangeSet, kind: ChangeKind, evidence: String, pointers: Vec<String>) {
+        set.changes.push(Change {
+            kind,
+            resource: self.address.clone(),
+            evidence,
+            json_pointers: pointers,
+        })
+    }
+}
+
 fn classify(i: usize, rc: &Value, set: &mut ChangeSet) {
     let (Some(ty), Some(name)) = (str_at(rc, "type"), str_at(rc, "name")) else {
         return;
     };
-    let address = str_at(rc, "address").unwrap_or(name).to_string();
     let change = rc.get("change").unwrap_or(&Value::Null);
     let actions: Vec<&str> = change
         .get("actions")
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
-    let before = change.get("before").filter(|v| !v.is_null());
-    let after = change.get("after").filter(|v| !v.is_null());
-    let creates = actions.contains(&"create");
-    let deletes = actions.contains(&"delete");
-    let updates = actions.contains(&"update");
-    if !(creates || deletes || updates) {
+    let planned = PlannedChange {
+        i,
+        address: str_at(rc, "address").unwrap_or(name).to_string(),
+        acts: actions.join(","),
+        change,
+        before: change.get("before").filter(|v| !v.is_null()),
+        after: change.get("after").filter(|v| !v.is_null()),
+        creates: actions.contains(&"create"),
+        deletes: actions.contains(&"delete"),
+        updates: actions.contains(&"update"),
+    };
+    let rc = &planned;
+    if !(rc.creates || rc.deletes || rc.updates) {
         return; // no-op, read
     }
-    let ptr = |side: &str, field: &str| format!("/resource_changes/{i}/change/{side}/{field}");
-    let push = |set: &mut ChangeSet, kind, evidence: String, pointers: Vec<String>| {
-        set.changes.push(Change {
-            kind,
-            resource: address.clone(),
-            evidence,
-            json_pointers: pointers,
-        })
-    };
-    let acts = actions.join(",");
-
     if OBJECT_TYPES.contains(&ty) {
         if let Some(cluster) = spec::cluster_of(name) {
-            let before_loc = before.and_then(location);
-            let after_loc = after.and_then(location);
-            if creates && (before.is_none() || before_loc != after_loc) {
-                let evidence = match &before_loc {
-                    Some(b) => format!(
-                        "{address}: actions [{acts}], {} -> {}",
-                        b,
-                        super::show(&after_loc)
-                    ),
-                    None => format!(
-                        "{address}: actions [{acts}], creates {}",
-                        super::show(&after_loc)
-                    ),
-                };
-                set.notes.push(format!(
-                    "{address}: Terraform creates objects missing from its state; confirm that \
-                     {} is absent from the store",
-                    super::show(&after_loc)
-                ));
-                push(
-                    set,
-                    ChangeKind::SeedsNewCluster {
-                        cluster: cluster.to_string(),
-                        location: after_loc,
-                    },
-                    evidence,
-                    vec![ptr("after", "key")],
-                );
-                return;
-            }
-            if deletes && !creates {
-                push(
-                    set,
-                    ChangeKind::EtcdSpecRemoved {
-                        cluster: cluster.to_string(),
-                    },
-                    format!(
-                        "{address}: actions [{acts}], deletes {}",
-                        super::show(&before_loc)
-                    ),
-                    vec![ptr("before", "key")],
-                );
-                return;
-            }
-            // Update, or replace in place: compare contents by value.
-            let content_unknown = change
-                .get("after_unknown")
-                .and_then(|u| u.get("content"))
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
-            let old = before.and_then(|b| str_at(b, "content"));
-            let new = after.and_then(|a| str_at(a, "content"));
-            let pointers = vec![ptr("before", "content"), ptr("after", "content")];
-            match (
-                old.map(EtcdClusterSpec::parse),
-                new.map(EtcdClusterSpec::parse),
-            ) {
-                (Some(Some(o)), Some(Some(n))) => {
-                    let evidence = format!(
-                        "{address}: actions [{acts}], content {} -> {}",
-                        compact(old.unwrap_or("")),
-                        compact(new.unwrap_or(""))
-                    );
-                    let found = spec::compare(cluster, &o, &n, &address, &evidence, &pointers);
-                    if found.is_empty() {
-                        push(
-                            set,
-                            ChangeKind::Other {
-                                detail: "etcd-cluster-spec content differs only in formatting; \
-                                         values are unchanged"
-                                    .to_string(),
-                            },
-                            evidence,
-                            pointers,
-                        );
-                    } else {
-                        set.changes.extend(found);
-                    }
-                }
-                _ => {
-                    let why = if content_unknown {
-                        "content is known only after apply"
-                    } else {
-                        "content is missing or not JSON"
-                    };
-                    push(
-                        set,
-                        ChangeKind::EtcdConfigChange {
-                            detail: format!(
-                                "etcd-cluster-spec for `{cluster}` changes; {why}: cannot tell \
-                                 whether member count or etcd version change"
-                            ),
-                        },
-                        format!("{address}: actions [{acts}]"),
-                        pointers,
-                    );
-                }
-            }
+            etcd_cluster_spec(rc, cluster, set);
             return;
         }
-        if name.contains("cluster-completed") && creates && before.is_none() {
+        if name.contains("cluster-completed") && rc.creates && rc.before.is_none() {
             set.creates_cluster = true;
         }
-        if name.contains("cluster-completed") && updates {
-            let version = |side: Option<&Value>| -> Option<String> {
-                let text = side.and_then(|s| str_at(s, "content"))?;
-                let doc: Value = crate::json::value_from_deserializer(
-                    serde_yaml_ng::Deserializer::from_str(text),
-                )
-                .ok()?;
-                doc.pointer("/spec/kubernetesVersion")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            };
-            let (from, to) = (version(before), version(after));
-            if from != to && (from.is_some() || to.is_some()) {
-                let evidence = format!(
-                    "{address}: spec.kubernetesVersion {} -> {}",
-                    super::show(&from),
-                    super::show(&to)
-                );
-                push(
-                    set,
-                    ChangeKind::KubernetesUpgrade { from, to },
-                    evidence,
-                    vec![ptr("before", "content"), ptr("after", "content")],
-                );
-            }
+        if name.contains("cluster-completed") && rc.updates {
+            cluster_completed(rc, set);
         }
         return;
     }
     if ty == "aws_launch_template"
-        && updates
+        && rc.updates
         && (name.contains("master") || name.contains("control-plane"))
     {
-        push(
+        rc.push(
             set,
             ChangeKind::Other {
                 detail: "control-plane launch template changes; applied by `kops rolling-update \
                          cluster`"
                     .to_string(),
             },
-            format!("{address}: actions [{acts}]"),
+            format!("{}: actions [{}]", rc.address, rc.acts),
             vec![format!("/resource_changes/{i}/change")],
+        );
+    }
+}
+
+/// A change of etcd-manager's `etcd-cluster-spec` object for etcd cluster `cluster`: created
+/// where none was (seeds a new cluster), deleted, or its content changed.
+fn etcd_cluster_spec(rc: &PlannedChange<'_>, cluster: &str, set: &mut ChangeSet) {
+    let (address, acts) = (&rc.address, &rc.acts);
+    let (before, after, change) = (rc.before, rc.after, rc.change);
+    let (creates, deletes) = (rc.creates, rc.deletes);
+    let before_loc = before.and_then(location);
+    let after_loc = after.and_then(location);
+    if creates && (before.is_none() || before_loc != after_loc) {
+        let evidence = match &before_loc {
+            Some(b) => format!(
+                "{address}: actions [{acts}], {} -> {}",
+                b,
+                super::show(&after_loc)
+            ),
+            None => format!(
+                "{address}: actions [{acts}], creates {}",
+                super::show(&after_loc)
+            ),
+        };
+        set.notes.push(format!(
+            "{address}: Terraform creates objects missing from its state; confirm that \
+             {} is absent from the store",
+            super::show(&after_loc)
+        ));
+        rc.push(
+            set,
+            ChangeKind::SeedsNewCluster {
+                cluster: cluster.to_string(),
+                location: after_loc,
+            },
+            evidence,
+            vec![rc.ptr("after", "key")],
+        );
+        return;
+    }
+    if deletes && !creates {
+        rc.push(
+            set,
+            ChangeKind::EtcdSpecRemoved {
+                cluster: cluster.to_string(),
+            },
+            format!(
+                "{address}: actions [{acts}], deletes {}",
+                super::show(&before_loc)
+            ),
+            vec![rc.ptr("before", "key")],
+        );
+        return;
+    }
+    // Update, or replace in place: compare contents by value.
+    let content_unknown = change
+        .get("after_unknown")
+        .and_then(|u| u.get("content"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let old = before.and_then(|b| str_at(b, "content"));
+    let new = after.and_then(|a| str_at(a, "content"));
+    let pointers = vec![rc.ptr("before", "content"), rc.ptr("after", "content")];
+    match (
+        old.map(EtcdClusterSpec::parse),
+        new.map(EtcdClusterSpec::parse),
+    ) {
+        (Some(Some(o)), Some(Some(n))) => {
+            let evidence = format!(
+                "{address}: actions [{acts}], content {} -> {}",
+                compact(old.unwrap_or("")),
+                compact(new.unwrap_or(""))
+            );
+            let found = spec::compare(cluster, &o, &n, address, &evidence, &pointers);
+            if found.is_empty() {
+                rc.push(
+                    set,
+                    ChangeKind::Other {
+                        detail: "etcd-cluster-spec content differs only in formatting; \
+                                 values are unchanged"
+                            .to_string(),
+                    },
+                    evidence,
+                    pointers,
+                );
+            } else {
+                set.changes.extend(found);
+            }
+        }
+        _ => {
+            let why = if content_unknown {
+                "content is known only after apply"
+            } else {
+                "content is missing or not JSON"
+            };
+            rc.push(
+                set,
+                ChangeKind::EtcdConfigChange {
+                    detail: format!(
+                        "etcd-cluster-spec for `{cluster}` changes; {why}: cannot tell \
+                         whether member count or etcd version change"
+                    ),
+                },
+                format!("{address}: actions [{acts}]"),
+                pointers,
+            );
+        }
+    }
+}
+
+/// `cluster-completed.spec` updated: a Kubernetes version change is a control-plane upgrade.
+fn cluster_completed(rc: &PlannedChange<'_>, set: &mut ChangeSet) {
+    let (address, before, after) = (&rc.address, rc.before, rc.after);
+    let version = |side: Option<&Value>| -> Option<String> {
+        let text = side.and_then(|s| str_at(s, "content"))?;
+        let doc: Value =
+            crate::json::value_from_deserializer(serde_yaml_ng::Deserializer::from_str(text))
+                .ok()?;
+        doc.pointer("/spec/kubernetesVersion")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let (from, to) = (version(before), version(after));
+    if from != to && (from.is_some() || to.is_some()) {
+        let evidence = format!(
+            "{address}: spec.kubernetesVersion {} -> {}",
+            super::show(&from),
+            super::show(&to)
+        );
+        rc.push(
+            set,
+            ChangeKind::KubernetesUpgrade { from, to },
+            evidence,
+            vec![rc.ptr("before", "content"), rc.ptr("after", "content")],
         );
     }
 }
