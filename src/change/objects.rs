@@ -627,130 +627,7 @@ fn kops_cluster<'a>(c: &mut Ctx<'a>) {
             );
             continue;
         };
-        let base = format!("/spec/etcdClusters/{ni}");
-        let ptrs = |c: &Ctx<'_>, field: &str| {
-            if !c.full {
-                return Vec::new();
-            }
-            let mut p = c.touched_under(&format!("{base}{field}"));
-            if p.is_empty() {
-                p.push(format!("{base}{field}"));
-            }
-            p
-        };
-        let (o, n) = (*o, *n);
-        let members = |v: &Value| {
-            v.get("etcdMembers")
-                .and_then(Value::as_array)
-                .map(|a| a.len() as i64)
-        };
-        if members(o) != members(n) {
-            c.push(
-                ChangeKind::EtcdScale {
-                    cluster: Some(name.clone()),
-                    from: members(o),
-                    to: members(n),
-                },
-                format!(
-                    "spec.etcdClusters[{ni}] ({name}) etcdMembers: {} -> {} members",
-                    show(&members(o)),
-                    show(&members(n))
-                ),
-                ptrs(c, "/etcdMembers"),
-            );
-        }
-        let s = |v: &Value, p: &str| v.pointer(p).and_then(Value::as_str).map(str::to_string);
-        if s(o, "/version") != s(n, "/version") {
-            c.push(
-                ChangeKind::EtcdUpgrade {
-                    cluster: Some(name.clone()),
-                    from: s(o, "/version"),
-                    to: s(n, "/version"),
-                },
-                format!(
-                    "spec.etcdClusters[{ni}] ({name}) version: {} -> {}",
-                    show(&s(o, "/version")),
-                    show(&s(n, "/version"))
-                ),
-                ptrs(c, "/version"),
-            );
-        }
-        let store = "/backups/backupStore";
-        // The effective store: backups.backupStore, else `<configBase>/backups/etcd/<name>`
-        // (kops `etcdmanager/options.go`), so spelling out the default is not a move.
-        let effective = |side: Option<&Value>, entry: &Value| {
-            s(entry, store).or_else(|| {
-                let base = side?.pointer("/spec/configBase")?.as_str()?;
-                Some(format!(
-                    "{}/backups/etcd/{name}",
-                    base.trim_end_matches('/')
-                ))
-            })
-        };
-        let (from, to) = (effective(c.old, o), effective(c.new, n));
-        if from != to {
-            c.push(
-                ChangeKind::BackupStoreMoved {
-                    cluster: name.clone(),
-                    from: from.clone(),
-                    to: to.clone(),
-                },
-                format!(
-                    "spec.etcdClusters[{ni}] ({name}) backups.backupStore: {} -> {} \
-                     (effective store {} -> {})",
-                    show(&s(o, store)),
-                    show(&s(n, store)),
-                    show(&from),
-                    show(&to)
-                ),
-                ptrs(c, store),
-            );
-        }
-        if o != n {
-            let mut rest_o = o.clone();
-            let mut rest_n = n.clone();
-            for v in [&mut rest_o, &mut rest_n] {
-                if let Some(m) = v.as_object_mut() {
-                    m.remove("etcdMembers");
-                    m.remove("version");
-                    if let Some(b) = m.get_mut("backups").and_then(Value::as_object_mut) {
-                        b.remove("backupStore");
-                    }
-                    if m.get("backups")
-                        .and_then(Value::as_object)
-                        .is_some_and(|b| b.is_empty())
-                    {
-                        m.remove("backups");
-                    }
-                }
-            }
-            if rest_o != rest_n {
-                let rel = diff_paths(&rest_o, &rest_n);
-                // Evidence from each side's own entry (indices may differ between old and new).
-                let ev = rel
-                    .iter()
-                    .map(|p| {
-                        format!(
-                            "spec.etcdClusters[{ni}] ({name}) {}: {} -> {}",
-                            Dotted(p),
-                            Shown(rest_o.pointer(p)),
-                            Shown(rest_n.pointer(p))
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                let fields: Vec<String> = rel.iter().map(|p| format!("{base}{p}")).collect();
-                c.push(
-                    ChangeKind::EtcdConfigChange {
-                        detail: format!(
-                            "etcd cluster `{name}` settings change (manager, image, resources)"
-                        ),
-                    },
-                    ev,
-                    fields,
-                );
-            }
-        }
+        kops_etcd_cluster(c, name, *ni, o, n);
     }
     for (name, (ni, _)) in &new {
         if !old.contains_key(name) {
@@ -760,6 +637,134 @@ fn kops_cluster<'a>(c: &mut Ctx<'a>) {
                 },
                 format!("spec.etcdClusters[{ni}] (name {name}) added"),
                 vec![format!("/spec/etcdClusters/{ni}")],
+            );
+        }
+    }
+}
+
+/// One etcd cluster present in both objects (`o` before, `n` after, at index `ni` after):
+/// member count, etcd version, the effective backup store, and any other setting.
+fn kops_etcd_cluster(c: &mut Ctx<'_>, name: &str, ni: usize, o: &Value, n: &Value) {
+    let base = format!("/spec/etcdClusters/{ni}");
+    let ptrs = |c: &Ctx<'_>, field: &str| {
+        if !c.full {
+            return Vec::new();
+        }
+        let mut p = c.touched_under(&format!("{base}{field}"));
+        if p.is_empty() {
+            p.push(format!("{base}{field}"));
+        }
+        p
+    };
+    let members = |v: &Value| {
+        v.get("etcdMembers")
+            .and_then(Value::as_array)
+            .map(|a| a.len() as i64)
+    };
+    if members(o) != members(n) {
+        c.push(
+            ChangeKind::EtcdScale {
+                cluster: Some(name.to_string()),
+                from: members(o),
+                to: members(n),
+            },
+            format!(
+                "spec.etcdClusters[{ni}] ({name}) etcdMembers: {} -> {} members",
+                show(&members(o)),
+                show(&members(n))
+            ),
+            ptrs(c, "/etcdMembers"),
+        );
+    }
+    let s = |v: &Value, p: &str| v.pointer(p).and_then(Value::as_str).map(str::to_string);
+    if s(o, "/version") != s(n, "/version") {
+        c.push(
+            ChangeKind::EtcdUpgrade {
+                cluster: Some(name.to_string()),
+                from: s(o, "/version"),
+                to: s(n, "/version"),
+            },
+            format!(
+                "spec.etcdClusters[{ni}] ({name}) version: {} -> {}",
+                show(&s(o, "/version")),
+                show(&s(n, "/version"))
+            ),
+            ptrs(c, "/version"),
+        );
+    }
+    let store = "/backups/backupStore";
+    // The effective store: backups.backupStore, else `<configBase>/backups/etcd/<name>`
+    // (kops `etcdmanager/options.go`), so spelling out the default is not a move.
+    let effective = |side: Option<&Value>, entry: &Value| {
+        s(entry, store).or_else(|| {
+            let base = side?.pointer("/spec/configBase")?.as_str()?;
+            Some(format!(
+                "{}/backups/etcd/{name}",
+                base.trim_end_matches('/')
+            ))
+        })
+    };
+    let (from, to) = (effective(c.old, o), effective(c.new, n));
+    if from != to {
+        c.push(
+            ChangeKind::BackupStoreMoved {
+                cluster: name.to_string(),
+                from: from.clone(),
+                to: to.clone(),
+            },
+            format!(
+                "spec.etcdClusters[{ni}] ({name}) backups.backupStore: {} -> {} \
+                 (effective store {} -> {})",
+                show(&s(o, store)),
+                show(&s(n, store)),
+                show(&from),
+                show(&to)
+            ),
+            ptrs(c, store),
+        );
+    }
+    if o != n {
+        let mut rest_o = o.clone();
+        let mut rest_n = n.clone();
+        for v in [&mut rest_o, &mut rest_n] {
+            if let Some(m) = v.as_object_mut() {
+                m.remove("etcdMembers");
+                m.remove("version");
+                if let Some(b) = m.get_mut("backups").and_then(Value::as_object_mut) {
+                    b.remove("backupStore");
+                }
+                if m.get("backups")
+                    .and_then(Value::as_object)
+                    .is_some_and(|b| b.is_empty())
+                {
+                    m.remove("backups");
+                }
+            }
+        }
+        if rest_o != rest_n {
+            let rel = diff_paths(&rest_o, &rest_n);
+            // Evidence from each side's own entry (indices may differ between old and new).
+            let ev = rel
+                .iter()
+                .map(|p| {
+                    format!(
+                        "spec.etcdClusters[{ni}] ({name}) {}: {} -> {}",
+                        Dotted(p),
+                        Shown(rest_o.pointer(p)),
+                        Shown(rest_n.pointer(p))
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            let fields: Vec<String> = rel.iter().map(|p| format!("{base}{p}")).collect();
+            c.push(
+                ChangeKind::EtcdConfigChange {
+                    detail: format!(
+                        "etcd cluster `{name}` settings change (manager, image, resources)"
+                    ),
+                },
+                ev,
+                fields,
             );
         }
     }
