@@ -289,6 +289,17 @@ fn write_text(
     effective: &crate::policy::EffectiveRequire,
     now: DateTime<Utc>,
 ) -> std::fmt::Result {
+    write_request(out, req, changes)?;
+    write_matches(out, results, exceptions, now)?;
+    write_effective(out, effective)
+}
+
+/// The request: who, what, and the json-patch changes.
+fn write_request(
+    out: &mut String,
+    req: &Request,
+    changes: &[crate::policy::Change],
+) -> std::fmt::Result {
     let who = if req.user.is_empty() {
         "(no user)".to_string()
     } else {
@@ -341,6 +352,16 @@ fn write_text(
             }
         }
     }
+    Ok(())
+}
+
+/// Each policy: matched (why, and its break-glass decision) or not (why not).
+fn write_matches(
+    out: &mut String,
+    results: &[PolicyMatch],
+    exceptions: &[(String, ExceptionDecision)],
+    now: DateTime<Utc>,
+) -> std::fmt::Result {
     writeln!(
         out,
         "exceptions evaluated at {}",
@@ -418,6 +439,14 @@ fn write_text(
             }
         }
     }
+    Ok(())
+}
+
+/// The merged requirements of the matching policies.
+fn write_effective(
+    out: &mut String,
+    effective: &crate::policy::EffectiveRequire,
+) -> std::fmt::Result {
     match effective.mode {
         None => writeln!(out, "effective: no policy matches; the gate does not apply")?,
         Some(mode) => {
