@@ -369,6 +369,19 @@ impl EtcdGate {
     /// A fact that could not be read is replaced by its last successful reading while that is
     /// younger than the staleness bound; the note says so (failure and age). Successful
     /// readings are remembered.
+    /// When a reading taken at `at` may still stand in for a failed one at `now` (within the
+    /// staleness bound): the note saying so, naming the failure and the reading's age.
+    fn stand_in(&self, reason: &str, at: DateTime<Utc>, now: DateTime<Utc>) -> Option<String> {
+        let bound = chrono::Duration::from_std(self.stale_after).unwrap_or(chrono::Duration::MAX);
+        let age = now.signed_duration_since(at);
+        (age <= bound).then(|| {
+            format!(
+                "latest refresh failed ({reason}); using facts read {} ago",
+                gate::human_age(age)
+            )
+        })
+    }
+
     fn keep_last_good<T: Clone>(
         &self,
         last: &LastGood<T>,
@@ -379,22 +392,20 @@ impl EtcdGate {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let bound = chrono::Duration::from_std(self.stale_after).unwrap_or(chrono::Duration::MAX);
         match &fact {
             Fact::Known { .. } => {
                 *last = Some((fact.clone(), now));
                 (fact, None)
             }
-            Fact::Unknown { reason } => match last.as_ref() {
-                Some((good, at)) if now.signed_duration_since(*at) <= bound => {
-                    let note = format!(
-                        "latest refresh failed ({reason}); using facts read {} ago",
-                        gate::human_age(now.signed_duration_since(*at))
-                    );
-                    (good.clone(), Some(note))
+            Fact::Unknown { reason } => {
+                let good = last.as_ref().and_then(|(good, at)| {
+                    self.stand_in(reason, *at, now).map(|n| (good.clone(), n))
+                });
+                match good {
+                    Some((good, note)) => (good, Some(note)),
+                    None => (fact, None),
                 }
-                _ => (fact, None),
-            },
+            }
             Fact::NotChecked { .. } => (fact, None),
         }
     }
@@ -410,7 +421,6 @@ impl EtcdGate {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let bound = chrono::Duration::from_std(self.stale_after).unwrap_or(chrono::Duration::MAX);
         stores
             .into_iter()
             .map(|s| match &s.fact {
@@ -418,19 +428,21 @@ impl EtcdGate {
                     last.insert(s.url.clone(), (s.clone(), now));
                     s
                 }
-                Fact::Unknown { reason } => match last.get(&s.url) {
-                    Some((good, at)) if now.signed_duration_since(*at) <= bound => {
-                        let mut cached = good.clone();
-                        if let Fact::Known { value } = &mut cached.fact {
-                            value.stale = Some(format!(
-                                "latest refresh failed ({reason}); using facts read {} ago",
-                                gate::human_age(now.signed_duration_since(*at))
-                            ));
+                Fact::Unknown { reason } => {
+                    let stale = last
+                        .get(&s.url)
+                        .and_then(|(good, at)| Some((good, self.stand_in(reason, *at, now)?)));
+                    match stale {
+                        Some((good, note)) => {
+                            let mut cached = good.clone();
+                            if let Fact::Known { value } = &mut cached.fact {
+                                value.stale = Some(note);
+                            }
+                            cached
                         }
-                        cached
+                        None => s,
                     }
-                    _ => s,
-                },
+                }
                 Fact::NotChecked { .. } => s,
             })
             .collect()
