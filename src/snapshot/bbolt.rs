@@ -214,36 +214,27 @@ pub struct BucketEntry {
     pub problem: Option<String>,
 }
 
-/// One revision entry of the `key` bucket, reduced to what the counters need: a 63-bit hash of
-/// the user key (`mvccpb.KeyValue.key`) with the tombstone mark in the lowest bit (8 bytes).
-#[derive(Debug, Clone, Copy)]
-pub struct RevEntry(u64);
-
-impl RevEntry {
-    /// Pack a user-key hash and the tombstone mark.
-    pub fn new(key_hash: u64, tombstone: bool) -> Self {
-        RevEntry((key_hash & !1) | u64::from(tombstone))
-    }
-    /// The user-key hash (lowest bit cleared).
-    pub fn key_hash(self) -> u64 {
-        self.0 & !1
-    }
-    /// `true` when the revision key ends with `'t'` (a delete).
-    pub fn tombstone(self) -> bool {
-        self.0 & 1 == 1
-    }
-}
-
 /// Revision-key statistics of a leaf whose keys all look like `key`-bucket revision keys.
+///
+/// The live-key count is derived from these counters without remembering any user key: each
+/// generation of a key (create … delete) that is still in the snapshot starts at its oldest
+/// retained revision, which is either a create (`version == 1`) or, after a compaction at
+/// revision `C`, the one revision `<= C` that etcd keeps per key; every delete ends one. So
+/// live keys = creates + puts with `main <= C` and `version > 1` − deletes (see `walk`).
 #[derive(Debug, Clone, Default)]
 pub struct RevStats {
-    pub entries: Box<[RevEntry]>,
     /// Main revision of the last (largest) key.
     pub last_main: i64,
     /// Largest `mod_revision` among the values.
     pub max_mod: i64,
     /// Entries with a lease.
     pub with_lease: u32,
+    /// Deletes (tombstone keys).
+    pub deletes: u32,
+    /// Puts with `version == 1`.
+    pub creates: u32,
+    /// Main revisions of the other puts, ascending.
+    pub updates: Vec<i64>,
 }
 
 /// Leaf contents that few leaves have, kept out of line so the common leaf stays small.
@@ -255,8 +246,8 @@ pub struct Rare {
     pub not_revisions: Option<String>,
 }
 
-/// Summary of a leaf page (or inline bucket page). About 80 bytes plus its first and last key:
-/// one of these is kept per page until the walk.
+/// Summary of a leaf page (or inline bucket page), as the walk reads it; kept until the walk
+/// in the compact form of [`super::pages`].
 #[derive(Debug, Clone, Default)]
 pub struct Leaf {
     pub count: u32,
@@ -266,10 +257,10 @@ pub struct Leaf {
     /// Number of bytes covered by `crc`.
     pub crc_len: u64,
     /// First key followed by last key.
-    keys: Box<[u8]>,
-    first_len: u32,
-    revs: RevStats,
-    rare: Option<Box<Rare>>,
+    pub(super) keys: Box<[u8]>,
+    pub(super) first_len: u32,
+    pub(super) revs: RevStats,
+    pub(super) rare: Option<Box<Rare>>,
 }
 
 impl Leaf {
@@ -434,7 +425,6 @@ fn parse_branch(extent: &[u8], count: usize) -> Result<BranchElems, PageError> {
 pub fn parse_leaf(extent: &[u8], count: usize, allow_buckets: bool) -> Result<Leaf, PageError> {
     elements_fit(extent, count)?;
     let mut rare = Rare::default();
-    let mut entries: Vec<RevEntry> = Vec::with_capacity(count);
     let mut stats = RevStats::default();
     let mut prev: &[u8] = &[];
     let mut crc = 0u32;
@@ -473,7 +463,13 @@ pub fn parse_leaf(extent: &[u8], count: usize, allow_buckets: bool) -> Result<Le
                     stats.last_main = rk.main;
                     match schema::decode_key_value(value) {
                         Ok(kv) => {
-                            entries.push(RevEntry::new(schema::key_hash(kv.key), rk.tombstone));
+                            if rk.tombstone {
+                                stats.deletes += 1;
+                            } else if kv.version == 1 {
+                                stats.creates += 1;
+                            } else {
+                                stats.updates.push(rk.main);
+                            }
                             stats.max_mod = stats.max_mod.max(kv.mod_revision);
                             if kv.lease != 0 {
                                 stats.with_lease += 1;
@@ -503,8 +499,8 @@ pub fn parse_leaf(extent: &[u8], count: usize, allow_buckets: bool) -> Result<Le
         keys.extend_from_slice(prev);
         first_len = first.len() as u32;
     }
-    if rare.not_revisions.is_none() {
-        stats.entries = entries.into_boxed_slice();
+    if rare.not_revisions.is_some() {
+        stats = RevStats::default();
     }
     let has_rare =
         !rare.buckets.is_empty() || !rare.small.is_empty() || rare.not_revisions.is_some();

@@ -10,18 +10,21 @@
 //! - [`stream::run`] reads them once, in order, and feeds every [`stream::ByteSink`] on its own
 //!   thread: [`stream::Sha256Sink`] (sha256 of all but the last 32 bytes) and the page scanner
 //!   (`scan`), which parses the meta pages and then every page position tentatively into a
-//!   compact summary (`bbolt`, `schema`), buffering at most one page extent;
+//!   compact summary (`bbolt`, `schema`, kept as records by `pages`), buffering at most one
+//!   page extent;
 //! - after the pass, `walk` visits the tree from the root over the summaries (cycles, bounds,
 //!   types, key order, freelist rules) and combines per-leaf CRC-32Cs in tree order (`crc`) into
 //!   the `etcdctl snapshot status` hash. Problems of pages that are not reachable are ignored.
 //!
-//! Memory: about 300 bytes per page of summaries (51 MiB peak on a 0.6 GiB snapshot) plus a few
-//! 1 MiB chunks; no page extent above 32 MiB is buffered.
+//! Memory: the summaries are kept in the compact form of `pages` (about 25 bytes per leaf
+//! page and 8 per branch element, a few bytes per other page), plus a few 1 MiB chunks in
+//! flight; no page extent above 32 MiB is buffered. Figures: `docs/benchmarks.md`.
 
 pub mod age;
 mod bbolt;
 mod container;
 mod crc;
+mod pages;
 mod scan;
 mod schema;
 pub mod stream;
@@ -345,18 +348,17 @@ fn assemble(
         }
         let started = std::time::Instant::now();
         let w = walk::walk(&meta, &scan.pages);
-        tracing::debug!(pages = scan.pages.len(), elapsed = ?started.elapsed(), "tree walk done");
-        // Freeing one summary per page (hundreds of thousands of small allocations) takes a few
-        // milliseconds that the report does not need to wait for: do it on another thread.
-        // If no thread can be started, the closure is dropped here and frees them inline.
-        let pages = scan.pages;
-        let _ = std::thread::Builder::new()
-            .name("free-pages".into())
-            .spawn(move || drop(pages));
+        tracing::debug!(
+            pages = scan.pages.len(),
+            record_bytes = scan.pages.record_bytes(),
+            elapsed = ?started.elapsed(),
+            "tree walk done"
+        );
+        drop(scan.pages);
         if w.problems.is_empty() {
             r.hash = Some(w.hash);
             r.total_key = Some(w.total_key);
-            r.live_keys = Some(w.live_keys);
+            r.live_keys = w.live_keys;
             r.revision = w.revision;
             r.revisions = Some(w.revisions);
             r.newest_mod_revision = Some(w.max_mod_revision);

@@ -3,39 +3,11 @@
 //! extent, at most [`bbolt::MAX_EXTENT`] bytes, plus one chunk).
 
 use super::bbolt::{self, Body, Meta, PageSummary};
+use super::pages::Pages;
 use super::stream::ByteSink;
 
 /// Bytes needed to probe meta page 1 at every supported page size (up to 64 KiB) plus its body.
 const META_PROBE: usize = 65536 + 4096;
-
-/// Page summaries in fixed-size blocks: appending never copies or doubles a large buffer.
-#[derive(Debug, Default)]
-pub struct Pages {
-    blocks: Vec<Vec<PageSummary>>,
-    len: usize,
-}
-
-const BLOCK: usize = 4096;
-
-impl Pages {
-    /// Number of summaries.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-    /// Summary `i` (of page `2 + i`).
-    pub fn get(&self, i: usize) -> Option<&PageSummary> {
-        self.blocks.get(i / BLOCK).and_then(|b| b.get(i % BLOCK))
-    }
-    fn push(&mut self, s: PageSummary) {
-        if self.blocks.last().is_none_or(|b| b.len() == BLOCK) {
-            self.blocks.push(Vec::with_capacity(BLOCK));
-        }
-        if let Some(b) = self.blocks.last_mut() {
-            b.push(s);
-            self.len += 1;
-        }
-    }
-}
 
 #[derive(Debug, PartialEq, Eq)]
 enum Phase {
@@ -233,6 +205,16 @@ impl PageScanner {
                         ))
                     } else {
                         match data.get(local..local + ext as usize) {
+                            // Only the active freelist is read (a stale copy is never used).
+                            Some(_) if flags == bbolt::FREELIST && pgid != meta.freelist => {
+                                PageSummary {
+                                    header_id: id,
+                                    flags,
+                                    overflow,
+                                    body: Body::None,
+                                    problem: None,
+                                }
+                            }
                             Some(extent) => bbolt::parse_page(extent, pgid),
                             None if eof => header_only(format!(
                                 "page {pgid}: its {overflow} overflow pages are cut off: the input ends at byte {}",

@@ -2,8 +2,6 @@
 //! and the small values of the `meta`, `cluster` and `members` buckets. Pure functions on byte
 //! slices; never panic.
 
-use std::hash::{Hash, Hasher};
-
 /// A `key`-bucket key: `main` (BE u64), `'_'`, `sub` (BE u64), optional `'t'` tombstone mark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RevisionKey {
@@ -96,10 +94,13 @@ pub fn read_varint(b: &[u8], pos: &mut usize) -> Option<u64> {
 pub struct KeyValue<'a> {
     pub key: &'a [u8],
     pub mod_revision: i64,
+    /// Modifications of the key since its creation: 1 on a create (0 on a delete).
+    pub version: i64,
     pub lease: i64,
 }
 
-/// Decode `mvccpb.KeyValue` fields 1 (key), 3 (mod_revision) and 6 (lease), skipping others.
+/// Decode `mvccpb.KeyValue` fields 1 (key), 3 (mod_revision), 4 (version) and 6 (lease),
+/// skipping others.
 /// `Err` on malformed wire data or a missing/empty key.
 pub fn decode_key_value(b: &[u8]) -> Result<KeyValue<'_>, SchemaError> {
     let mut kv = KeyValue::default();
@@ -113,6 +114,7 @@ pub fn decode_key_value(b: &[u8]) -> Result<KeyValue<'_>, SchemaError> {
                 let v = read_varint(b, &mut pos).ok_or(SchemaError::Truncated("varint"))?;
                 match field {
                     3 => kv.mod_revision = v as i64,
+                    4 => kv.version = v as i64,
                     6 => kv.lease = v as i64,
                     _ => {}
                 }
@@ -149,13 +151,6 @@ pub fn decode_key_value(b: &[u8]) -> Result<KeyValue<'_>, SchemaError> {
         return Err(SchemaError::NoKey);
     }
     Ok(kv)
-}
-
-/// 64-bit hash of a user key, for counting distinct keys without storing them.
-pub fn key_hash(key: &[u8]) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    key.hash(&mut h);
-    h.finish()
 }
 
 /// Name of a member from its `members` bucket JSON value (`{"id":…,"name":"…",…}`).

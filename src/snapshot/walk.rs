@@ -6,8 +6,9 @@
 //! `etcdctl snapshot status` numbers by combining per-leaf CRC-32Cs in tree order.
 
 use super::bbolt::{self, Body, Leaf, Meta, PageSummary};
-use super::scan::Pages;
+use super::pages::Pages;
 use super::schema;
+use std::rc::Rc;
 
 /// What the walk found.
 #[derive(Debug, Default)]
@@ -19,7 +20,9 @@ pub struct Walk {
     pub total_key: u64,
     /// Main revision of the last key of the `key` bucket; `None` without a `key` bucket.
     pub revision: Option<i64>,
-    pub live_keys: u64,
+    /// Distinct user keys whose newest revision is not a delete; `None` while a compaction
+    /// is under way in the snapshot.
+    pub live_keys: Option<u64>,
     pub revisions: u64,
     pub max_mod_revision: i64,
     pub keys_with_lease: u64,
@@ -34,11 +37,11 @@ pub struct Walk {
     pub reachable_pages: u64,
 }
 
-struct Frame<'a> {
+struct Frame {
     pgid: u64,
     from: Option<(u64, usize)>,
-    lower: Option<&'a [u8]>,
-    upper: Option<&'a [u8]>,
+    lower: Option<Rc<[u8]>>,
+    upper: Option<Rc<[u8]>>,
 }
 
 struct Walker<'a> {
@@ -56,11 +59,10 @@ fn label(name: &[u8]) -> String {
 }
 
 impl<'a> Walker<'a> {
-    fn page(&self, pgid: u64) -> Option<&'a PageSummary> {
-        let pages: &'a Pages = self.pages;
+    fn page(&self, pgid: u64) -> Option<PageSummary> {
         pgid.checked_sub(2)
             .and_then(|i| usize::try_from(i).ok())
-            .and_then(|i| pages.get(i))
+            .and_then(|i| self.pages.get(i))
     }
 
     fn is_visited(&self, pgid: u64) -> bool {
@@ -77,9 +79,8 @@ impl<'a> Walker<'a> {
         }
     }
 
-    /// Visit the tree rooted at `root`; returns its leaves in key order.
-    fn tree(&mut self, root: u64, bucket: &str) -> Vec<(u64, &'a Leaf)> {
-        let mut leaves = Vec::new();
+    /// Visit the tree rooted at `root`, handing its leaves to `visit` in key order.
+    fn tree(&mut self, root: u64, bucket: &str, visit: &mut dyn FnMut(u64, Leaf)) {
         let mut stack = vec![Frame {
             pgid: root,
             from: None,
@@ -148,7 +149,7 @@ impl<'a> Walker<'a> {
                 }
                 self.mark(q);
             }
-            match &s.body {
+            match s.body {
                 Body::Branch(elems) => {
                     self.bounds(
                         pgid,
@@ -156,41 +157,40 @@ impl<'a> Walker<'a> {
                         elems.last().map(|e| &e.1[..]),
                         &f,
                     );
-                    for i in (0..elems.len()).rev() {
-                        let upper = elems.get(i + 1).map(|e| &e.1[..]).or(f.upper);
-                        if let Some((child, key)) = elems.get(i) {
-                            stack.push(Frame {
-                                pgid: *child,
-                                from: Some((pgid, i)),
-                                lower: Some(&key[..]),
-                                upper,
-                            });
-                        }
+                    let mut upper = f.upper.clone();
+                    for (i, (child, key)) in elems.into_iter().enumerate().rev() {
+                        let key: Rc<[u8]> = key.into();
+                        stack.push(Frame {
+                            pgid: child,
+                            from: Some((pgid, i)),
+                            lower: Some(key.clone()),
+                            upper,
+                        });
+                        upper = Some(key);
                     }
                 }
                 Body::Leaf(leaf) => {
                     if leaf.count > 0 {
                         self.bounds(pgid, Some(leaf.first_key()), Some(leaf.last_key()), &f);
                     }
-                    leaves.push((pgid, leaf));
+                    visit(pgid, leaf);
                 }
                 _ => self
                     .problems
                     .push(format!("page {pgid}: no parsed content")),
             }
         }
-        leaves
     }
 
-    fn bounds(&mut self, pgid: u64, first: Option<&[u8]>, last: Option<&[u8]>, f: &Frame<'_>) {
-        if let (Some(first), Some(lower)) = (first, f.lower) {
+    fn bounds(&mut self, pgid: u64, first: Option<&[u8]>, last: Option<&[u8]>, f: &Frame) {
+        if let (Some(first), Some(lower)) = (first, f.lower.as_deref()) {
             if first < lower {
                 self.problems.push(format!(
                     "page {pgid}: first key is smaller than the key of its parent branch element (key order broken)"
                 ));
             }
         }
-        if let (Some(last), Some(upper)) = (last, f.upper) {
+        if let (Some(last), Some(upper)) = (last, f.upper.as_deref()) {
             if last >= upper {
                 self.problems.push(format!(
                     "page {pgid}: last key is not smaller than the key of the next element in its parent (key order broken)"
@@ -200,13 +200,16 @@ impl<'a> Walker<'a> {
     }
 }
 
-/// Accumulates the per-leaf numbers of one top-level bucket.
+/// Accumulates the per-leaf numbers of the top-level buckets.
 struct Totals<'a> {
     crc: u32,
     combiner: &'a mut super::crc::Combiner,
     total_key: u64,
-    /// Every revision entry of the `key` bucket, in key (= revision) order.
-    live: Vec<bbolt::RevEntry>,
+    /// Compaction revision below which etcd keeps one put per key (see [`bbolt::RevStats`]).
+    compacted: i64,
+    /// Generations of keys started (creates, and updates at or below `compacted`) and ended.
+    starts: u64,
+    deletes: u64,
     out: &'a mut Walk,
 }
 
@@ -227,10 +230,12 @@ impl Totals<'_> {
                     if leaf.count > 0 {
                         self.out.revision = Some(stats.last_main);
                     }
-                    self.out.revisions += stats.entries.len() as u64;
+                    self.out.revisions += u64::from(leaf.count);
                     self.out.max_mod_revision = self.out.max_mod_revision.max(stats.max_mod);
                     self.out.keys_with_lease += u64::from(stats.with_lease);
-                    self.live.extend_from_slice(&stats.entries);
+                    let kept = stats.updates.partition_point(|&m| m <= self.compacted);
+                    self.starts += u64::from(stats.creates) + kept as u64;
+                    self.deletes += u64::from(stats.deletes);
                 }
                 Err(e) => self
                     .out
@@ -274,6 +279,44 @@ impl Totals<'_> {
     }
 }
 
+/// The compaction marks (`scheduledCompactRev`, `finishedCompactRev`) of the `meta` bucket,
+/// read ahead of the walk (the `key` bucket sorts before `meta`, and its live-key count needs
+/// them). Reads only; the walk checks the `meta` bucket itself in its turn.
+fn compaction_marks(pages: &Pages, root_leaves: &[(u64, Leaf)]) -> (Option<i64>, Option<i64>) {
+    let Some(meta) = root_leaves
+        .iter()
+        .flat_map(|(_, l)| l.buckets())
+        .find(|b| &b.name[..] == b"meta")
+    else {
+        return (None, None);
+    };
+    let mut leaves: Vec<Leaf> = meta.inline.iter().map(|l| (**l).clone()).collect();
+    let mut stack = if meta.root == 0 {
+        vec![]
+    } else {
+        vec![meta.root]
+    };
+    // The meta bucket is a handful of pages; the bound only guards against a cycle.
+    let mut budget = 1024;
+    while let Some(pgid) = stack.pop() {
+        budget -= 1;
+        let page = pgid.checked_sub(2).and_then(|i| pages.get(i as usize));
+        match page.map(|s| s.body) {
+            Some(Body::Branch(elems)) if budget > 0 => stack.extend(elems.iter().map(|e| e.0)),
+            Some(Body::Leaf(l)) => leaves.push(l),
+            _ => {}
+        }
+    }
+    let mark = |name: &[u8]| {
+        leaves
+            .iter()
+            .flat_map(|l| l.small())
+            .find(|(k, _)| &k[..] == name)
+            .and_then(|(_, v)| schema::compact_rev(v))
+    };
+    (mark(b"scheduledCompactRev"), mark(b"finishedCompactRev"))
+}
+
 /// Walk every bucket reachable from `meta.root` over `pages` (summary of page `2 + i` at `i`).
 pub fn walk(meta: &Meta, pages: &Pages) -> Walk {
     let mut out = Walk::default();
@@ -288,12 +331,27 @@ pub fn walk(meta: &Meta, pages: &Pages) -> Walk {
     };
     w.mark(0);
     w.mark(1);
-    let root_leaves = w.tree(meta.root, "root");
-    let mut crc = 0u32;
-    let mut total_key = 0u64;
-    let mut nested: Vec<(String, &bbolt::BucketEntry)> = Vec::new();
-    let mut live: Vec<bbolt::RevEntry> = Vec::new();
+    let mut root_leaves = Vec::new();
+    w.tree(meta.root, "root", &mut |p, l| root_leaves.push((p, l)));
+    let (scheduled, finished) = compaction_marks(pages, &root_leaves);
+    // A compaction still under way (scheduled above finished) has removed an unknown part of
+    // the old revisions: the live-key count is then unknown.
+    let compaction_done = match (scheduled, finished) {
+        (Some(s), Some(f)) => s <= f,
+        (Some(_), None) => false,
+        _ => true,
+    };
     let mut combiner = super::crc::Combiner::default();
+    let mut t = Totals {
+        crc: 0,
+        combiner: &mut combiner,
+        total_key: 0,
+        compacted: finished.unwrap_or(0),
+        starts: 0,
+        deletes: 0,
+        out: &mut out,
+    };
+    let mut nested: Vec<(String, bbolt::BucketEntry)> = Vec::new();
     for (pgid, leaf) in &root_leaves {
         let plain = (leaf.count as usize).saturating_sub(leaf.buckets().len());
         if plain > 0 {
@@ -303,40 +361,33 @@ pub fn walk(meta: &Meta, pages: &Pages) -> Walk {
         }
         for b in leaf.buckets() {
             let name = label(&b.name);
-            out.buckets
+            t.out
+                .buckets
                 .push(String::from_utf8_lossy(&b.name).into_owned());
-            crc = combiner.combine(crc, crc32c::crc32c(&b.name), b.name.len() as u64);
+            t.crc = t
+                .combiner
+                .combine(t.crc, crc32c::crc32c(&b.name), b.name.len() as u64);
             if let Some(p) = &b.problem {
                 w.problems
                     .push(format!("page {pgid}: element {}: {p}", b.index));
                 continue;
             }
-            let mut t = Totals {
-                crc,
-                combiner: &mut combiner,
-                total_key,
-                live: std::mem::take(&mut live),
-                out: &mut out,
-            };
-            let leaves: Vec<(Option<u64>, &Leaf)> = match &b.inline {
-                Some(inl) => vec![(None, &**inl)],
-                None => w
-                    .tree(b.root, &name)
-                    .into_iter()
-                    .map(|(p, l)| (Some(p), l))
-                    .collect(),
-            };
-            for (p, l) in leaves {
+            let mut each = |p: Option<u64>, l: &Leaf| {
                 t.leaf(&b.name, p, l);
                 for nb in l.buckets() {
-                    nested.push((format!("{name}/{}", String::from_utf8_lossy(&nb.name)), nb));
+                    let path = format!("{name}/{}", String::from_utf8_lossy(&nb.name));
+                    nested.push((path, nb.clone()));
                 }
+            };
+            match &b.inline {
+                Some(inl) => each(None, inl),
+                None => w.tree(b.root, &name, &mut |p, l| each(Some(p), &l)),
             }
-            crc = t.crc;
-            total_key = t.total_key;
-            live = t.live;
         }
     }
+    let (hash, total_key) = (t.crc, t.total_key);
+    let live = (t.starts as i64) - (t.deletes as i64);
+    out.live_keys = u64::try_from(live).ok().filter(|_| compaction_done);
     // Nested buckets (etcd has none): structure only, they do not enter the status hash.
     while let Some((name, b)) = nested.pop() {
         if let Some(p) = &b.problem {
@@ -344,11 +395,16 @@ pub fn walk(meta: &Meta, pages: &Pages) -> Walk {
             continue;
         }
         if b.root != 0 {
-            for (_, l) in w.tree(b.root, &name) {
+            let mut found = Vec::new();
+            w.tree(b.root, &name, &mut |_, l| {
                 for nb in l.buckets() {
-                    nested.push((format!("{name}/{}", String::from_utf8_lossy(&nb.name)), nb));
+                    found.push((
+                        format!("{name}/{}", String::from_utf8_lossy(&nb.name)),
+                        nb.clone(),
+                    ));
                 }
-            }
+            });
+            nested.append(&mut found);
         }
     }
     if let Some(first) = w.first_missing.take() {
@@ -360,9 +416,8 @@ pub fn walk(meta: &Meta, pages: &Pages) -> Walk {
     if meta.freelist != bbolt::PGID_NO_FREELIST {
         check_freelist(&mut w, meta);
     }
-    out.hash = crc;
+    out.hash = hash;
     out.total_key = total_key;
-    out.live_keys = count_live(live);
     out.reachable_pages = w.visited.iter().map(|x| u64::from(x.count_ones())).sum();
     if !out.buckets.iter().any(|b| b == "key") {
         w.problems.push(
@@ -379,11 +434,11 @@ pub fn walk(meta: &Meta, pages: &Pages) -> Walk {
 /// coverage rules.
 fn check_freelist(w: &mut Walker<'_>, meta: &Meta) {
     let fl = meta.freelist;
-    let ids: &[u64] = match w.page(fl) {
+    let ids: Vec<u64> = match w.page(fl) {
         Some(s) if s.header_id == fl && s.flags == bbolt::FREELIST && s.problem.is_none() => {
-            match &s.body {
-                Body::Freelist(ids) => &ids[..],
-                _ => &[],
+            match s.body {
+                Body::Freelist(ids) => ids,
+                _ => Vec::new(),
             }
         }
         Some(s) => {
@@ -407,7 +462,7 @@ fn check_freelist(w: &mut Walker<'_>, meta: &Meta) {
     // A bitmap over the pages present, so a huge freelist cannot blow up memory.
     let mut free = vec![0u64; (avail as usize).div_ceil(64)];
     let bit = |id: u64| (id as usize / 64, 1u64 << (id % 64));
-    for &id in ids {
+    for &id in &ids {
         if id < 2 || id >= meta.hwm {
             w.problems.push(format!(
                 "freelist page {fl}: lists page {id}, outside [2, high-water mark {})",
@@ -439,104 +494,5 @@ fn check_freelist(w: &mut Walker<'_>, meta: &Meta) {
         if !w.is_visited(id) && !is_free {
             w.problems.push(format!("page {id}: unreachable unfreed"));
         }
-    }
-}
-
-/// Distinct user keys whose newest revision is not a tombstone. `entries` are in revision
-/// order; a stable sort by key hash keeps that order within each key, so the last entry of each
-/// run is the key's newest revision. (A sort of 8-byte entries needs less memory than a map.)
-fn count_live(mut entries: Vec<bbolt::RevEntry>) -> u64 {
-    radix_sort_by_key_hash(&mut entries);
-    let mut live = 0;
-    for (i, e) in entries.iter().enumerate() {
-        let last_of_run = entries
-            .get(i + 1)
-            .is_none_or(|next| next.key_hash() != e.key_hash());
-        if last_of_run && !e.tombstone() {
-            live += 1;
-        }
-    }
-    live
-}
-
-/// Stable LSD radix sort by [`bbolt::RevEntry::key_hash`] (8 passes of 8 bits): on the walk's
-/// critical path after the streaming pass, and several times faster than a comparison sort for
-/// the hundreds of thousands of entries of a large snapshot. Uses one scratch copy.
-fn radix_sort_by_key_hash(entries: &mut Vec<bbolt::RevEntry>) {
-    if entries.len() < 2 {
-        return;
-    }
-    let mut scratch = entries.clone();
-    let (mut src, mut dst) = (std::mem::take(entries), std::mem::take(&mut scratch));
-    for pass in 0..8u32 {
-        let shift = 8 * pass;
-        let digit = |e: &bbolt::RevEntry| ((e.key_hash() >> shift) & 0xff) as usize;
-        let mut counts = [0usize; 256];
-        for e in &src {
-            counts[digit(e)] += 1;
-        }
-        if counts.contains(&src.len()) {
-            continue; // every entry has the same digit: this pass would not move anything
-        }
-        let mut next = [0usize; 256];
-        let mut sum = 0;
-        for (n, c) in next.iter_mut().zip(counts) {
-            *n = sum;
-            sum += c;
-        }
-        for e in &src {
-            let d = digit(e);
-            if let Some(slot) = dst.get_mut(next[d]) {
-                *slot = *e;
-            }
-            next[d] += 1;
-        }
-        std::mem::swap(&mut src, &mut dst);
-    }
-    *entries = src;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use bbolt::RevEntry;
-
-    #[test]
-    fn radix_sort_is_a_stable_sort_by_key_hash() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut v: Vec<RevEntry> = (0..20_000)
-            .map(|i| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                // Few distinct keys, so runs of equal hashes are long; the tombstone bit and
-                // the order within a run carry the position (i % 2) to check stability.
-                RevEntry::new((state % 97) << 40 | (state % 5), i % 2 == 1)
-            })
-            .collect();
-        let mut want = v.clone();
-        want.sort_by_key(|e| e.key_hash());
-        radix_sort_by_key_hash(&mut v);
-        let bits = |v: &[RevEntry]| {
-            v.iter()
-                .map(|e| (e.key_hash(), e.tombstone()))
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(bits(&v), bits(&want));
-    }
-
-    #[test]
-    fn live_keys_follow_the_newest_revision() {
-        // key 10: put, delete, put (live); key 20: put, delete (dead); key 30: put (live)
-        let entries = vec![
-            RevEntry::new(10, false),
-            RevEntry::new(20, false),
-            RevEntry::new(10, true),
-            RevEntry::new(30, false),
-            RevEntry::new(20, true),
-            RevEntry::new(10, false),
-        ];
-        assert_eq!(count_live(entries), 2);
-        assert_eq!(count_live(Vec::new()), 0);
     }
 }
