@@ -2,39 +2,47 @@
 //!
 //! The walk needs, for every page position, what the page would hold if it were reachable
 //! ([`PageSummary`]): its type and overflow, branch children and keys, and a leaf's CRC, first
-//! and last key and revision counters. Kept as structs, that is a few hundred bytes per page and
-//! grows to gigabytes for an 8 GiB snapshot. Here each summary is one variable-length record
-//! (LEB128 integers; `key`-bucket revision keys as two integers, deltas where the order makes
-//! them small) in 1 MiB chunks, with the position of every [`BLOCK`]-th record indexed: about
-//! 25 bytes for a leaf and 8 per branch element. [`Pages::get`] decodes a record back into the
-//! same [`PageSummary`] the parser made, byte for byte in the keys. What few pages have (parse
-//! problems, nested buckets, the `meta`/`cluster`/`members` values, the freelist) stays in
-//! side tables.
+//! and last key and revision counters. Kept as structs, that is a few hundred bytes per page:
+//! gigabytes for an 8 GiB snapshot. Here each summary is one variable-length record (LEB128
+//! integers; a `key`-bucket revision key as a small delta of its main revision, from the
+//! previous key of the record or from a base per block of records, plus its sub revision when
+//! not 0) in 1 MiB chunks, with every [`BLOCK`]-th record indexed: about 18 bytes for a leaf of
+//! Kubernetes objects and 5 per branch element. [`Pages::get`] decodes a record back into the
+//! [`PageSummary`] the parser made, byte for byte in the keys. What few pages have (parse
+//! problems, nested buckets, the `meta`/`cluster`/`members` values, the freelist) stays in side
+//! tables.
 
 use super::bbolt::{Body, Leaf, PageSummary, Rare, RevStats};
 use std::collections::HashMap;
 
 /// Records per index entry: a lookup skips at most `BLOCK - 1` records.
-const BLOCK: usize = 16;
+const BLOCK: usize = 32;
 /// Bytes per chunk of records (a larger record gets a chunk of its own).
 const CHUNK: usize = 1 << 20;
 
-// Record tags (low 3 bits) and flags.
+// Record kinds (low 3 bits of the tag byte) and flags.
 const MISMATCH: u8 = 0;
-const HEADER_ONLY: u8 = 1;
-const BRANCH: u8 = 2;
-const LEAF: u8 = 3;
-const FREELIST: u8 = 4;
+const MISMATCH_ID: u8 = 1;
+const HEADER_ONLY: u8 = 2;
+const BRANCH: u8 = 3;
+const LEAF: u8 = 4;
+const FREELIST: u8 = 5;
 const KIND: u8 = 7;
 const PROBLEM: u8 = 8;
 const RARE: u8 = 16;
-const ID_STORED: u8 = 32;
-const REVS: u8 = 64;
+const REVS: u8 = 32;
+const OVERFLOW: u8 = 64;
+/// Revision counters with no lease, no delete and `max_mod` equal to the last main revision.
+const PLAIN_REVS: u8 = 128;
 
-// Key encodings.
-const RAW_KEY: u8 = 0;
-const REV_KEY: u8 = 1;
-const TOMBSTONE_KEY: u8 = 2;
+// Key encodings: the low 3 bits of a key's first integer.
+const RAW_KEY: u64 = 0;
+const REV_KEY: u64 = 1;
+const TOMBSTONE_KEY: u64 = 2;
+const SUB_ZERO: u64 = 4;
+
+/// No revision key in the block yet.
+const NO_BASE: u64 = u64::MAX;
 
 /// Summaries of pages `2, 3, …` in order. See the module doc.
 #[derive(Debug, Default)]
@@ -42,6 +50,8 @@ pub struct Pages {
     chunks: Vec<Vec<u8>>,
     /// `(chunk, offset)` of the record of page index `k * BLOCK`.
     index: Vec<(u32, u32)>,
+    /// Main revision the first revision key of block `k` is a delta from.
+    bases: Vec<u64>,
     len: usize,
     problems: HashMap<usize, Box<str>>,
     rare: HashMap<usize, Box<Rare>>,
@@ -64,6 +74,10 @@ impl Pages {
     pub fn push(&mut self, s: PageSummary) {
         let i = self.len;
         let pgid = i as u64 + 2;
+        if i % BLOCK == 0 {
+            self.bases.push(NO_BASE);
+        }
+        let mut base = self.bases.last().copied().unwrap_or(NO_BASE);
         let mut rec = std::mem::take(&mut self.scratch);
         rec.clear();
         rec.push(0); // the tag, set below
@@ -71,10 +85,13 @@ impl Pages {
         if s.header_id != pgid {
             tag = MISMATCH;
             if s.header_id <= u64::from(u32::MAX) {
-                tag |= ID_STORED;
+                tag = MISMATCH_ID;
                 put(&mut rec, s.header_id);
             }
         } else {
+            if s.overflow != 0 && !matches!(s.body, Body::None) {
+                put(&mut rec, u64::from(s.overflow));
+            }
             match s.body {
                 Body::None => {
                     tag = HEADER_ONLY;
@@ -83,21 +100,17 @@ impl Pages {
                 }
                 Body::Branch(elems) => {
                     tag = BRANCH;
-                    put(&mut rec, u64::from(s.overflow));
                     put(&mut rec, elems.len() as u64);
-                    let (mut prev_child, mut prev_main) = (pgid, 0);
+                    let mut keys = KeyCoder::new(&mut base);
+                    let mut prev_child = pgid;
                     for (child, key) in &elems {
                         put(&mut rec, zigzag(child.wrapping_sub(prev_child) as i64));
                         prev_child = *child;
-                        put_key(&mut rec, key, &mut prev_main);
+                        keys.put(&mut rec, key);
                     }
                 }
                 Body::Leaf(mut leaf) => {
-                    tag = LEAF;
-                    put(&mut rec, u64::from(s.overflow));
-                    if put_leaf(&mut rec, &leaf) {
-                        tag |= REVS;
-                    }
+                    tag = LEAF | put_leaf(&mut rec, &leaf, &mut base);
                     if let Some(r) = leaf.rare.take() {
                         tag |= RARE;
                         self.rare.insert(i, r);
@@ -105,9 +118,11 @@ impl Pages {
                 }
                 Body::Freelist(ids) => {
                     tag = FREELIST;
-                    put(&mut rec, u64::from(s.overflow));
                     self.freelists.insert(i, ids);
                 }
+            }
+            if s.overflow != 0 && tag & KIND != HEADER_ONLY {
+                tag |= OVERFLOW;
             }
         }
         if let Some(p) = s.problem {
@@ -116,6 +131,9 @@ impl Pages {
         }
         if let Some(t) = rec.first_mut() {
             *t = tag;
+        }
+        if let Some(b) = self.bases.last_mut() {
+            *b = base;
         }
         self.append(i, &rec);
         self.scratch = rec;
@@ -172,8 +190,9 @@ impl Pages {
             return None;
         }
         let rec = self.record(i)?;
+        let mut base = *self.bases.get(i / BLOCK)?;
         let pgid = i as u64 + 2;
-        let (&tag, mut b) = rec.split_first()?;
+        let (&tag, b) = rec.split_first()?;
         let mut pos = 0;
         let mut s = PageSummary {
             header_id: pgid,
@@ -186,35 +205,32 @@ impl Pages {
                 None
             },
         };
-        match tag & KIND {
-            MISMATCH => {
-                s.header_id = if tag & ID_STORED != 0 {
-                    get(b, &mut pos)?
-                } else {
-                    u64::MAX
-                };
-            }
+        let kind = tag & KIND;
+        if tag & OVERFLOW != 0 {
+            s.overflow = u32::try_from(get(b, &mut pos)?).ok()?;
+        }
+        match kind {
+            MISMATCH => s.header_id = u64::MAX,
+            MISMATCH_ID => s.header_id = get(b, &mut pos)?,
             HEADER_ONLY => {
                 s.flags = u16::try_from(get(b, &mut pos)?).ok()?;
                 s.overflow = u32::try_from(get(b, &mut pos)?).ok()?;
             }
             BRANCH => {
                 s.flags = super::bbolt::BRANCH;
-                s.overflow = u32::try_from(get(b, &mut pos)?).ok()?;
                 let n = get(b, &mut pos)? as usize;
                 let mut elems = Vec::with_capacity(n.min(b.len()));
-                let (mut child, mut prev_main) = (pgid, 0);
+                let mut keys = KeyCoder::new(&mut base);
+                let mut child = pgid;
                 for _ in 0..n {
                     child = child.wrapping_add(unzigzag(get(b, &mut pos)?) as u64);
-                    elems.push((child, get_key(b, &mut pos, &mut prev_main)?));
+                    elems.push((child, keys.get(b, &mut pos)?));
                 }
                 s.body = Body::Branch(elems);
             }
             LEAF => {
                 s.flags = super::bbolt::LEAF;
-                s.overflow = u32::try_from(get(b, &mut pos)?).ok()?;
-                b = b.get(pos..)?;
-                let mut leaf = get_leaf(b, tag & REVS != 0)?;
+                let mut leaf = get_leaf(b.get(pos..)?, tag, &mut base)?;
                 if tag & RARE != 0 {
                     leaf.rare = self.rare.get(&i).cloned();
                 }
@@ -222,7 +238,6 @@ impl Pages {
             }
             FREELIST => {
                 s.flags = super::bbolt::FREELIST;
-                s.overflow = u32::try_from(get(b, &mut pos)?).ok()?;
                 s.body = Body::Freelist(self.freelists.get(&i).cloned().unwrap_or_default());
             }
             _ => return None,
@@ -231,33 +246,41 @@ impl Pages {
     }
 }
 
-/// Encode a leaf; returns whether revision counters were written.
-fn put_leaf(rec: &mut Vec<u8>, leaf: &Leaf) -> bool {
+/// Encode a leaf; returns the tag flags for its revision counters.
+fn put_leaf(rec: &mut Vec<u8>, leaf: &Leaf, base: &mut u64) -> u8 {
     put(rec, u64::from(leaf.count));
     rec.extend_from_slice(&leaf.crc.to_le_bytes());
     put(rec, leaf.crc_len);
-    let mut prev_main = 0;
+    let mut keys = KeyCoder::new(base);
     if leaf.count > 0 {
-        put_key(rec, leaf.first_key(), &mut prev_main);
-        put_key(rec, leaf.last_key(), &mut prev_main);
+        keys.put(rec, leaf.first_key());
+        keys.put(rec, leaf.last_key());
     }
+    let first_main = keys.first_main;
     let Ok(r) = leaf.revs() else {
-        return false;
+        return 0;
     };
-    put(rec, zigzag(r.max_mod.wrapping_sub(r.last_main)));
-    put(rec, u64::from(r.with_lease));
-    put(rec, u64::from(r.deletes));
+    let plain = r.max_mod == r.last_main && r.with_lease == 0 && r.deletes == 0;
+    if !plain {
+        put(rec, zigzag(r.max_mod.wrapping_sub(r.last_main)));
+        put(rec, u64::from(r.with_lease));
+        put(rec, u64::from(r.deletes));
+    }
     put(rec, u64::from(r.creates));
     put(rec, r.updates.len() as u64);
-    let mut prev = 0i64;
+    let mut prev = first_main as i64;
     for &m in &r.updates {
         put(rec, zigzag(m.wrapping_sub(prev)));
         prev = m;
     }
-    true
+    if plain {
+        REVS | PLAIN_REVS
+    } else {
+        REVS
+    }
 }
 
-fn get_leaf(b: &[u8], revs: bool) -> Option<Leaf> {
+fn get_leaf(b: &[u8], tag: u8, base: &mut u64) -> Option<Leaf> {
     let mut pos = 0;
     let count = u32::try_from(get(b, &mut pos)?).ok()?;
     let crc = u32::from_le_bytes(b.get(pos..pos + 4)?.try_into().ok()?);
@@ -265,17 +288,18 @@ fn get_leaf(b: &[u8], revs: bool) -> Option<Leaf> {
     let crc_len = get(b, &mut pos)?;
     let mut keys = Vec::new();
     let mut first_len = 0;
-    let mut prev_main = 0;
+    let mut coder = KeyCoder::new(base);
     if count > 0 {
-        let first = get_key(b, &mut pos, &mut prev_main)?;
-        let last = get_key(b, &mut pos, &mut prev_main)?;
+        let first = coder.get(b, &mut pos)?;
+        let last = coder.get(b, &mut pos)?;
         first_len = first.len() as u32;
         keys.reserve_exact(first.len() + last.len());
         keys.extend_from_slice(&first);
         keys.extend_from_slice(&last);
     }
+    let first_main = coder.first_main;
     let mut stats = RevStats::default();
-    if revs {
+    if tag & REVS != 0 {
         // As the parser sets it: the main revision of the last key.
         stats.last_main = if count > 0 {
             let last = keys.get(first_len as usize..)?;
@@ -283,13 +307,16 @@ fn get_leaf(b: &[u8], revs: bool) -> Option<Leaf> {
         } else {
             0
         };
-        stats.max_mod = stats.last_main.wrapping_add(unzigzag(get(b, &mut pos)?));
-        stats.with_lease = u32::try_from(get(b, &mut pos)?).ok()?;
-        stats.deletes = u32::try_from(get(b, &mut pos)?).ok()?;
+        stats.max_mod = stats.last_main;
+        if tag & PLAIN_REVS == 0 {
+            stats.max_mod = stats.last_main.wrapping_add(unzigzag(get(b, &mut pos)?));
+            stats.with_lease = u32::try_from(get(b, &mut pos)?).ok()?;
+            stats.deletes = u32::try_from(get(b, &mut pos)?).ok()?;
+        }
         stats.creates = u32::try_from(get(b, &mut pos)?).ok()?;
         let n = get(b, &mut pos)? as usize;
         let mut updates = Vec::with_capacity(n.min(b.len()));
-        let mut prev = 0i64;
+        let mut prev = first_main as i64;
         for _ in 0..n {
             prev = prev.wrapping_add(unzigzag(get(b, &mut pos)?));
             updates.push(prev);
@@ -307,12 +334,41 @@ fn get_leaf(b: &[u8], revs: bool) -> Option<Leaf> {
     })
 }
 
-/// A `key`-bucket revision key (`main` BE, `'_'`, `sub` BE, optional `'t'`) is written as its
-/// two integers (`main` as a delta from the previous revision key of the record, which sorts
-/// before it); any other key as its bytes.
-fn put_key(rec: &mut Vec<u8>, key: &[u8], prev_main: &mut u64) {
-    let tombstone = key.len() == 18 && key.get(17) == Some(&b't');
-    if (key.len() == 17 || tombstone) && key.get(8) == Some(&b'_') {
+/// Writes and reads the keys of one record. A `key`-bucket revision key (`main` BE, `'_'`,
+/// `sub` BE, optional `'t'`) becomes one integer: the zigzag delta of `main` from the previous
+/// revision key of the record (from the block's base for the first), shifted left by 3 over
+/// the encoding bits, then `sub` unless it is 0. Any other key: its length, shifted, and bytes.
+struct KeyCoder<'a> {
+    base: &'a mut u64,
+    prev: Option<u64>,
+    /// Main revision of the record's first revision key (0 without one).
+    first_main: u64,
+}
+
+impl<'a> KeyCoder<'a> {
+    fn new(base: &'a mut u64) -> Self {
+        KeyCoder {
+            base,
+            prev: None,
+            first_main: 0,
+        }
+    }
+
+    fn from(&mut self, main: u64) -> u64 {
+        match self.prev {
+            Some(p) => p,
+            None => {
+                if *self.base == NO_BASE {
+                    *self.base = main;
+                }
+                self.first_main = main;
+                *self.base
+            }
+        }
+    }
+
+    fn put(&mut self, rec: &mut Vec<u8>, key: &[u8]) {
+        let tombstone = key.len() == 18 && key.get(17) == Some(&b't');
         let main = key
             .get(..8)
             .and_then(|b| b.try_into().ok())
@@ -321,45 +377,63 @@ fn put_key(rec: &mut Vec<u8>, key: &[u8], prev_main: &mut u64) {
             .get(9..17)
             .and_then(|b| b.try_into().ok())
             .map(u64::from_be_bytes);
-        if let (Some(main), Some(sub)) = (main, sub) {
-            if main >= *prev_main {
-                rec.push(if tombstone { TOMBSTONE_KEY } else { REV_KEY });
-                put(rec, main - *prev_main);
-                put(rec, sub);
-                *prev_main = main;
+        if let (true, Some(b'_'), Some(main), Some(sub)) =
+            (key.len() == 17 || tombstone, key.get(8), main, sub)
+        {
+            if main < 1 << 60 {
+                let from = self.from(main);
+                let mut head = zigzag(main as i64 - from as i64) << 3;
+                head |= if tombstone { TOMBSTONE_KEY } else { REV_KEY };
+                if sub == 0 {
+                    head |= SUB_ZERO;
+                }
+                put(rec, head);
+                if sub != 0 {
+                    put(rec, sub);
+                }
+                self.prev = Some(main);
                 return;
             }
         }
+        put(rec, (key.len() as u64) << 3 | RAW_KEY);
+        rec.extend_from_slice(key);
     }
-    rec.push(RAW_KEY);
-    put(rec, key.len() as u64);
-    rec.extend_from_slice(key);
-}
 
-fn get_key(b: &[u8], pos: &mut usize, prev_main: &mut u64) -> Option<Box<[u8]>> {
-    let kind = *b.get(*pos)?;
-    *pos += 1;
-    match kind {
-        RAW_KEY => {
-            let len = get(b, pos)? as usize;
-            let key = b.get(*pos..pos.checked_add(len)?)?;
-            *pos += len;
-            Some(key.into())
-        }
-        REV_KEY | TOMBSTONE_KEY => {
-            let main = prev_main.checked_add(get(b, pos)?)?;
-            let sub = get(b, pos)?;
-            *prev_main = main;
-            let mut key = Vec::with_capacity(18);
-            key.extend_from_slice(&main.to_be_bytes());
-            key.push(b'_');
-            key.extend_from_slice(&sub.to_be_bytes());
-            if kind == TOMBSTONE_KEY {
-                key.push(b't');
+    fn get(&mut self, b: &[u8], pos: &mut usize) -> Option<Box<[u8]>> {
+        let head = get(b, pos)?;
+        match head & 3 {
+            RAW_KEY => {
+                let len = usize::try_from(head >> 3).ok()?;
+                let key = b.get(*pos..pos.checked_add(len)?)?;
+                *pos += len;
+                Some(key.into())
             }
-            Some(key.into())
+            kind @ (REV_KEY | TOMBSTONE_KEY) => {
+                let from = match self.prev {
+                    Some(p) => p,
+                    None => *self.base,
+                };
+                let main = (from as i64).wrapping_add(unzigzag(head >> 3)) as u64;
+                if self.prev.is_none() {
+                    self.first_main = main;
+                }
+                let sub = if head & SUB_ZERO != 0 {
+                    0
+                } else {
+                    get(b, pos)?
+                };
+                self.prev = Some(main);
+                let mut key = Vec::with_capacity(18);
+                key.extend_from_slice(&main.to_be_bytes());
+                key.push(b'_');
+                key.extend_from_slice(&sub.to_be_bytes());
+                if kind == TOMBSTONE_KEY {
+                    key.push(b't');
+                }
+                Some(key.into())
+            }
+            _ => None,
         }
-        _ => None,
     }
 }
 
@@ -444,7 +518,7 @@ mod tests {
                     (9, b"zz-raw".to_vec().into()),
                 ]),
             ),
-            1 if i == BLOCK + 6 => {
+            1 if i == 43 => {
                 let big = vec![b'k'; CHUNK];
                 let rare = Rare {
                     not_revisions: Some("element 0: not a revision key".into()),
