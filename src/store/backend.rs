@@ -2,6 +2,7 @@
 //! side only issues LIST, HEAD and GET, and a request interceptor refuses anything else and
 //! records every request (method + path) in a [`RequestLog`].
 
+use super::cache::ObjectId;
 use super::layout::{Ignored, ObjectInfo};
 use super::s3_error::{classify, S3Failure, Target};
 use crate::snapshot::{verify_reader, SnapshotReport, VerifyOptions};
@@ -415,6 +416,35 @@ impl Backend {
         }
     }
 
+    /// The identity of a listed object (issue #21): where it is, its size, and its ETag (S3)
+    /// or mtime (local). `None` when the listing gave no ETag or mtime.
+    pub fn object_id(&self, o: &ObjectInfo) -> Option<ObjectId> {
+        let (location, version) = match self {
+            Backend::Local { root } => (
+                root.join(&o.key).display().to_string(),
+                o.last_modified?.timestamp_nanos_opt()?.to_string(),
+            ),
+            Backend::S3 {
+                bucket,
+                prefix,
+                ctx,
+                ..
+            } => (
+                format!(
+                    "{} s3://{bucket}/{prefix}{}",
+                    ctx.endpoint.as_deref().unwrap_or("aws"),
+                    o.key
+                ),
+                o.etag.clone()?,
+            ),
+        };
+        Some(ObjectId {
+            location,
+            size: o.size,
+            version,
+        })
+    }
+
     /// The request log (S3 only; `None` for a local directory).
     pub fn request_log(&self) -> Option<&RequestLog> {
         match self {
@@ -478,6 +508,7 @@ impl Backend {
                             key: key.to_string(),
                             size: o.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
                             last_modified,
+                            etag: o.e_tag().map(str::to_string),
                         });
                     }
                     for p in page.common_prefixes() {
@@ -717,6 +748,7 @@ fn list_local(
                     key,
                     size: meta.len(),
                     last_modified: meta.modified().ok().map(DateTime::<Utc>::from),
+                    etag: None,
                 });
             } else {
                 out.special.push(Ignored {
