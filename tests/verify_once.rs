@@ -140,7 +140,11 @@ async fn local_backup_whose_size_or_mtime_changed_is_verified_again() {
     assert_eq!(revision(&f), Some(snaps().new.1));
     assert_eq!(stats.verifications.get(), 1);
     read().await;
-    assert_eq!(stats.verifications.get(), 1, "unchanged: not verified again");
+    assert_eq!(
+        stats.verifications.get(),
+        1,
+        "unchanged: not verified again"
+    );
     assert!(stats.cache_hits.get() >= 4);
 
     // Other content (another size) under the same name.

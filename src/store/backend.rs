@@ -136,7 +136,10 @@ pub struct RecordedRequest {
     pub path: String,
 }
 
-/// Shared, append-only log of every S3 request sent (each retry attempt counts).
+/// Shared, append-only log of every S3 request sent (each retry attempt counts). One log per
+/// opened store, which lives for one inspection (`serve` opens its stores anew each refresh),
+/// so it is bounded by one reading's requests; what a process keeps across readings are the
+/// counters of [`super::ReadStats`].
 #[derive(Debug, Clone, Default)]
 pub struct RequestLog(Arc<Mutex<Vec<RecordedRequest>>>);
 

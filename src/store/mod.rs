@@ -35,8 +35,8 @@ pub use control::{BackupMeta, ControlFacts, ControlOutcome, FileState};
 pub use layout::{Candidate, Ignored, Layout, TimeSource};
 
 use crate::snapshot::{SnapshotReport, VerifyOptions};
-use chrono::{DateTime, Utc};
 use cache::{Known, ObjectId};
+use chrono::{DateTime, Utc};
 use layout::{Assembled, ObjectInfo, EM_CREATED, EM_SPEC};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -776,7 +776,11 @@ impl<'a> Reader<'a> {
         recall: fn(Known) -> Option<Result<T, String>>,
     ) -> Result<Option<Result<T, String>>, StoreError> {
         let id = self.id(key);
-        if let Some(known) = id.as_ref().and_then(|id| self.cache.get(id)).and_then(recall) {
+        if let Some(known) = id
+            .as_ref()
+            .and_then(|id| self.cache.get(id))
+            .and_then(recall)
+        {
             return Ok(Some(known));
         }
         let Some(bytes) = self.fetch(key, limit).await? else {
