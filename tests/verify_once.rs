@@ -250,3 +250,55 @@ fn serve_refresh_of_an_unchanged_store_downloads_no_snapshot() {
     );
     assert!(m(&after, "etcdguard_store_requests_total") > 0.0);
 }
+
+/// Every store of a process shares one credentials lookup: a `credential_process` (standing in
+/// for web identity / IRSA, which would ask STS) runs once for a `check` over three stores and
+/// the bucket's lifecycle rules, not once per store.
+#[test]
+fn stores_share_one_credentials_lookup() {
+    let moto = common::gate::moto_etcd_manager_store(20);
+    let d = tempfile::tempdir().unwrap();
+    let calls = d.path().join("calls");
+    let config = d.path().join("config");
+    std::fs::write(
+        &config,
+        format!(
+            "[default]\ncredential_process = sh -c 'echo call >> {}; echo {{\\\"Version\\\":1,\\\"AccessKeyId\\\":\\\"test\\\",\\\"SecretAccessKey\\\":\\\"test\\\"}}'\n",
+            calls.display()
+        ),
+    )
+    .unwrap();
+    let store = "s3://kops-state/prod.example.com/backups/etcd/main";
+    let stores = format!("{store},{store}/,s3://kops-state/prod.example.com/backups/etcd/main//");
+    let out = std::process::Command::new(common::etcdguard_bin())
+        .args(["check", "--store", &stores, "--s3-endpoint", &moto.endpoint])
+        .args(["--s3-path-style", "--output", "json"])
+        .env("ETCDGUARD_LOG", "warn")
+        .env("AWS_CONFIG_FILE", &config)
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let reachable = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["check"] == "store.reachable")
+        .count();
+    assert_eq!(reachable, 3, "{v:#}");
+    let n = std::fs::read_to_string(&calls).unwrap().lines().count();
+    assert_eq!(n, 1, "credential_process ran {n} times");
+}

@@ -318,6 +318,62 @@ fn region_chain() -> aws_config::meta::region::RegionProviderChain {
     )
 }
 
+/// The AWS configuration for `opts` (region, credentials chain, timeouts, retries), loaded once
+/// per process and kept: every store opened with the same options shares it, and with it one
+/// credentials cache, so web identity (IRSA), SSO or instance-role credentials are fetched once
+/// per lifetime, not once per store and refresh.
+async fn sdk_config(opts: &S3Options) -> aws_config::SdkConfig {
+    static LOADED: Mutex<Vec<(String, aws_config::SdkConfig)>> = Mutex::new(Vec::new());
+    let key = format!("{opts:?}");
+    let known = |loaded: &[(String, aws_config::SdkConfig)]| {
+        loaded
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, c)| c.clone())
+    };
+    let lock = || LOADED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(c) = known(&lock()) {
+        return c;
+    }
+    use aws_sdk_s3::config::retry::RetryConfig;
+    use aws_sdk_s3::config::timeout::TimeoutConfig;
+    use aws_sdk_s3::config::BehaviorVersion;
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(opts.connect_timeout)
+        .operation_attempt_timeout(opts.attempt_timeout)
+        .operation_timeout(opts.operation_timeout)
+        .build();
+    let region = match &opts.region {
+        Some(r) => Region::new(r.clone()),
+        None => region_chain()
+            .region()
+            .await
+            .unwrap_or(Region::new("us-east-1")),
+    };
+    let credentials = aws_config::default_provider::credentials::Builder::default()
+        .region(region.clone())
+        .imds_client(imds_client())
+        .build()
+        .await;
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(region)
+        .credentials_provider(credentials)
+        .timeout_config(timeouts)
+        .retry_config(RetryConfig::standard().with_max_attempts(opts.max_attempts.max(1)));
+    if let Some(ep) = &opts.endpoint {
+        loader = loader.endpoint_url(ep);
+    }
+    let shared = loader.load().await;
+    let mut loaded = lock();
+    match known(&loaded) {
+        Some(c) => c,
+        None => {
+            loaded.push((key, shared.clone()));
+            shared
+        }
+    }
+}
+
 impl Backend {
     /// Open a store. For S3 this builds the client from the standard AWS chain (credentials,
     /// region, `AWS_ENDPOINT_URL`) plus `opts`; no request to S3 is sent yet (the region may
@@ -346,37 +402,8 @@ impl Backend {
                 Ok(Backend::Local { root: path.clone() })
             }
             StoreUrl::S3 { bucket, prefix } => {
-                use aws_sdk_s3::config::retry::RetryConfig;
-                use aws_sdk_s3::config::timeout::TimeoutConfig;
-                use aws_sdk_s3::config::{BehaviorVersion, ResponseChecksumValidation};
-                let timeouts = TimeoutConfig::builder()
-                    .connect_timeout(opts.connect_timeout)
-                    .operation_attempt_timeout(opts.attempt_timeout)
-                    .operation_timeout(opts.operation_timeout)
-                    .build();
-                let region = match &opts.region {
-                    Some(r) => Region::new(r.clone()),
-                    None => region_chain()
-                        .region()
-                        .await
-                        .unwrap_or(Region::new("us-east-1")),
-                };
-                let credentials = aws_config::default_provider::credentials::Builder::default()
-                    .region(region.clone())
-                    .imds_client(imds_client())
-                    .build()
-                    .await;
-                let mut loader = aws_config::defaults(BehaviorVersion::latest())
-                    .region(region)
-                    .credentials_provider(credentials)
-                    .timeout_config(timeouts)
-                    .retry_config(
-                        RetryConfig::standard().with_max_attempts(opts.max_attempts.max(1)),
-                    );
-                if let Some(ep) = &opts.endpoint {
-                    loader = loader.endpoint_url(ep);
-                }
-                let shared = loader.load().await;
+                use aws_sdk_s3::config::ResponseChecksumValidation;
+                let shared = sdk_config(opts).await;
                 let log = RequestLog::default();
                 let b = aws_sdk_s3::config::Builder::from(&shared)
                     .force_path_style(opts.path_style)
