@@ -55,6 +55,9 @@ pub struct FactOptions {
     pub retention_days: u32,
     /// Expected interval between backups (etcd-manager: 15m), for the lifecycle analysis.
     pub backup_interval: Duration,
+    /// Stores read at once (at least 1); snapshots verified at once are fewer still (one per
+    /// CPU, [`store::VerifyCache`]).
+    pub store_concurrency: usize,
 }
 
 impl FactOptions {
@@ -82,7 +85,9 @@ pub struct StoreResult {
     pub full: Option<store::StoreFacts>,
 }
 
-/// Inspect every store concurrently. Bad URLs are returned as `Err` (configuration errors, exit 2).
+/// Inspect every store, at most `opts.store_concurrency` at once; every store shares the
+/// process's verify-once cache (`opts.inspect.cache`). Bad URLs are returned as `Err`
+/// (configuration errors, exit 2).
 pub async fn gather_stores(
     urls: &[String],
     opts: &FactOptions,
@@ -101,11 +106,15 @@ pub async fn gather_stores(
         .collect::<Result<_, _>>()?;
     let s3 = opts.s3.clone();
     let inspect = opts.inspect_at(now);
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(opts.store_concurrency.max(1)));
     let mut set = tokio::task::JoinSet::new();
     for (i, (u, p)) in parsed.into_iter().enumerate() {
         let s3 = s3.clone();
         let inspect = inspect.clone();
+        let permits = permits.clone();
         set.spawn(async move {
+            // Never closed: a permit is always granted in turn.
+            let _permit = permits.acquire_owned().await.ok();
             // A store holding several backup series yields one result per series (issue #20).
             let r = match store::inspect_all(&p, &s3, &inspect).await {
                 Ok(all) => (

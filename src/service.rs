@@ -765,6 +765,28 @@ impl wh::Gate for EtcdGate {
             "Break-glass exceptions honoured, by policy",
             m.exceptions.clone(),
         );
+        // What reading the stores cost (every store, every refresh; issue #21).
+        let read = &self.args.inspect.cache.stats;
+        registry.register(
+            "etcdguard_store_read_bytes",
+            "Bytes of objects read from backup stores (snapshots, deltas, control and meta files)",
+            read.bytes_read.clone(),
+        );
+        registry.register(
+            "etcdguard_store_requests",
+            "S3 requests sent to backup stores",
+            read.requests.clone(),
+        );
+        registry.register(
+            "etcdguard_snapshot_verifications",
+            "Backup snapshots streamed through the verifier",
+            read.verifications.clone(),
+        );
+        registry.register(
+            "etcdguard_verify_cache_hits",
+            "Backup objects not read again because they are unchanged since they were verified",
+            read.cache_hits.clone(),
+        );
     }
 }
 

@@ -644,3 +644,48 @@ async fn s3_store_url_at_the_v2_folder() {
         assert_eq!(v["snapshot"]["ageSeconds"], 20, "{url}");
     }
 }
+
+/// Issue #21: a Gardener store read again reads nothing it read before (the Full snapshot and
+/// every delta are known by key, size and mtime); a new delta alone is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unchanged_chain_is_not_read_again_and_a_new_delta_alone_is() {
+    use etcdguard::store::{self, InspectOptions, S3Options, StoreUrl};
+    let d = tempfile::tempdir().unwrap();
+    daily_store(d.path(), Codec::Gzip);
+    let url = StoreUrl::parse(d.path().to_str().unwrap()).unwrap();
+    let now = chrono::DateTime::from_timestamp(NOW_UNIX, 0).unwrap();
+    let opts = InspectOptions::new(now);
+    let stats = opts.cache.stats.clone();
+    let read = || async {
+        store::inspect(&url, &S3Options::default(), &opts)
+            .await
+            .unwrap()
+    };
+    let applied = |f: &store::StoreFacts| f.newest_valid.as_ref().unwrap().chain.clone().unwrap();
+
+    let first = applied(&read().await);
+    assert_eq!(first.applied, 40);
+    let (verified, bytes) = (stats.verifications.get(), stats.bytes_read.get());
+    assert_eq!(verified, 1);
+    assert_eq!(applied(&read().await).end_key, first.end_key);
+    assert_eq!(stats.verifications.get(), 1);
+    assert_eq!(stats.bytes_read.get(), bytes, "nothing read again");
+    assert_eq!(
+        stats.cache_hits.get(),
+        41,
+        "the Full snapshot and 40 deltas"
+    );
+
+    // One more delta after the last one.
+    let (start, at) = (first.end_revision + 1, NOW_UNIX - 5);
+    let body = Codec::Gzip.compress(&delta_body(start, start + 1, at, true));
+    put(
+        d.path(),
+        &format!("v2/Incr-{start:08}-{:08}-{at}.gz", start + 1),
+        &body,
+    );
+    let third = applied(&read().await);
+    assert_eq!(third.applied, 41);
+    assert_eq!(stats.verifications.get(), 1);
+    assert_eq!(stats.bytes_read.get(), bytes + body.len() as u64);
+}

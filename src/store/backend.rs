@@ -2,6 +2,7 @@
 //! side only issues LIST, HEAD and GET, and a request interceptor refuses anything else and
 //! records every request (method + path) in a [`RequestLog`].
 
+use super::cache::ObjectId;
 use super::layout::{Ignored, ObjectInfo};
 use super::s3_error::{classify, S3Failure, Target};
 use crate::snapshot::{verify_reader, SnapshotReport, VerifyOptions};
@@ -135,7 +136,10 @@ pub struct RecordedRequest {
     pub path: String,
 }
 
-/// Shared, append-only log of every S3 request sent (each retry attempt counts).
+/// Shared, append-only log of every S3 request sent (each retry attempt counts). One log per
+/// opened store, which lives for one inspection (`serve` opens its stores anew each refresh),
+/// so it is bounded by one reading's requests; what a process keeps across readings are the
+/// counters of [`super::ReadStats`].
 #[derive(Debug, Clone, Default)]
 pub struct RequestLog(Arc<Mutex<Vec<RecordedRequest>>>);
 
@@ -314,6 +318,62 @@ fn region_chain() -> aws_config::meta::region::RegionProviderChain {
     )
 }
 
+/// The AWS configuration for `opts` (region, credentials chain, timeouts, retries), loaded once
+/// per process and kept: every store opened with the same options shares it, and with it one
+/// credentials cache, so web identity (IRSA), SSO or instance-role credentials are fetched once
+/// per lifetime, not once per store and refresh.
+async fn sdk_config(opts: &S3Options) -> aws_config::SdkConfig {
+    static LOADED: Mutex<Vec<(String, aws_config::SdkConfig)>> = Mutex::new(Vec::new());
+    let key = format!("{opts:?}");
+    let known = |loaded: &[(String, aws_config::SdkConfig)]| {
+        loaded
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, c)| c.clone())
+    };
+    let lock = || LOADED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(c) = known(&lock()) {
+        return c;
+    }
+    use aws_sdk_s3::config::retry::RetryConfig;
+    use aws_sdk_s3::config::timeout::TimeoutConfig;
+    use aws_sdk_s3::config::BehaviorVersion;
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(opts.connect_timeout)
+        .operation_attempt_timeout(opts.attempt_timeout)
+        .operation_timeout(opts.operation_timeout)
+        .build();
+    let region = match &opts.region {
+        Some(r) => Region::new(r.clone()),
+        None => region_chain()
+            .region()
+            .await
+            .unwrap_or(Region::new("us-east-1")),
+    };
+    let credentials = aws_config::default_provider::credentials::Builder::default()
+        .region(region.clone())
+        .imds_client(imds_client())
+        .build()
+        .await;
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(region)
+        .credentials_provider(credentials)
+        .timeout_config(timeouts)
+        .retry_config(RetryConfig::standard().with_max_attempts(opts.max_attempts.max(1)));
+    if let Some(ep) = &opts.endpoint {
+        loader = loader.endpoint_url(ep);
+    }
+    let shared = loader.load().await;
+    let mut loaded = lock();
+    match known(&loaded) {
+        Some(c) => c,
+        None => {
+            loaded.push((key, shared.clone()));
+            shared
+        }
+    }
+}
+
 impl Backend {
     /// Open a store. For S3 this builds the client from the standard AWS chain (credentials,
     /// region, `AWS_ENDPOINT_URL`) plus `opts`; no request to S3 is sent yet (the region may
@@ -342,37 +402,8 @@ impl Backend {
                 Ok(Backend::Local { root: path.clone() })
             }
             StoreUrl::S3 { bucket, prefix } => {
-                use aws_sdk_s3::config::retry::RetryConfig;
-                use aws_sdk_s3::config::timeout::TimeoutConfig;
-                use aws_sdk_s3::config::{BehaviorVersion, ResponseChecksumValidation};
-                let timeouts = TimeoutConfig::builder()
-                    .connect_timeout(opts.connect_timeout)
-                    .operation_attempt_timeout(opts.attempt_timeout)
-                    .operation_timeout(opts.operation_timeout)
-                    .build();
-                let region = match &opts.region {
-                    Some(r) => Region::new(r.clone()),
-                    None => region_chain()
-                        .region()
-                        .await
-                        .unwrap_or(Region::new("us-east-1")),
-                };
-                let credentials = aws_config::default_provider::credentials::Builder::default()
-                    .region(region.clone())
-                    .imds_client(imds_client())
-                    .build()
-                    .await;
-                let mut loader = aws_config::defaults(BehaviorVersion::latest())
-                    .region(region)
-                    .credentials_provider(credentials)
-                    .timeout_config(timeouts)
-                    .retry_config(
-                        RetryConfig::standard().with_max_attempts(opts.max_attempts.max(1)),
-                    );
-                if let Some(ep) = &opts.endpoint {
-                    loader = loader.endpoint_url(ep);
-                }
-                let shared = loader.load().await;
+                use aws_sdk_s3::config::ResponseChecksumValidation;
+                let shared = sdk_config(opts).await;
                 let log = RequestLog::default();
                 let b = aws_sdk_s3::config::Builder::from(&shared)
                     .force_path_style(opts.path_style)
@@ -413,6 +444,35 @@ impl Backend {
                 ctx: ctx.clone(),
             },
         }
+    }
+
+    /// The identity of a listed object (issue #21): where it is, its size, and its ETag (S3)
+    /// or mtime (local). `None` when the listing gave no ETag or mtime.
+    pub fn object_id(&self, o: &ObjectInfo) -> Option<ObjectId> {
+        let (location, version) = match self {
+            Backend::Local { root } => (
+                root.join(&o.key).display().to_string(),
+                o.last_modified?.timestamp_nanos_opt()?.to_string(),
+            ),
+            Backend::S3 {
+                bucket,
+                prefix,
+                ctx,
+                ..
+            } => (
+                format!(
+                    "{} s3://{bucket}/{prefix}{}",
+                    ctx.endpoint.as_deref().unwrap_or("aws"),
+                    o.key
+                ),
+                o.etag.clone()?,
+            ),
+        };
+        Some(ObjectId {
+            location,
+            size: o.size,
+            version,
+        })
     }
 
     /// The request log (S3 only; `None` for a local directory).
@@ -478,6 +538,7 @@ impl Backend {
                             key: key.to_string(),
                             size: o.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
                             last_modified,
+                            etag: o.e_tag().map(str::to_string),
                         });
                     }
                     for p in page.common_prefixes() {
@@ -717,6 +778,7 @@ fn list_local(
                     key,
                     size: meta.len(),
                     last_modified: meta.modified().ok().map(DateTime::<Utc>::from),
+                    etag: None,
                 });
             } else {
                 out.special.push(Ignored {

@@ -88,6 +88,9 @@ pub struct ObjectInfo {
     pub size: u64,
     /// Last-modified time (S3) or mtime (local), if known.
     pub last_modified: Option<DateTime<Utc>>,
+    /// S3 ETag as listed (`None` for local files): with key and size, the object's identity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
 }
 
 /// Where a backup's time comes from.
@@ -817,6 +820,7 @@ mod tests {
             key: key.to_string(),
             size,
             last_modified: Some(t("2026-01-01T00:00:00Z")),
+            etag: None,
         }
     }
 

@@ -15,9 +15,13 @@
 //!    is the last good delta;
 //! 5. for etcd-manager, read and assess the control files ([`control`], pure).
 //!
+//! Every object is read through the process's [`VerifyCache`] ([`cache`]): an object the
+//! listing shows unchanged (same size and ETag or mtime) is not read again.
+//!
 //! Everything is read-only: LIST and GET only (see [`backend`]).
 
 pub mod backend;
+pub mod cache;
 pub mod control;
 pub mod gardener;
 pub mod layout;
@@ -26,13 +30,16 @@ pub mod s3_error;
 pub mod s3_lifecycle;
 
 pub use backend::{Backend, RecordedRequest, RequestLog, S3Options, StoreError, StoreUrl};
+pub use cache::{ReadStats, VerifyCache};
 pub use control::{BackupMeta, ControlFacts, ControlOutcome, FileState};
 pub use layout::{Candidate, Ignored, Layout, TimeSource};
 
 use crate::snapshot::{SnapshotReport, VerifyOptions};
+use cache::{Known, ObjectId};
 use chrono::{DateTime, Utc};
 use layout::{Assembled, ObjectInfo, EM_CREATED, EM_SPEC};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// Largest control or meta file read (they are a few hundred bytes).
@@ -93,6 +100,8 @@ pub struct InspectOptions {
     pub deadline: Duration,
     /// When the store holds several backup series: inspect only these (empty: every series).
     pub series: Vec<String>,
+    /// What objects held, by identity; shared by every clone (one per process).
+    pub cache: VerifyCache,
 }
 
 impl InspectOptions {
@@ -106,6 +115,7 @@ impl InspectOptions {
             verify: VerifyOptions::default(),
             deadline: Duration::from_secs(300),
             series: Vec::new(),
+            cache: VerifyCache::default(),
         }
     }
 }
@@ -493,13 +503,17 @@ pub async fn inspect_backend_all(
     store: &str,
     opts: &InspectOptions,
 ) -> Result<Inspected, StoreError> {
-    match tokio::time::timeout(opts.deadline, inspect_inner(backend, store, opts)).await {
-        Ok(r) => r,
-        Err(_) => Err(StoreError::Deadline {
+    let sent = || backend.request_log().map_or(0, RequestLog::len);
+    let before = sent();
+    let r = tokio::time::timeout(opts.deadline, inspect_inner(backend, store, opts)).await;
+    let requests = sent().saturating_sub(before);
+    opts.cache.stats.requests.inc_by(requests as u64);
+    r.unwrap_or_else(|_| {
+        Err(StoreError::Deadline {
             store: store.to_string(),
             deadline: opts.deadline,
-        }),
-    }
+        })
+    })
 }
 
 /// `--series` names that no store holds as a series (exit 2), naming the series found. Only
@@ -620,6 +634,7 @@ async fn list_store_layout(backend: &Backend, opts: &InspectOptions) -> Result<F
                 key: f.clone(),
                 size: 0,
                 last_modified: None,
+                etag: None,
             }));
             return Ok(Found::One(Listed {
                 layout: Some(Layout::EtcdManager),
@@ -704,6 +719,106 @@ fn listed_whole(objects: Vec<ObjectInfo>, forced: Option<Layout>, special: Vec<I
     }
 }
 
+/// One series being read: its store, the identities its listing showed, and the process's
+/// cache. Every object of a backup is read through here, so an unchanged one is read once.
+struct Reader<'a> {
+    backend: &'a Backend,
+    cache: &'a VerifyCache,
+    listed: HashMap<&'a str, &'a ObjectInfo>,
+}
+
+impl<'a> Reader<'a> {
+    fn new(backend: &'a Backend, cache: &'a VerifyCache, objects: &'a [ObjectInfo]) -> Self {
+        Reader {
+            backend,
+            cache,
+            listed: objects.iter().map(|o| (o.key.as_str(), o)).collect(),
+        }
+    }
+
+    /// The identity of a listed object (`None`: not listed, or listed without ETag/mtime).
+    fn id(&self, key: &str) -> Option<ObjectId> {
+        self.backend.object_id(self.listed.get(key)?)
+    }
+
+    /// Read an object completely, counting the bytes.
+    async fn fetch(&self, key: &str, limit: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let read = self.backend.read_small(key, limit).await?;
+        if let Some(b) = &read {
+            self.cache.stats.bytes_read.inc_by(b.len() as u64);
+        }
+        Ok(read)
+    }
+
+    /// A small file (control file, meta, command), from the cache when unchanged.
+    async fn read_small(&self, key: &str, limit: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let id = self.id(key);
+        if let Some(Known::File(b)) = id.as_ref().and_then(|id| self.cache.get(id)) {
+            return Ok(Some(b.to_vec()));
+        }
+        let read = self.fetch(key, limit).await?;
+        if let (Some(id), Some(b)) = (id, &read) {
+            if b.len() <= cache::SMALL_CACHED {
+                self.cache.put(id, Known::File(b.as_slice().into()));
+            }
+        }
+        Ok(read)
+    }
+
+    /// What `judge` says of an object's bytes (a Gardener delta, an OpenShift companion
+    /// archive: only the outcome is kept). `Ok(None)` when the object does not exist.
+    async fn outcome<T: Clone>(
+        &self,
+        key: &str,
+        limit: u64,
+        judge: impl FnOnce(&[u8]) -> Result<T, String>,
+        keep: fn(Result<T, String>) -> Known,
+        recall: fn(Known) -> Option<Result<T, String>>,
+    ) -> Result<Option<Result<T, String>>, StoreError> {
+        let id = self.id(key);
+        if let Some(known) = id
+            .as_ref()
+            .and_then(|id| self.cache.get(id))
+            .and_then(recall)
+        {
+            return Ok(Some(known));
+        }
+        let Some(bytes) = self.fetch(key, limit).await? else {
+            return Ok(None);
+        };
+        let out = judge(&bytes);
+        if let Some(id) = id {
+            self.cache.put(id, keep(out.clone()));
+        }
+        Ok(Some(out))
+    }
+
+    /// Stream a snapshot through the verifier, unless the cache has its report. Read errors
+    /// are not kept (the next reading tries again).
+    async fn verify(
+        &self,
+        key: &str,
+        opts: &VerifyOptions,
+    ) -> Result<(SnapshotReport, u64), StoreError> {
+        let id = self.id(key);
+        if let Some(id) = &id {
+            if let Some(Known::Snapshot(report)) = self.cache.get(id) {
+                return Ok(((*report).clone(), id.size));
+            }
+        }
+        let _permit = self.cache.permit().await;
+        let (report, size) = self.backend.verify(key, opts).await?;
+        let stats = &self.cache.stats;
+        stats.verifications.inc();
+        stats.bytes_read.inc_by(size);
+        if let Some(id) = id {
+            self.cache
+                .put(id, Known::Snapshot(std::sync::Arc::new(report.clone())));
+        }
+        Ok((report, size))
+    }
+}
+
 enum Checked {
     Backup(Box<BackupFacts>),
     NotABackup(Ignored),
@@ -712,7 +827,7 @@ enum Checked {
 /// Read and check the deltas after a valid Gardener Full snapshot, in restore order, until the
 /// first one that breaks the chain (a revision gap, a read error, bad content).
 async fn gardener_chain(
-    backend: &Backend,
+    r: &Reader<'_>,
     full: &layout::GardenerSnap,
     deltas: Vec<(String, layout::GardenerSnap)>,
 ) -> DeltaChain {
@@ -730,8 +845,20 @@ async fn gardener_chain(
     };
     let mut checks = futures_util::stream::iter(deltas)
         .map(|(key, snap)| async move {
-            let checked = match backend.read_small(&key, DELTA_LIMIT).await {
-                Ok(Some(bytes)) => gardener::check_delta(&bytes, &snap).map_err(|e| e.to_string()),
+            let delta = r
+                .outcome(
+                    &key,
+                    DELTA_LIMIT,
+                    |bytes| gardener::check_delta(bytes, &snap).map_err(|e| e.to_string()),
+                    Known::Delta,
+                    |k| match k {
+                        Known::Delta(d) => Some(d),
+                        _ => None,
+                    },
+                )
+                .await;
+            let checked = match delta {
+                Ok(Some(checked)) => checked,
                 Ok(None) => Err("listed but no longer there".to_string()),
                 Err(e) => Err(format!("cannot read it: {e}")),
             };
@@ -765,7 +892,7 @@ async fn gardener_chain(
 }
 
 async fn check_candidate(
-    backend: &Backend,
+    r: &Reader<'_>,
     c: &Candidate,
     opts: &InspectOptions,
     gardener_listing: Option<&[ObjectInfo]>,
@@ -804,7 +931,19 @@ async fn check_candidate(
         }
     }
     if let Some(key) = &c.companion {
-        match backend.read_small(key, COMPANION_LIMIT).await {
+        let companion = r
+            .outcome(
+                key,
+                COMPANION_LIMIT,
+                static_resources_readable,
+                Known::Companion,
+                |k| match k {
+                    Known::Companion(c) => Some(c),
+                    _ => None,
+                },
+            )
+            .await;
+        match companion {
             Ok(None) => {
                 facts.validity = Validity::Invalid;
                 facts.reason = Some(format!(
@@ -812,15 +951,14 @@ async fn check_candidate(
                 ));
                 return Checked::Backup(Box::new(facts));
             }
-            Ok(Some(bytes)) => {
-                if let Err(why) = static_resources_readable(&bytes) {
-                    facts.validity = Validity::Invalid;
-                    facts.reason = Some(format!(
-                        "{key} is unreadable ({why}): cluster-restore.sh's `tar -xzf … static-pod-resources` fails and the restore aborts"
-                    ));
-                    return Checked::Backup(Box::new(facts));
-                }
+            Ok(Some(Err(why))) => {
+                facts.validity = Validity::Invalid;
+                facts.reason = Some(format!(
+                    "{key} is unreadable ({why}): cluster-restore.sh's `tar -xzf … static-pod-resources` fails and the restore aborts"
+                ));
+                return Checked::Backup(Box::new(facts));
             }
+            Ok(Some(Ok(()))) => {}
             Err(e) => {
                 facts.reason = Some(format!("cannot read {key}: {e}"));
                 return Checked::Backup(Box::new(facts));
@@ -829,7 +967,7 @@ async fn check_candidate(
     }
     let mut meta_problem = None;
     if let Some(meta_key) = &c.meta_key {
-        match backend.read_small(meta_key, SMALL_FILE_LIMIT).await {
+        match r.read_small(meta_key, SMALL_FILE_LIMIT).await {
             Ok(None) => {
                 return Checked::NotABackup(Ignored {
                     key: format!("{}/", c.name),
@@ -857,7 +995,7 @@ async fn check_candidate(
     if c.data_listed == Some(false) {
         facts.validity = Validity::Invalid;
         // A local entry that is there but is not a file (a FIFO, a dangling link) is said so.
-        let not_a_file = match backend {
+        let not_a_file = match r.backend {
             Backend::Local { root }
                 if std::fs::symlink_metadata(root.join(&c.data_key)).is_ok() =>
             {
@@ -873,7 +1011,7 @@ async fn check_candidate(
         });
         return Checked::Backup(Box::new(facts));
     }
-    match backend.verify(&c.data_key, &verify).await {
+    match r.verify(&c.data_key, &verify).await {
         Ok((report, size)) => {
             facts.size = Some(size);
             if report.validity_unknown() {
@@ -893,7 +1031,7 @@ async fn check_candidate(
                 facts.validity = Validity::Valid;
                 if let Some((full, objects)) = gardener {
                     let deltas = layout::gardener_deltas(objects, &c.data_key);
-                    let chain = gardener_chain(backend, &full, deltas).await;
+                    let chain = gardener_chain(r, &full, deltas).await;
                     facts.time = chain.end_time;
                     facts.age_seconds = (opts.now - chain.end_time).num_seconds();
                     facts.chain = Some(chain);
@@ -931,7 +1069,7 @@ fn stats(candidates: &[Candidate], listed_since: Option<DateTime<Utc>>) -> Backu
 }
 
 async fn read_control(
-    backend: &Backend,
+    r: &Reader<'_>,
     key: &str,
     listed: &Listed,
 ) -> Result<Option<Vec<u8>>, String> {
@@ -941,8 +1079,7 @@ async fn read_control(
     if listed.control_listed && !listed.objects.iter().any(|o| o.key == key) {
         return Ok(None); // the listing covers control/: absence is proof, no request needed
     }
-    backend
-        .read_small(key, SMALL_FILE_LIMIT)
+    r.read_small(key, SMALL_FILE_LIMIT)
         .await
         .map_err(|e| e.to_string())
 }
@@ -950,7 +1087,7 @@ async fn read_control(
 /// Every `_command.json` under `control/` (etcd-manager `ListCommands` reads the whole tree),
 /// oldest first as the controller orders them (by their `timestamp`).
 async fn pending_commands(
-    backend: &Backend,
+    r: &Reader<'_>,
     listed: &Listed,
     checked: &[BackupFacts],
     opts: &InspectOptions,
@@ -962,19 +1099,19 @@ async fn pending_commands(
         listed.objects.iter().map(|o| o.key.clone()).collect()
     } else {
         // The delimiter listing shows no files inside control/: list from there on.
-        let l = backend.list(Some(layout::EM_CONTROL_DIR), false).await?;
+        let l = r.backend.list(Some(layout::EM_CONTROL_DIR), false).await?;
         l.objects.into_iter().map(|o| o.key).collect()
     };
     let mut out = Vec::new();
     for key in keys.into_iter().filter(|k| is_command(k)) {
-        let read = backend
+        let read = r
             .read_small(&key, SMALL_FILE_LIMIT)
             .await
             .map_err(|e| e.to_string());
         let file = control::command_state(read);
         let backup = match &file {
             control::FileState::Present { value } => match &value.restore_backup {
-                Some(r) => Some(named_backup(backend, &r.backup, checked, opts).await),
+                Some(cmd) => Some(named_backup(r, &cmd.backup, checked, opts).await),
                 None => None,
             },
             _ => None,
@@ -992,7 +1129,7 @@ async fn pending_commands(
 /// The backup a restore command names, verified as etcd-manager's restore will read it
 /// (`LoadInfo` of its meta, then its `etcd.backup.gz`); reused when the walk already did.
 async fn named_backup(
-    backend: &Backend,
+    r: &Reader<'_>,
     name: &str,
     checked: &[BackupFacts],
     opts: &InspectOptions,
@@ -1029,7 +1166,7 @@ async fn named_backup(
     if name.is_empty() || name.contains("..") || name.starts_with('/') {
         return missing(format!("the command names no usable backup ({name:?})"));
     }
-    match check_candidate(backend, &c, opts, None).await {
+    match check_candidate(r, &c, opts, None).await {
         Checked::Backup(b) => *b,
         Checked::NotABackup(i) => missing(format!("{}: {}", i.key, i.reason)),
     }
@@ -1087,6 +1224,7 @@ async fn judge(
     opts: &InspectOptions,
     listed: Listed,
 ) -> Result<StoreFacts, StoreError> {
+    let r = &Reader::new(backend, &opts.cache, &listed.objects);
     let mut ignored = listed.assembled.ignored.clone();
     let mut unknowns = Vec::new();
     let mut checked: Vec<BackupFacts> = Vec::new();
@@ -1098,7 +1236,7 @@ async fn judge(
         }
         let gardener_listing =
             (listed.layout == Some(Layout::Gardener)).then_some(listed.objects.as_slice());
-        match check_candidate(backend, c, opts, gardener_listing).await {
+        match check_candidate(r, c, opts, gardener_listing).await {
             Checked::NotABackup(i) => {
                 ignored.push(i);
                 not_backups += 1;
@@ -1135,8 +1273,8 @@ async fn judge(
     let newest = checked.first().cloned();
     let control = if listed.layout == Some(Layout::EtcdManager) {
         let (spec, created) = tokio::join!(
-            read_control(backend, EM_SPEC, &listed),
-            read_control(backend, EM_CREATED, &listed)
+            read_control(r, EM_SPEC, &listed),
+            read_control(r, EM_CREATED, &listed)
         );
         let spec = control::spec_state(spec);
         let created = control::created_state(created);
@@ -1148,7 +1286,7 @@ async fn judge(
         let newest_meta = newest.as_ref().and_then(|b| b.meta.as_ref());
         let mut facts =
             control::assess(spec, created, newest_meta, newest.as_ref().map(|b| b.time));
-        match pending_commands(backend, &listed, &checked, opts).await {
+        match pending_commands(r, &listed, &checked, opts).await {
             Ok(commands) => facts.commands = commands,
             Err(e) => {
                 unknowns.push(format!("queued commands under control/: {e}"));
@@ -1196,6 +1334,7 @@ mod tests {
                 key: k.to_string(),
                 size: 1,
                 last_modified: None,
+                etag: None,
             })
             .collect()
     }
