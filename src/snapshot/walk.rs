@@ -40,8 +40,18 @@ pub struct Walk {
 struct Frame {
     pgid: u64,
     from: Option<(u64, usize)>,
-    lower: Option<Rc<[u8]>>,
-    upper: Option<Rc<[u8]>>,
+    lower: Option<Bound>,
+    upper: Option<Bound>,
+}
+
+/// A key of a branch page that bounds a subtree: element `.1` of the shared elements `.0`.
+#[derive(Clone)]
+struct Bound(Rc<bbolt::BranchElems>, usize);
+
+impl Bound {
+    fn key(&self) -> Option<&[u8]> {
+        self.0.get(self.1).map(|e| &e.1[..])
+    }
 }
 
 struct Walker<'a> {
@@ -157,16 +167,18 @@ impl<'a> Walker<'a> {
                         elems.last().map(|e| &e.1[..]),
                         &f,
                     );
-                    let mut upper = f.upper.clone();
-                    for (i, (child, key)) in elems.into_iter().enumerate().rev() {
-                        let key: Rc<[u8]> = key.into();
+                    let elems = Rc::new(elems);
+                    for (i, (child, _)) in elems.iter().enumerate().rev() {
+                        let upper = match elems.get(i + 1) {
+                            Some(_) => Some(Bound(elems.clone(), i + 1)),
+                            None => f.upper.clone(),
+                        };
                         stack.push(Frame {
-                            pgid: child,
+                            pgid: *child,
                             from: Some((pgid, i)),
-                            lower: Some(key.clone()),
+                            lower: Some(Bound(elems.clone(), i)),
                             upper,
                         });
-                        upper = Some(key);
                     }
                 }
                 Body::Leaf(leaf) => {
@@ -183,14 +195,14 @@ impl<'a> Walker<'a> {
     }
 
     fn bounds(&mut self, pgid: u64, first: Option<&[u8]>, last: Option<&[u8]>, f: &Frame) {
-        if let (Some(first), Some(lower)) = (first, f.lower.as_deref()) {
+        if let (Some(first), Some(lower)) = (first, f.lower.as_ref().and_then(Bound::key)) {
             if first < lower {
                 self.problems.push(format!(
                     "page {pgid}: first key is smaller than the key of its parent branch element (key order broken)"
                 ));
             }
         }
-        if let (Some(last), Some(upper)) = (last, f.upper.as_deref()) {
+        if let (Some(last), Some(upper)) = (last, f.upper.as_ref().and_then(Bound::key)) {
             if last >= upper {
                 self.problems.push(format!(
                     "page {pgid}: last key is not smaller than the key of the next element in its parent (key order broken)"
