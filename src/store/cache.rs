@@ -63,13 +63,17 @@ pub struct ReadStats {
     pub cache_hits: Counter,
 }
 
+/// Most snapshot verifications at once in one process.
+pub const VERIFYING: usize = 2;
+
 /// The process's cache of what objects held, its read counters and its verification permits.
 /// Cloning shares it.
 #[derive(Clone)]
 pub struct VerifyCache {
     entries: Arc<Mutex<lru::LruCache<ObjectId, Known>>>,
-    /// Snapshots verified at once: verification is CPU-bound and each holds the verifier's
-    /// memory, so at most one per CPU whatever the store concurrency.
+    /// Snapshots verified at once: verification is CPU-bound (two threads each) and each holds
+    /// the verifier's memory, so at most [`VERIFYING`] whatever the store concurrency and the
+    /// node's CPU count (the memory limit in `deploy/` counts on it).
     verifying: Arc<tokio::sync::Semaphore>,
     /// Read counters.
     pub stats: ReadStats,
@@ -95,7 +99,7 @@ impl VerifyCache {
         let cpus = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
         VerifyCache {
             entries: Arc::new(Mutex::new(lru::LruCache::new(entries))),
-            verifying: Arc::new(tokio::sync::Semaphore::new(cpus)),
+            verifying: Arc::new(tokio::sync::Semaphore::new(cpus.min(VERIFYING))),
             stats: ReadStats::default(),
         }
     }
