@@ -6,18 +6,21 @@ usage: bench-scale-writer.py ENDPOINT TARGET_BYTES [WORKERS]
 Keys are what kube-apiserver writes (`/registry/pods/<ns>/<name>`, `/registry/leases/...`,
 `/registry/<group>/<resource>/<ns>/<name>` for custom resources). Built-in kinds are stored as
 Kubernetes protobuf (`k8s\\0` + runtime.Unknown holding the object with its ObjectMeta, labels,
-owner references, managedFields, spec and status), CRDs and custom resources as JSON, secrets
-encrypted at rest (`k8s:enc:aescbc:v1:key1:` + random bytes), so the db compresses as a real
-one does. Objects come as applications (Deployment, ReplicaSet, Pods, Service, EndpointSlice,
-ConfigMaps, Secrets, ServiceAccount, Events, custom resources), plus nodes, their leases
-(renewed in every transaction) and CRDs.
+owner references, managedFields, spec and status), CRDs and custom resources as JSON; secrets
+hold Helm releases (base64 of gzip), TLS PEM and credentials, not encrypted at rest (the kops
+default), so the db compresses as a real one does (gzip -6: about 5x). Objects come as
+applications (Deployment, ReplicaSet, Pods, Service, EndpointSlice, ConfigMaps, Secrets,
+ServiceAccount, Events on leases, custom resources), plus nodes, their leases (renewed in every
+transaction) and CRDs.
 
-Phases: create until the db is 60 % of TARGET_BYTES; churn (pod status updates, rollouts,
-config changes, deleted applications, expired events: the leases they are attached to are
-revoked); compaction (physical) at the revision then reached; create again (reusing the freed
+Phases: create until the db is 60 % of TARGET_BYTES; churn (pod status rewritten, workloads
+removed, config changes, expired events: the leases they are attached to are revoked);
+compaction (physical) at the revision then reached; create again (reusing the freed
 pages) until the db reaches TARGET_BYTES. WORKERS processes (default 3) send transactions of
 about 1 MiB through the gRPC gateway (POST /v3/kv/txn); etcd must run with --max-txn-ops and
---max-request-bytes large enough (bench-scale uses 20000 and 16 MiB).
+--max-request-bytes large enough (bench-scale uses 20000 and 16 MiB). One transaction is one
+revision, so revisions are far fewer than a real cluster's with as many writes (kube-apiserver
+writes one object per transaction); the keys and the bytes per key are the same.
 """
 import base64
 import functools
@@ -491,7 +494,7 @@ class Writer:
         g, r = self.g, self.g.r
         r.shuffle(self.apps)
         n = len(self.apps)
-        for app in self.apps[: n // 20]:  # uninstalled: every object deleted
+        for app in self.apps[: n // 20]:  # scaled away: Deployment, Service and Pods deleted
             self.delete(f"/registry/deployments/{app.ns}/{app.name}")
             self.delete(f"/registry/services/specs/{app.ns}/{app.name}")
             for pod, _ in app.pods:
