@@ -26,7 +26,6 @@ import base64
 import functools
 import json
 import multiprocessing as mp
-import os
 import random
 import sys
 import time
