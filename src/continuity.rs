@@ -13,8 +13,9 @@
 //!   continues is a restore; a revision that went back is a rollback (it continues an older
 //!   backup) or a new cluster (it continues none).
 //! - **Members** (`members` bucket): a restore deletes them and writes the `--initial-cluster`
-//!   ones (`TrimMembershipFromBackend`); a member replacement changes them too, so a change of
-//!   members alone is reported, never taken as a restore.
+//!   ones (`TrimMembershipFromBackend`; etcd 3.4's `etcdctl` sends its delete to the key space
+//!   instead, so the new members are added beside the old ones); a member replacement changes
+//!   them too, so a change of members alone is reported, never taken as a restore.
 //!
 //! Which backups are read ([`Walk`]): the newest valid one, the valid one before it and, when
 //! the raft log may be younger than the listed window, the oldest backup of the last
