@@ -812,7 +812,7 @@ pub struct VersionFit {
     pub message: String,
     /// The backup's version (cluster version, else the writer's note).
     pub backup_version: String,
-    /// The newest version named, and who names it (`live etcd`, `the change`).
+    /// The newest version named, and who names it (`the live etcd runs`, `the change sets`).
     pub running: String,
     pub running_source: String,
 }
@@ -836,12 +836,12 @@ pub fn version_fit(newest: &Point, named: &[(String, String)]) -> Option<Version
     let older = b < r;
     let message = if older {
         format!(
-            "the newest valid backup {} is from etcd {}.{} (cluster version {backup}) but {source} runs etcd {running}: restoring it also rolls the etcd upgrade back",
+            "the newest valid backup {} is from etcd {}.{} (cluster version {backup}) but {source} etcd {running}: restoring it also rolls the etcd upgrade back",
             newest.name, b.0, b.1
         )
     } else {
         format!(
-            "the newest valid backup {} (etcd {}.{}) fits etcd {running} ({source})",
+            "the newest valid backup {} (etcd {}.{}) fits etcd {running} ({source} it)",
             newest.name, b.0, b.1
         )
     };
@@ -1158,7 +1158,7 @@ mod tests {
         assert_eq!(minor("latest"), None);
         let mut p = pt("n", "2026-12-01T11:00:00Z", 1, 1, 1);
         p.cluster_version = Some("3.4.0".into());
-        let named = [("live etcd".to_string(), "3.5.17".to_string())];
+        let named = [("the live etcd runs".to_string(), "3.5.17".to_string())];
         let f = version_fit(&p, &named).unwrap();
         assert!(f.older, "{}", f.message);
         assert!(f.message.contains("rolls the etcd upgrade back"));

@@ -275,3 +275,48 @@ fn one_valid_backup_is_not_checked() {
         "{text}"
     );
 }
+
+#[test]
+fn a_backup_older_than_the_etcd_version_the_change_sets_warns() {
+    let (_dir, store) = new_store();
+    let a = Etcd::start_named("etcd-a");
+    kubernetes_keys(&a, 20);
+    backup(&a, &store, A2);
+    kubernetes_keys(&a, 25);
+    backup(&a, &store, LATER);
+    // etcd 3.4 writes cluster version 3.4.0; the kops dry-run moves etcd to 3.6.12.
+    let dry_run =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kops/modify-etcd-version.txt");
+    let (code, v) = check(&store, &["--kops-dry-run", dry_run.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{v:#}");
+    let fit: Vec<_> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["check"] == "snapshot.version-fit")
+        .collect();
+    assert_eq!(fit.len(), 1, "{v:#}");
+    assert_eq!(fit[0]["severity"], "warn", "{v:#}");
+    let m = fit[0]["message"].as_str().unwrap();
+    assert!(
+        m.contains("cluster version 3.4.0") && m.contains("but the change sets etcd 3.6.12"),
+        "{m}"
+    );
+    // The live cluster runs the backup's minor: it fits.
+    let (code, v) = check(&store, &["--etcd-endpoints", &a.endpoint]);
+    assert_eq!(code, Some(0), "{v:#}");
+    let fit: Vec<_> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["check"] == "snapshot.version-fit")
+        .collect();
+    assert_eq!(fit[0]["severity"], "info", "{v:#}");
+    assert!(
+        fit[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("fits etcd 3.4."),
+        "{v:#}"
+    );
+}

@@ -1316,14 +1316,14 @@ fn version_fit_checks(facts: &Facts, change: &Change, out: &mut Out) {
         named.extend(
             e.versions
                 .iter()
-                .map(|v| ("the live etcd".to_string(), v.clone())),
+                .map(|v| ("the live etcd runs".to_string(), v.clone())),
         );
     }
     named.extend(
         change
             .etcd_versions
             .iter()
-            .map(|v| ("the change".to_string(), v.clone())),
+            .map(|v| ("the change sets".to_string(), v.clone())),
     );
     for s in facts.stores.iter().filter_map(Fact::value) {
         let Some(n) = s.continuity.as_ref().and_then(|c| c.newest.as_ref()) else {
