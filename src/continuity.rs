@@ -17,10 +17,10 @@
 //!   instead, so the new members are added beside the old ones); a member replacement changes
 //!   them too, so a change of members alone is reported, never taken as a restore.
 //!
-//! Which backups are read ([`Walk`]): the newest valid one, the valid one before it and, when
-//! the raft log may be younger than the listed window, the oldest backup of the last
-//! [`window`]; a break between those is narrowed down by bisection. At most [`MAX_READS`]
-//! reads. A later per-resource inventory can be added to [`Point`] and compared in
+//! Which backups are read ([`Walk`]): the newest valid one, the valid one before it and the
+//! oldest listed backup of the last [`window`] (a new cluster backed up for hours continues
+//! from one backup to the next: only a comparison further back shows it); a break between
+//! those is narrowed down by bisection. At most [`MAX_READS`] reads. A later per-resource inventory can be added to [`Point`] and compared in
 //! [`Walk::step`] without changing which backups are read.
 
 use crate::snapshot::SnapshotReport;
@@ -31,9 +31,6 @@ use serde::Serialize;
 pub const MAX_READS: usize = 8;
 /// At most this many unusable backups are skipped looking for the valid one before the newest.
 const MAX_SKIPPED: usize = 4;
-/// The raft log counts as older than the window when its estimated age is this many times the
-/// window's span (the index grows unevenly over a day).
-const RAFT_AGE_MARGIN: i64 = 4;
 
 /// How far back the newest backup is compared: the backups of the last 7 days (etcd-manager
 /// keeps hourly backups that long; its listing covers the last 48 h).
@@ -410,10 +407,9 @@ impl Walk {
             Link::Restarted => return done(self.restored(p, n, n)),
             Link::Continues => {}
         }
-        // The oldest backup of the window, unless the raft log is clearly older than it.
+        // The oldest backup of the window.
         let end = self.window_end(n);
-        let span = n.time - self.times.get(end).copied().unwrap_or(n.time);
-        if end <= pi || raft_log_older(p, n, span) {
+        if end <= pi {
             return done(self.continuous(n, p, p));
         }
         let anchor = (pi + 1..=end).rev().find(|&i| self.point(i).is_some());
@@ -619,22 +615,6 @@ fn done(c: Continuity) -> Step {
 
 fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map_or_else(|| "?".to_string(), |v| v.to_string())
-}
-
-/// The raft log of `n` is clearly older than `span`: its index grew at a rate since `p` that
-/// puts its start more than [`RAFT_AGE_MARGIN`] spans back. A restore and a new cluster both
-/// restart it, so no break can lie within the span.
-fn raft_log_older(p: &Point, n: &Point, span: Duration) -> bool {
-    let (Some(pi), Some(ni)) = (p.consistent_index, n.consistent_index) else {
-        return false;
-    };
-    let secs = (n.time - p.time).num_seconds();
-    if ni <= pi || secs <= 0 || span <= Duration::zero() {
-        return false;
-    }
-    // age = ni / rate = ni * secs / (ni - pi), in i128 against overflow.
-    let age = i128::from(ni) * i128::from(secs) / i128::from(ni - pi);
-    age > i128::from(span.num_seconds()) * i128::from(RAFT_AGE_MARGIN)
 }
 
 /// When etcd-manager's pruning (`pkg/backupcontroller/cleanup.go`) deletes the backup taken at
@@ -945,20 +925,7 @@ mod tests {
     }
 
     #[test]
-    fn a_steady_series_is_continuous_and_reads_only_the_previous_one_when_the_raft_log_is_old() {
-        // A year-old raft log: index 5e6, +1100 an hour.
-        let pts: Vec<_> = hourly("b", "2026-12-01T00:00:00Z", 30, 4_000_000, 5_000_000, 500)
-            .into_iter()
-            .map(Some)
-            .collect();
-        let (c, order) = run_em(&pts, "2026-12-02T06:00:00Z", true);
-        assert_eq!(c.state, State::Continuous, "{}", c.message);
-        assert_eq!(order, vec![1]);
-        assert_eq!(c.reads, 1);
-    }
-
-    #[test]
-    fn a_young_raft_log_is_compared_with_the_oldest_backup_of_the_window() {
+    fn a_steady_series_is_compared_with_the_oldest_backup_of_the_window() {
         let pts: Vec<_> = hourly("b", "2026-12-01T00:00:00Z", 30, 10, 12, 500)
             .into_iter()
             .map(Some)

@@ -320,3 +320,42 @@ fn a_backup_older_than_the_etcd_version_the_change_sets_warns() {
         "{v:#}"
     );
 }
+
+#[test]
+fn a_new_cluster_backed_up_for_hours_is_still_denied() {
+    let (_dir, store) = new_store();
+    let a = Etcd::start_named("etcd-a");
+    kubernetes_keys(&a, 200);
+    // A cluster that has run for a while: its revision is far above a new one's.
+    for i in 0..40 {
+        a.put(
+            "/registry/leases/kube-node-lease/node-0",
+            &format!("renew-{i}"),
+        );
+    }
+    backup(&a, &store, "2026-11-23T03:00:00Z");
+    kubernetes_keys(&a, 210);
+    backup(&a, &store, "2026-11-23T04:00:00Z");
+    // kops#16416: etcd-manager keeps backing up the new, empty cluster every 15 minutes.
+    let b = Etcd::start_named("etcd-a");
+    let times = [
+        "2026-11-23T05:00:00Z",
+        "2026-11-23T05:15:00Z",
+        "2026-11-23T05:30:00Z",
+        "2026-11-23T05:45:00Z",
+        "2026-11-23T06:00:00Z",
+        "2026-11-23T08:15:00Z",
+    ];
+    for t in times {
+        kubernetes_keys(&b, 2);
+        backup(&b, &store, t);
+    }
+    let c = status(&store)["continuity"].clone();
+    assert_eq!(c["state"], "new-cluster", "{c:#}");
+    assert_eq!(c["before"]["name"], folder("2026-11-23T04:00:00Z"), "{c:#}");
+    assert_eq!(c["after"]["name"], folder("2026-11-23T05:00:00Z"), "{c:#}");
+    assert!(c["reads"].as_u64().unwrap() <= 8, "{c:#}");
+    let (code, v) = check(&store, &[]);
+    assert_eq!(code, Some(1), "{v:#}");
+    assert_eq!(continuity_findings(&v)[0]["severity"], "deny", "{v:#}");
+}

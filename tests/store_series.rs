@@ -225,8 +225,7 @@ async fn csm_bucket_on_s3_is_three_series_from_one_listing() {
     }
     // Listing cost does not grow with the series: the etcd-manager window listing and one
     // full listing, as for one series; then one GET per newest backup, and two per series for
-    // the continuity check (the backup before the newest, and the oldest of the window: these
-    // copies of one snapshot give no raft-index rate that would make the latter unneeded).
+    // the continuity check (the backup before the newest, and the oldest of the window).
     let log = backend.request_log().unwrap().requests();
     let lists = log.iter().filter(|r| r.path.contains("list-type")).count();
     assert_eq!(lists, 2, "{log:#?}");
