@@ -589,7 +589,7 @@ impl Walk {
         let mut c = self.base(
             State::NewCluster,
             format!(
-                "the newest backups hold a NEW cluster seeded around {} (revision {}, {}; first backed up in {}); the last backup of the previous cluster is {} (revision {}, {}, age {}){deleted}",
+                "the newest backups hold a NEW cluster seeded around {} (revision {}, {}; first backed up in {}); the last backup of the previous cluster is {} (revision {}, {}, age {}){deleted}; no backup compared back to {} has a revision that low (a restore of an older backup would look the same)",
                 y.at(),
                 n.revision,
                 n.keys(),
@@ -598,6 +598,7 @@ impl Walk {
                 x.revision,
                 x.keys(),
                 crate::gate::human_age(self.now - x.time),
+                compared.name,
             ),
             n,
         );
