@@ -299,6 +299,7 @@ pub fn store_fact(s: &store::StoreFacts) -> gate::StoreFact {
             }),
         stale: None,
         no_backups,
+        continuity: Some(s.continuity.clone()),
     }
 }
 
@@ -352,6 +353,7 @@ pub fn etcd_fact(l: &crate::live::LiveFacts) -> Fact<gate::Etcd> {
     if let L::Unknown { reason } = &l.alarms {
         problems.push(format!("alarms unknown: {reason}"));
     }
+    let statuses = || l.endpoints.iter().filter_map(|e| e.status.known());
     let (db_size, quota_bytes) = match &l.db {
         L::Known { value } => (
             u64::try_from(value.db_size_bytes).ok(),
@@ -376,6 +378,22 @@ pub fn etcd_fact(l: &crate::live::LiveFacts) -> Fact<gate::Etcd> {
         db_size,
         quota_bytes,
         problems,
+        raft_index: statuses().map(|s| s.raft_index).max(),
+        members: {
+            let mut names: Vec<String> = l
+                .members
+                .known()
+                .map(|m| m.iter().map(|m| m.name.clone()).collect())
+                .unwrap_or_default();
+            names.sort();
+            names
+        },
+        versions: {
+            let mut v: Vec<String> = statuses().map(|s| s.version.clone()).collect();
+            v.sort();
+            v.dedup();
+            v
+        },
     })
 }
 
@@ -541,6 +559,11 @@ pub fn summarize(set: &crate::change::ChangeSet, source: &str, out: &mut gate::C
         if let Some(store) = named.filter(|s| s.contains("://")) {
             if !out.backup_stores.iter().any(|s| s == store) {
                 out.backup_stores.push(store.to_string());
+            }
+        }
+        if let crate::change::ChangeKind::EtcdUpgrade { to: Some(v), .. } = &c.kind {
+            if !out.etcd_versions.contains(v) {
+                out.etcd_versions.push(v.clone());
             }
         }
         if let crate::change::ChangeKind::SeedsNewCluster { cluster, location } = &c.kind {

@@ -11,6 +11,8 @@
 //! - [`live`]: facts from a running etcd cluster.
 //! - [`facts`]: gathering the facts (stores, live etcd, lifecycle rules) for the gate.
 //! - [`policy`]: declarative gate policies. No network.
+//! - [`continuity`]: is the newest backup still the same cluster (restore, rollback, new
+//!   cluster, collapse)? Pure.
 //! - [`gate`]: facts + change + policy → verdict. Pure.
 //! - [`report`]: renderers (text, JSON, JUnit, GitHub annotations).
 //! - [`service`]: the serve-time application: the webhook's gate, fact cache, refresh, metrics.
@@ -18,6 +20,7 @@
 
 pub mod change;
 pub mod cli;
+pub mod continuity;
 pub mod facts;
 pub mod gate;
 pub mod json;

@@ -58,6 +58,12 @@ struct StoreLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ContinuityLabel {
+    store: String,
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SourceLabel {
     source: String,
 }
@@ -74,6 +80,7 @@ struct FactMetrics {
     snapshot_revision: Family<StoreLabel, Gauge>,
     snapshot_valid: Family<StoreLabel, Gauge>,
     control_files_present: Family<StoreLabel, Gauge>,
+    continuity: Family<ContinuityLabel, Gauge>,
     refresh_errors: Family<SourceLabel, Counter>,
     last_refresh_ts: Gauge,
     exceptions: Family<PolicyLabel, Counter>,
@@ -487,6 +494,17 @@ impl EtcdGate {
                 .snapshot_valid
                 .get_or_create(&l)
                 .set(i64::from(valid));
+            if let Some(c) = &value.continuity {
+                for state in crate::continuity::State::ALL {
+                    self.metrics
+                        .continuity
+                        .get_or_create(&ContinuityLabel {
+                            store: s.url.clone(),
+                            state: state.as_str().to_string(),
+                        })
+                        .set(i64::from(c.state == state));
+                }
+            }
             if let Some(c) = &value.control_files {
                 let present = c.spec_present && c.created_present;
                 self.metrics
@@ -749,6 +767,11 @@ impl wh::Gate for EtcdGate {
             wh::metrics::CONTROL_FILES_PRESENT,
             "1 when both etcd-manager control files are present",
             m.control_files_present.clone(),
+        );
+        registry.register(
+            wh::metrics::SNAPSHOT_CONTINUITY,
+            "1 for the continuity state of each store's newest backups (continuous, collapsed, restored, rolled-back, new-cluster, not-checked)",
+            m.continuity.clone(),
         );
         registry.register(
             wh::metrics::counter_base_name(wh::metrics::FACT_REFRESH_ERRORS_TOTAL),

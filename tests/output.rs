@@ -455,6 +455,8 @@ fn junit_test_cases_are_named_by_check_id_and_stable_between_runs() {
         "store.reachable",
         "snapshot.recent",
         "snapshot.valid",
+        "snapshot.continuity",
+        "snapshot.version-fit",
         "control-files.present",
         "control-files.pending-command",
         "lifecycle.deletes-control-files",

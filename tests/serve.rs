@@ -124,6 +124,14 @@ fn fresh_backups_allow_stale_deny_with_age_and_metrics() {
         "{metrics}"
     );
     assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("etcdguard_snapshot_continuity{")
+                && l.contains("state=\"not-checked\"")
+                && l.ends_with(" 1")),
+        "{metrics}"
+    );
+    assert!(
         metrics.contains("etcdguard_admission_requests_total"),
         "{metrics}"
     );

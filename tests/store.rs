@@ -380,9 +380,16 @@ async fn s3_store_is_read_with_get_and_list_only() {
             "non-read request {r:?}"
         );
     }
-    // 1 LIST + 2 × (meta GET + data GET) + 2 control GETs.
-    assert_eq!(log.len(), 7, "{log:#?}");
-    assert_eq!(f.s3_requests, Some(7));
+    // 1 LIST + 2 × (meta GET + data GET) + 2 control GETs, and the backup before the newest
+    // valid one (meta GET + data GET) for the continuity check.
+    assert_eq!(log.len(), 9, "{log:#?}");
+    assert_eq!(f.s3_requests, Some(9));
+    assert_eq!(
+        f.continuity.state,
+        etcdguard::continuity::State::Continuous,
+        "{:?}",
+        f.continuity
+    );
 
     // The interceptor refuses writes even if code tried one: nothing reaches moto.
     if let store::Backend::S3 { client, .. } = &backend {

@@ -21,8 +21,8 @@ use std::path::PathBuf;
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Exit codes: 0 proceed (warnings allowed), 1 refuse, 2 usage or configuration error.\n\
-Check ids: store.reachable, snapshot.recent, snapshot.valid, control-files.present, \
-control-files.pending-command, change.seeds-new-cluster, lifecycle.deletes-control-files, lifecycle.expires-snapshots, \
+Check ids: store.reachable, snapshot.recent, snapshot.valid, snapshot.continuity, snapshot.version-fit, \
+control-files.present, control-files.pending-command, change.seeds-new-cluster, lifecycle.deletes-control-files, lifecycle.expires-snapshots, \
 lifecycle.archives-snapshots, etcd.healthy, etcd.revision-behind-snapshot."
 )]
 pub struct Args {

@@ -475,6 +475,7 @@ fn write_effective(
             writeln!(out, "  controlFiles: {}", effective.control_files)?;
             writeln!(out, "  liveEtcd: {}", effective.live_etcd)?;
             writeln!(out, "  lifecycle: {}", effective.lifecycle)?;
+            writeln!(out, "  continuity: {}", effective.continuity)?;
             for s in &effective.stores {
                 writeln!(
                     out,

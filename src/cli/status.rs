@@ -381,6 +381,19 @@ pub fn render_text(f: &StoreFacts, recency: &Recency) -> String {
     }
     let _ = writeln!(out);
     let _ = writeln!(out, "recency: {}", recency.message);
+    match f.continuity.state {
+        crate::continuity::State::NotChecked => {
+            let _ = writeln!(out, "continuity: {}", f.continuity.message);
+        }
+        state => {
+            let _ = writeln!(
+                out,
+                "continuity ({}): {}",
+                state.as_str(),
+                f.continuity.message
+            );
+        }
+    }
     if let Some(c) = &f.control {
         let _ = writeln!(out, "control files:");
         let _ = writeln!(

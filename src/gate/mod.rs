@@ -30,13 +30,17 @@ pub mod checks {
     pub const STORE_REACHABLE: &str = "store.reachable";
     pub const STORE_MATCHES_CHANGE: &str = "store.matches-change";
     pub const CONTROL_FILES_PENDING_COMMAND: &str = "control-files.pending-command";
+    pub const SNAPSHOT_CONTINUITY: &str = "snapshot.continuity";
+    pub const SNAPSHOT_VERSION_FIT: &str = "snapshot.version-fit";
 
     /// Every check id, in the order reports list them.
-    pub const ALL: [&str; 12] = [
+    pub const ALL: [&str; 14] = [
         STORE_REACHABLE,
         STORE_MATCHES_CHANGE,
         SNAPSHOT_RECENT,
         SNAPSHOT_VALID,
+        SNAPSHOT_CONTINUITY,
+        SNAPSHOT_VERSION_FIT,
         CONTROL_FILES_PRESENT,
         CONTROL_FILES_PENDING_COMMAND,
         CHANGE_SEEDS_NEW_CLUSTER,
@@ -123,6 +127,10 @@ pub struct StoreFact {
     /// Set when no backup was found (issue #19).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub no_backups: Option<NoBackups>,
+    /// Whether the newest valid backup still holds the cluster of the backups before it
+    /// (issue #22); `None` when it was not compared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub continuity: Option<crate::continuity::Continuity>,
 }
 
 /// A store where no backup was found: said first, before any layout-specific advice.
@@ -223,6 +231,15 @@ pub struct Etcd {
     pub quota_bytes: Option<u64>,
     /// Per-member problems (unreachable endpoints, errors).
     pub problems: Vec<String>,
+    /// The highest raft index reported (a restore or a new cluster restarts it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raft_index: Option<u64>,
+    /// Member names, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<String>,
+    /// etcd server versions reported by the members.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub versions: Vec<String>,
 }
 
 impl Etcd {
@@ -261,6 +278,9 @@ pub struct Change {
     /// moved `--backup-store`, `--kops-cluster-spec`); `--store` URLs outside them are refused.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub backup_stores: Vec<String>,
+    /// etcd versions the change moves etcd to (kops, kubeadm, Cluster API specs).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub etcd_versions: Vec<String>,
 }
 
 /// Everything the gate knows.
@@ -312,6 +332,9 @@ pub struct Requirements {
     pub live_etcd: bool,
     /// The bucket's lifecycle rules must be judged (`lifecycle`).
     pub lifecycle: bool,
+    /// The newest backups must hold the cluster of the backups before them, and the live
+    /// cluster the one in the backups (`continuity`): a new cluster is a deny, else a warning.
+    pub continuity: bool,
     /// The policies these come from (empty: the defaults of a plain check).
     pub required_by: Vec<String>,
 }
@@ -325,6 +348,7 @@ impl Default for Requirements {
             control_files: true,
             live_etcd: false,
             lifecycle: false,
+            continuity: true,
             required_by: Vec::new(),
         }
     }
@@ -477,6 +501,8 @@ pub fn findings_with(
     change_checks(change, facts, &mut out);
     lifecycle_checks(&facts.lifecycle, req, &mut out);
     etcd_checks(&facts.etcd, req, newest_valid_rev, &mut out);
+    live_continuity_check(facts, req, &mut out);
+    version_fit_checks(facts, change, &mut out);
     for (check, why) in &facts.cached {
         out.push(finding(
             check,
@@ -573,6 +599,7 @@ fn stores_checks(
                 if let Some(rev) = snapshot_checks(s, req, now, out) {
                     newest_rev = Some(newest_rev.map_or(rev, |r: i64| r.max(rev)));
                 }
+                continuity_check(s, req, out);
                 control_checks(s, req, change, out);
                 pending_command_checks(s, now, out);
             }
@@ -597,6 +624,7 @@ fn stores_checks(
                 if let Some(rev) = snapshot_checks(s, req, now, out) {
                     newest_rev = Some(newest_rev.map_or(rev, |r: i64| r.max(rev)));
                 }
+                continuity_check(s, req, out);
                 control_checks(s, req, change, out);
                 pending_command_checks(s, now, out);
             }
@@ -1203,6 +1231,135 @@ fn lifecycle_checks(lifecycle: &Fact<Vec<LifecycleIssue>>, req: &Requirements, o
                 }
             }
         }
+    }
+}
+
+/// snapshot.continuity: does the newest valid backup hold the cluster of the backups before it?
+fn continuity_check(s: &StoreFact, req: &Requirements, out: &mut Out) {
+    use crate::continuity::State;
+    let Some(c) = &s.continuity else { return };
+    let severity = match c.state {
+        State::NewCluster if req.continuity => Severity::Deny,
+        State::NewCluster | State::Collapsed => Severity::Warn,
+        _ => Severity::Info,
+    };
+    let before = c.before.as_ref().map_or("?", |p| p.name.as_str());
+    let previous = c.previous.as_ref().map_or("?", |p| p.name.as_str());
+    let next = match c.state {
+        State::NewCluster => Some(format!(
+            "stop: the cluster now running is not the one in the older backups. Copy {before} (the previous cluster's last backup) out of the store before retention deletes it, find out why a new cluster was seeded (etcd-manager: control/etcd-cluster-created or the spec deleted, kops#16416), and restore that backup if it holds the real cluster (etcd-manager: etcd-manager-ctl restore-backup)"
+        )),
+        State::Collapsed => Some(format!(
+            "find out what deleted most keys after {previous} (a namespace or CRD deletion?) and keep that backup safe until the loss is known to be intended"
+        )),
+        _ => None,
+    };
+    out.add(severity, || {
+        finding(
+            checks::SNAPSHOT_CONTINUITY,
+            severity,
+            format!("{}: {}", s.url, c.message),
+            next.as_deref(),
+            serde_json::json!({ "store": s.url, "continuity": c }),
+        )
+    });
+}
+
+/// snapshot.continuity against the live cluster: is it the cluster in the newest backups (of
+/// the store whose newest valid backup has the highest revision)?
+fn live_continuity_check(facts: &Facts, req: &Requirements, out: &mut Out) {
+    use crate::continuity::{compare_live, LiveCluster, LiveState};
+    let Some(e) = facts.etcd.value() else { return };
+    let Some(revision) = e.revision else { return };
+    let newest = facts
+        .stores
+        .iter()
+        .filter_map(Fact::value)
+        .filter_map(|s| s.continuity.as_ref().map(|c| (s, c)))
+        .filter_map(|(s, c)| c.newest.as_ref().map(|n| (s, c, n.revision)))
+        .max_by_key(|(_, _, rev)| *rev);
+    let Some((s, c, _)) = newest else { return };
+    let live = LiveCluster {
+        revision,
+        raft_index: e.raft_index,
+        members: e.members.clone(),
+    };
+    let Some(l) = compare_live(c, &live) else {
+        return;
+    };
+    let severity = match l.state {
+        LiveState::NewCluster if req.continuity => Severity::Deny,
+        LiveState::NewCluster | LiveState::RolledBack => Severity::Warn,
+        _ => Severity::Info,
+    };
+    let next = match l.state {
+        LiveState::NewCluster => Some("stop: do not change this cluster, and keep its backups from being overwritten or pruned; find out why a new cluster runs (etcd-manager: control files, kops#16416) and restore the newest backup if it holds the real cluster"),
+        LiveState::RolledBack => Some("make sure the rollback was intended: the changes after the backup it came from are only in the newer backups"),
+        _ => None,
+    };
+    out.add(severity, || {
+        finding(
+            checks::SNAPSHOT_CONTINUITY,
+            severity,
+            format!("live etcd vs {}: {}", s.url, l.message),
+            next,
+            serde_json::json!({ "store": s.url, "live": live, "comparison": l }),
+        )
+    });
+}
+
+/// snapshot.version-fit: a newest valid backup from an older etcd minor than the one running
+/// (live) or proposed (the change) also rolls that upgrade back when restored.
+fn version_fit_checks(facts: &Facts, change: &Change, out: &mut Out) {
+    let mut named: Vec<(String, String)> = Vec::new();
+    if let Some(e) = facts.etcd.value() {
+        named.extend(
+            e.versions
+                .iter()
+                .map(|v| ("the live etcd runs".to_string(), v.clone())),
+        );
+    }
+    named.extend(
+        change
+            .etcd_versions
+            .iter()
+            .map(|v| ("the change sets".to_string(), v.clone())),
+    );
+    for s in facts.stores.iter().filter_map(Fact::value) {
+        let Some(n) = s.continuity.as_ref().and_then(|c| c.newest.as_ref()) else {
+            continue;
+        };
+        let Some(fit) = crate::continuity::version_fit(n, &named) else {
+            out.info(|| {
+                finding(
+                    checks::SNAPSHOT_VERSION_FIT,
+                    Severity::Info,
+                    format!(
+                        "{}: version fit not checked: neither the live etcd (--etcd-endpoints) nor the change names an etcd version, or the backup has none",
+                        s.url
+                    ),
+                    None,
+                    serde_json::json!({ "store": s.url }),
+                )
+            });
+            continue;
+        };
+        let severity = if fit.older {
+            Severity::Warn
+        } else {
+            Severity::Info
+        };
+        out.add(severity, || {
+            finding(
+                checks::SNAPSHOT_VERSION_FIT,
+                severity,
+                format!("{}: {}", s.url, fit.message),
+                fit.older.then_some(
+                    "take a backup after the upgrade (it is the one to restore), or plan the restore together with the etcd version it was taken with",
+                ),
+                serde_json::json!({ "store": s.url, "versionFit": fit }),
+            )
+        });
     }
 }
 

@@ -99,6 +99,7 @@ fn requirements_of(
             .is_some_and(|v| v > crate::policy::Verification::None);
     req.live_etcd = effective.live_etcd;
     req.lifecycle = effective.lifecycle;
+    req.continuity = effective.continuity || no_match;
     req.required_by = effective.policies.clone();
     // `--max-age` tightens a policy's `snapshotMaxAge`, never loosens it (a flag in a CI file
     // must not weaken the shipped policies); with no policy age it replaces the default.

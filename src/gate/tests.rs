@@ -42,6 +42,7 @@ fn store(newest: Option<Backup>, newest_valid: Option<Backup>) -> Fact<StoreFact
         control_files: Some(control(ControlOutcome::Normal)),
         stale: None,
         no_backups: None,
+        continuity: None,
     })
 }
 
@@ -55,6 +56,9 @@ fn healthy_etcd(rev: i64) -> Fact<Etcd> {
         db_size: Some(1 << 20),
         quota_bytes: Some(2 << 30),
         problems: vec![],
+        raft_index: None,
+        members: vec![],
+        versions: vec![],
     })
 }
 
@@ -788,5 +792,62 @@ fn queued_restore_command_denies_with_backup_age_and_loss() {
     assert_eq!(
         severity_of(&o, checks::CONTROL_FILES_PENDING_COMMAND),
         [Severity::Deny]
+    );
+}
+
+#[test]
+fn continuity_new_cluster_denies_and_an_older_backup_version_warns() {
+    use crate::continuity::{Continuity, Point, State};
+    let b = backup("2026-11-23T11:00:00Z-000001", 1, true, 40);
+    let mut s = store(Some(b.clone()), Some(b));
+    let mut c = Continuity::not_checked("x");
+    c.state = State::NewCluster;
+    c.message = "the newest backups hold a NEW cluster".into();
+    c.newest = Some(Point {
+        name: "2026-11-23T11:00:00Z-000001".into(),
+        time: now() - chrono::Duration::hours(1),
+        revision: 40,
+        live_keys: Some(12),
+        total_keys: Some(30),
+        consistent_index: Some(45),
+        term: None,
+        members: vec!["etcd-a".into()],
+        cluster_version: Some("3.4.0".into()),
+        etcd_version: None,
+    });
+    if let Fact::Known { value } = &mut s {
+        value.continuity = Some(c);
+    }
+    let f = facts(vec![s]);
+    let o = evaluate(&f, &Change::default(), &Requirements::default(), now());
+    assert_eq!(o.verdict, Verdict::Refuse);
+    assert_eq!(
+        severity_of(&o, checks::SNAPSHOT_CONTINUITY),
+        [Severity::Deny]
+    );
+    // No version named: version fit is not checked (info).
+    assert_eq!(
+        severity_of(&o, checks::SNAPSHOT_VERSION_FIT),
+        [Severity::Info]
+    );
+    // A matching policy that does not ask for continuity: a warning.
+    let req = Requirements {
+        continuity: false,
+        ..Requirements::default()
+    };
+    let o = evaluate(&f, &Change::default(), &req, now());
+    assert_eq!(
+        severity_of(&o, checks::SNAPSHOT_CONTINUITY),
+        [Severity::Warn]
+    );
+    // The change moves etcd to 3.5: the 3.4 backup would roll that back.
+    let change = Change {
+        etcd_versions: vec!["3.5.9".into()],
+        ..Change::default()
+    };
+    let o = evaluate(&f, &change, &req, now());
+    assert_eq!(
+        severity_of(&o, checks::SNAPSHOT_VERSION_FIT),
+        [Severity::Warn]
     );
 }

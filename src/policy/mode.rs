@@ -78,7 +78,8 @@ pub fn apply_exception(effect: Effect) -> Effect {
 /// - `mode`: enforce over warn over audit;
 /// - `snapshot_max_age`: the smallest age set by any policy (`None` if none sets one);
 /// - `verify_snapshot`: the strongest (`full` > `trailer-only` > `none`);
-/// - `control_files`, `live_etcd`, `lifecycle`: required if any policy requires them;
+/// - `control_files`, `live_etcd`, `lifecycle`, `continuity`: required if any policy requires
+///   them;
 /// - `stores`: the union, in policy order, without duplicate URLs (the first policy that
 ///   names a URL decides its layout and cluster).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -91,6 +92,7 @@ pub struct EffectiveRequire {
     pub control_files: bool,
     pub live_etcd: bool,
     pub lifecycle: bool,
+    pub continuity: bool,
     pub stores: Vec<StoreSpec>,
     /// The policies merged, in order.
     pub policies: Vec<String>,
@@ -108,6 +110,7 @@ impl EffectiveRequire {
             control_files: false,
             live_etcd: false,
             lifecycle: false,
+            continuity: false,
             stores: Vec::new(),
             policies: Vec::new(),
         };
@@ -122,6 +125,7 @@ impl EffectiveRequire {
             out.control_files |= r.control_files;
             out.live_etcd |= r.live_etcd;
             out.lifecycle |= r.lifecycle;
+            out.continuity |= r.continuity;
             for s in &r.stores {
                 if !out.stores.iter().any(|o| o.url == s.url) {
                     out.stores.push(s.clone());

@@ -332,6 +332,10 @@ pub struct Require {
     /// The bucket's lifecycle rules must not expire or transition backups or control files.
     #[serde(default)]
     pub lifecycle: bool,
+    /// The newest backups (and the live etcd) must hold the cluster of the backups before them
+    /// (`snapshot.continuity`): a new cluster is a deny; without it, a warning.
+    #[serde(default)]
+    pub continuity: bool,
     /// Which backup stores belong to which cluster.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stores: Vec<StoreSpec>,

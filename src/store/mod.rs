@@ -34,6 +34,7 @@ pub use cache::{ReadStats, VerifyCache};
 pub use control::{BackupMeta, ControlFacts, ControlOutcome, FileState};
 pub use layout::{Candidate, Ignored, Layout, TimeSource};
 
+use crate::continuity;
 use crate::snapshot::{SnapshotReport, VerifyOptions};
 use cache::{Known, ObjectId};
 use chrono::{DateTime, Utc};
@@ -208,6 +209,74 @@ pub struct WalkBack {
     pub checked: usize,
     /// The limit was reached without finding a valid backup (older ones were not checked).
     pub limit_reached: bool,
+}
+
+/// Compare the newest valid backup with the backups before it (issue #22). Reads further
+/// listed backups only as [`continuity::Walk`] asks (at most [`continuity::MAX_READS`]), reuses
+/// those the walk back already verified, and gives up ("not checked") when `budget` runs out.
+async fn continuity_of(
+    r: &Reader<'_>,
+    listed: &Listed,
+    checked: &[BackupFacts],
+    opts: &InspectOptions,
+    budget: Duration,
+) -> continuity::Continuity {
+    use continuity::{Continuity, Step, Walk};
+    let point = |b: &BackupFacts| {
+        let r = b
+            .report
+            .as_ref()
+            .filter(|_| b.validity == Validity::Valid)?;
+        let mut p = continuity::Point::new(&b.name, b.time, r)?;
+        p.etcd_version = b
+            .meta
+            .as_ref()
+            .map(|m| m.etcd_version.clone())
+            .filter(|v| !v.is_empty());
+        Some(p)
+    };
+    let candidates = &listed.assembled.candidates;
+    let index = |name: &str| candidates.iter().position(|c| c.name == name);
+    let Some(newest) = checked.iter().find(|b| b.validity == Validity::Valid) else {
+        return Continuity::not_checked("no valid backup");
+    };
+    let (Some(ni), Some(np)) = (index(&newest.name), point(newest)) else {
+        return Continuity::not_checked("the newest valid backup has no revision");
+    };
+    let times = candidates.iter().map(|c| c.time).collect();
+    let mut walk = Walk::new(times, ni, np, opts.now);
+    if listed.layout == Some(Layout::EtcdManager) {
+        walk = walk.with_etcd_manager_retention(listed.listed_since);
+    }
+    for b in checked {
+        if let Some(i) = index(&b.name).filter(|&i| i != ni) {
+            walk.record(i, point(b), false);
+        }
+    }
+    let gardener = (listed.layout == Some(Layout::Gardener)).then_some(listed.objects.as_slice());
+    let steps = async {
+        loop {
+            let i = match walk.step() {
+                Step::Done(c) => return *c,
+                Step::Read(i) => i,
+            };
+            let Some(c) = candidates.get(i) else {
+                return Continuity::not_checked("internal: no such backup");
+            };
+            let read = match check_candidate(r, c, opts, gardener).await {
+                Checked::Backup(b) => point(&b),
+                Checked::NotABackup(_) => None,
+            };
+            walk.record(i, read, true);
+        }
+    };
+    tokio::time::timeout(budget, steps)
+        .await
+        .unwrap_or_else(|_| {
+            Continuity::not_checked(
+                "reading the backups before the newest would take more than half the deadline",
+            )
+        })
 }
 
 /// Backups seen in the listing and the observed interval between them.
@@ -427,6 +496,8 @@ pub struct StoreFacts {
     pub walk_back: WalkBack,
     /// Count and interval of listed backups.
     pub backups: BackupStats,
+    /// Whether the newest valid backup still holds the cluster of the backups before it.
+    pub continuity: crate::continuity::Continuity,
     /// etcd-manager control files (etcd-manager layout only).
     pub control: Option<ControlFacts>,
     /// Objects not counted as backups, with reasons.
@@ -1225,6 +1296,7 @@ async fn judge(
     listed: Listed,
 ) -> Result<StoreFacts, StoreError> {
     let r = &Reader::new(backend, &opts.cache, &listed.objects);
+    let judging = std::time::Instant::now();
     let mut ignored = listed.assembled.ignored.clone();
     let mut unknowns = Vec::new();
     let mut checked: Vec<BackupFacts> = Vec::new();
@@ -1271,6 +1343,9 @@ async fn judge(
             && remaining > 0,
     };
     let newest = checked.first().cloned();
+    // Continuity reads at most until half the deadline has passed since the judging began.
+    let budget = (opts.deadline / 2).saturating_sub(judging.elapsed());
+    let continuity = continuity_of(r, &listed, &checked, opts, budget).await;
     let control = if listed.layout == Some(Layout::EtcdManager) {
         let (spec, created) = tokio::join!(
             read_control(r, EM_SPEC, &listed),
@@ -1316,6 +1391,7 @@ async fn judge(
         checked,
         walk_back,
         backups: stats,
+        continuity,
         control,
         ignored,
         unknowns,

@@ -68,6 +68,16 @@ impl Etcd {
     }
 
     pub fn start_named(name: &str) -> Etcd {
+        Self::start_from(name, None)
+    }
+
+    /// Start a one-member cluster on a data directory made by `etcdctl snapshot restore` of
+    /// `snapshot` (a new raft log and members; the keys and revision of the snapshot).
+    pub fn start_restored(name: &str, snapshot: &Path) -> Etcd {
+        Self::start_from(name, Some(snapshot))
+    }
+
+    fn start_from(name: &str, restore: Option<&Path>) -> Etcd {
         require("etcd");
         require("etcdctl");
         let dir = tempfile::tempdir().expect("tempdir");
@@ -75,6 +85,24 @@ impl Etcd {
         let peer = free_port();
         let endpoint = format!("http://127.0.0.1:{client}");
         let peer_url = format!("http://127.0.0.1:{peer}");
+        if let Some(snapshot) = restore {
+            let out = Command::new("etcdctl")
+                .env("ETCDCTL_API", "3")
+                .args(["snapshot", "restore"])
+                .arg(snapshot)
+                .args(["--name", name, "--data-dir"])
+                .arg(dir.path().join("data"))
+                .args(["--initial-cluster", &format!("{name}={peer_url}")])
+                .args(["--initial-advertise-peer-urls", &peer_url])
+                .args(["--initial-cluster-token", &format!("tok-{client}")])
+                .output()
+                .expect("run etcdctl snapshot restore");
+            assert!(
+                out.status.success(),
+                "etcdctl snapshot restore failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         let log = std::fs::File::create(dir.path().join("etcd.log")).expect("etcd log");
         let child = Command::new("etcd")
             .arg("--name")

@@ -24,6 +24,10 @@ pub const SNAPSHOT_AGE_SECONDS: &str = "etcdguard_snapshot_age_seconds";
 pub const SNAPSHOT_VALID: &str = "etcdguard_snapshot_valid";
 /// Gauge (root crate): 1 when etcd-manager control files are present and well-formed, else 0.
 pub const CONTROL_FILES_PRESENT: &str = "etcdguard_control_files_present";
+/// Gauge (root crate), labels `store` and `state`: 1 for the continuity state of the store's
+/// newest backups (`continuous`, `collapsed`, `restored`, `rolled-back`, `new-cluster`,
+/// `not-checked`), 0 for the others.
+pub const SNAPSHOT_CONTINUITY: &str = "etcdguard_snapshot_continuity";
 /// Counter (root crate): failed background fact refreshes.
 pub const FACT_REFRESH_ERRORS_TOTAL: &str = "etcdguard_fact_refresh_errors_total";
 /// Gauge (root crate): Unix time of the last successful fact refresh.
@@ -39,6 +43,7 @@ pub const ALL: &[&str] = &[
     SNAPSHOT_AGE_SECONDS,
     SNAPSHOT_VALID,
     CONTROL_FILES_PRESENT,
+    SNAPSHOT_CONTINUITY,
     FACT_REFRESH_ERRORS_TOTAL,
     LAST_FACT_REFRESH_TIMESTAMP_SECONDS,
 ];
