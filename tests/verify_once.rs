@@ -70,19 +70,24 @@ async fn unchanged_s3_store_is_listed_only_and_a_new_backup_alone_is_verified() 
         first.newest_valid.as_ref().unwrap().name,
         "2026-11-23T08:15:00Z-000002"
     );
-    // LIST, meta + data of the newest backup, both control files.
-    assert_eq!(log.len(), 5, "{log:#?}");
-    assert_eq!(stats.verifications.get(), 1);
+    // LIST, meta + data of the newest backup and of the one before it (continuity, #22), both
+    // control files.
+    assert_eq!(log.len(), 7, "{log:#?}");
+    assert_eq!(stats.verifications.get(), 2);
     let bytes = stats.bytes_read.get();
     assert!(bytes > 0);
 
     let (again, log) = inspect(&url, &s3, &opts).await;
     assert_eq!(log.len(), 1, "an unchanged store is only listed: {log:#?}");
     assert!(log[0].contains("list-type=2"), "{log:#?}");
-    assert_eq!(stats.verifications.get(), 1);
+    assert_eq!(stats.verifications.get(), 2);
     assert_eq!(stats.bytes_read.get(), bytes, "no byte read again");
-    assert_eq!(stats.cache_hits.get(), 4, "snapshot, meta, spec, created");
-    assert_eq!(stats.requests.get(), 6);
+    assert_eq!(
+        stats.cache_hits.get(),
+        6,
+        "two snapshots, two metas, spec, created"
+    );
+    assert_eq!(stats.requests.get(), 8);
     // The same facts as the first reading.
     let b = again.newest_valid.as_ref().unwrap();
     assert_eq!(b.name, "2026-11-23T08:15:00Z-000002");
@@ -108,7 +113,7 @@ async fn unchanged_s3_store_is_listed_only_and_a_new_backup_alone_is_verified() 
         third.newest_valid.as_ref().unwrap().name,
         "2026-11-23T08:18:00Z-000003"
     );
-    assert_eq!(stats.verifications.get(), 2);
+    assert_eq!(stats.verifications.get(), 3);
     let gets: Vec<&String> = log.iter().filter(|r| !r.contains("list-type")).collect();
     assert_eq!(gets.len(), 2, "meta and data of the new backup: {log:#?}");
     assert!(
@@ -136,13 +141,14 @@ async fn local_backup_whose_size_or_mtime_changed_is_verified_again() {
             .and_then(|r| r.revision)
     };
 
+    // The newest backup and the one before it (continuity, #22).
     let f = read().await;
     assert_eq!(revision(&f), Some(snaps().new.1));
-    assert_eq!(stats.verifications.get(), 1);
+    assert_eq!(stats.verifications.get(), 2);
     read().await;
     assert_eq!(
         stats.verifications.get(),
-        1,
+        2,
         "unchanged: not verified again"
     );
     assert!(stats.cache_hits.get() >= 4);
@@ -151,7 +157,8 @@ async fn local_backup_whose_size_or_mtime_changed_is_verified_again() {
     let data = d.path().join("2026-11-23T08:15:00Z-000002/etcd.backup.gz");
     std::fs::write(&data, gzip(&snaps().old.0)).unwrap();
     let f = read().await;
-    assert_eq!(stats.verifications.get(), 2);
+    let changed = stats.verifications.get();
+    assert!(changed > 2, "the changed backup is verified again");
     assert_eq!(revision(&f), Some(snaps().old.1), "the new content is read");
 
     // The same size, another mtime.
@@ -160,9 +167,9 @@ async fn local_backup_whose_size_or_mtime_changed_is_verified_again() {
     file.set_modified(mtime + Duration::from_secs(60)).unwrap();
     drop(file);
     read().await;
-    assert_eq!(stats.verifications.get(), 3);
+    assert_eq!(stats.verifications.get(), changed + 1);
     read().await;
-    assert_eq!(stats.verifications.get(), 3);
+    assert_eq!(stats.verifications.get(), changed + 1, "unchanged again");
 }
 
 /// A metric's value in an OpenMetrics text (`None` when absent).
@@ -238,7 +245,13 @@ fn serve_refresh_of_an_unchanged_store_downloads_no_snapshot() {
     let m = |text: &str, name: &str| {
         metric(text, name).unwrap_or_else(|| panic!("no {name} in:\n{text}"))
     };
-    assert_eq!(m(&after, "etcdguard_snapshot_verifications_total"), 1.0);
+    // The first refresh verified the backups continuity compares (#22); none since.
+    let verified = m(&before, "etcdguard_snapshot_verifications_total");
+    assert!(verified >= 1.0);
+    assert_eq!(
+        m(&after, "etcdguard_snapshot_verifications_total"),
+        verified
+    );
     assert_eq!(
         m(&after, "etcdguard_store_read_bytes_total"),
         m(&before, "etcdguard_store_read_bytes_total"),
