@@ -665,15 +665,15 @@ async fn an_unchanged_chain_is_not_read_again_and_a_new_delta_alone_is() {
 
     let first = applied(&read().await);
     assert_eq!(first.applied, 40);
+    // The newest Full, and the earlier ones continuity compares it with (#22).
     let (verified, bytes) = (stats.verifications.get(), stats.bytes_read.get());
-    assert_eq!(verified, 1);
+    assert!(verified >= 1);
     assert_eq!(applied(&read().await).end_key, first.end_key);
-    assert_eq!(stats.verifications.get(), 1);
+    assert_eq!(stats.verifications.get(), verified);
     assert_eq!(stats.bytes_read.get(), bytes, "nothing read again");
-    assert_eq!(
-        stats.cache_hits.get(),
-        41,
-        "the Full snapshot and 40 deltas"
+    assert!(
+        stats.cache_hits.get() >= 41,
+        "the Full snapshot and 40 deltas at least"
     );
 
     // One more delta after the last one.
@@ -686,6 +686,6 @@ async fn an_unchanged_chain_is_not_read_again_and_a_new_delta_alone_is() {
     );
     let third = applied(&read().await);
     assert_eq!(third.applied, 41);
-    assert_eq!(stats.verifications.get(), 1);
+    assert_eq!(stats.verifications.get(), verified);
     assert_eq!(stats.bytes_read.get(), bytes + body.len() as u64);
 }
