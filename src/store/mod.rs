@@ -22,12 +22,14 @@ pub mod control;
 pub mod gardener;
 pub mod layout;
 pub mod protojson;
+pub mod ranged;
 pub mod s3_error;
 pub mod s3_lifecycle;
 
 pub use backend::{Backend, RecordedRequest, RequestLog, S3Options, StoreError, StoreUrl};
 pub use control::{BackupMeta, ControlFacts, ControlOutcome, FileState};
 pub use layout::{Candidate, Ignored, Layout, TimeSource};
+pub use ranged::{ObjectReader, RangedReads};
 
 use crate::snapshot::{SnapshotReport, VerifyOptions};
 use chrono::{DateTime, Utc};
