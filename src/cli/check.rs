@@ -203,6 +203,7 @@ fn add_kops_spec_stores(args: &mut Args) -> Result<Vec<String>, String> {
 }
 
 fn run_inner(mut args: Args) -> Result<u8, String> {
+    args.facts.read_stores_file()?;
     let spec_stores = add_kops_spec_stores(&mut args)?;
     let now = args.now.unwrap_or_else(Utc::now);
     let policies =

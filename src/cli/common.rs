@@ -115,12 +115,22 @@ pub fn init_tracing(filter: &str) {
     }
 }
 
-/// Store-related flags shared by `status`, `check` and `serve` (`#[command(flatten)]`).
+/// The stores of `status` (`#[command(flatten)]`) and how they are read.
 #[derive(Debug, Clone, clap::Args)]
 pub struct StoreArgs {
-    /// Backup store: `s3://BUCKET/PREFIX`, `file:///DIR` or a directory path.
-    #[arg(long, env = "ETCDGUARD_STORE", value_name = "URL")]
-    pub store: String,
+    /// Backup store (repeatable): `s3://BUCKET/PREFIX`, `file:///DIR` or a directory path.
+    #[arg(
+        long = "store",
+        env = "ETCDGUARD_STORE",
+        value_name = "URL",
+        value_delimiter = ',',
+        required_unless_present = "stores_file"
+    )]
+    pub stores: Vec<String>,
+    /// File of backup stores, one URL per line (`#` starts a comment, blank lines are
+    /// skipped), read in addition to `--store`.
+    #[arg(long, value_name = "FILE", env = "ETCDGUARD_STORES_FILE")]
+    pub stores_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub opts: StoreOpts,
 }
@@ -187,6 +197,7 @@ impl S3Args {
             attempt_timeout: op / 3,
             connect_timeout: (op / 3).min(std::time::Duration::from_secs(3)),
             max_attempts: 3,
+            reads: crate::store::RangedReads::default(),
         }
     }
 }
@@ -198,9 +209,11 @@ pub fn parse_age_identity(s: &str) -> Result<crate::snapshot::age::AgeIdentities
 }
 
 impl StoreArgs {
-    /// The parsed `--store` location.
-    pub fn url(&self) -> Result<crate::store::StoreUrl, crate::store::StoreError> {
-        crate::store::StoreUrl::parse(&self.store)
+    /// `--store` and the stores of `--stores-file`, each once, in order.
+    pub fn stores(&self) -> Result<Vec<String>, String> {
+        let mut stores = self.stores.clone();
+        super::facts::add_stores_file(&mut stores, self.stores_file.as_deref())?;
+        Ok(stores)
     }
 
     /// S3 client options from the flags.

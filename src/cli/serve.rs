@@ -78,7 +78,8 @@ pub fn run(args: Args) -> u8 {
     }
 }
 
-fn run_inner(args: Args) -> Result<u8, String> {
+fn run_inner(mut args: Args) -> Result<u8, String> {
+    args.facts.read_stores_file()?;
     let tls = match (&args.tls_cert, &args.tls_key, args.self_signed) {
         (Some(cert), Some(key), false) => wh::TlsSource::Files {
             cert: cert.clone(),

@@ -85,11 +85,24 @@ pub fn recency(f: &StoreFacts, max_age: std::time::Duration) -> Recency {
     }
 }
 
+/// Stores read at once when `status` is given several (each one's backups are verified in
+/// turn, and S3 object reads share one memory budget).
+const STORES_AT_ONCE: usize = 8;
+
+/// What `status` learned of one store: its text and JSON document, or why it is unreadable.
+struct Shown {
+    text: String,
+    json: serde_json::Value,
+    /// The store could not be read (exit 2).
+    failed: bool,
+}
+
 /// Run `status`; returns the exit code.
 pub fn run(args: Args) -> u8 {
-    let url = match args.store.url() {
-        Ok(u) => u,
-        Err(e) => return fail(&args, &e.to_string()),
+    let json = args.output == Format::Json;
+    let stores = match args.store.stores() {
+        Ok(s) => s,
+        Err(e) => return super::common::usage_error("status", &e, json),
     };
     let now = args.now.unwrap_or_else(chrono::Utc::now);
     let opts = args.store.inspect_options(now);
@@ -100,78 +113,124 @@ pub fn run(args: Args) -> u8 {
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => return fail(&args, &format!("cannot start the async runtime: {e}")),
+        Err(e) => {
+            return super::common::usage_error(
+                "status",
+                &format!("cannot start the async runtime: {e}"),
+                json,
+            )
+        }
     };
-    let result = rt.block_on(store::inspect_all(&url, &s3, &opts));
+    let results = rt.block_on(async {
+        use futures_util::StreamExt;
+        futures_util::stream::iter(&stores)
+            .map(|store| async {
+                let url = store::StoreUrl::parse(store)?;
+                store::inspect_all(&url, &s3, &opts).await
+            })
+            .buffered(STORES_AT_ONCE)
+            .collect::<Vec<_>>()
+            .await
+    });
     // A verifier thread stuck on a dead connection must not keep the process alive.
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
-    let all = match result {
-        Ok(all) => all,
-        Err(e) => return fail(&args, &e.to_string()),
-    };
-    let found = [(args.store.store.clone(), all.series_found.clone())];
-    if let Some(e) = store::unknown_series(&opts.series, &found, true) {
-        return super::common::usage_error("status", &e, args.output == Format::Json);
+    let found: Vec<(String, Vec<String>)> = stores
+        .iter()
+        .zip(&results)
+        .filter_map(|(s, r)| Some((s.clone(), r.as_ref().ok()?.series_found.clone())))
+        .collect();
+    let all_listed = found.len() == stores.len();
+    if let Some(e) = store::unknown_series(&opts.series, &found, all_listed) {
+        return super::common::usage_error("status", &e, json);
     }
-    let judged: Vec<(StoreFacts, Recency)> = all
-        .facts
-        .into_iter()
-        .map(|f| {
-            let r = recency(&f, args.max_age);
-            (f, r)
+    let shown: Vec<Shown> = stores
+        .iter()
+        .zip(results)
+        .map(|(store, r)| match r {
+            Ok(all) => show(store, all, args.max_age),
+            Err(e) => {
+                let msg = e.to_string();
+                super::common::print_stderr(format_args!(
+                    "etcdguard status: cannot read the backup store {store}: {msg}"
+                ));
+                Shown {
+                    text: format!("{store}: cannot read the backup store: {msg}\n"),
+                    json: serde_json::json!({ "store": store, "error": msg }),
+                    failed: true,
+                }
+            }
         })
         .collect();
-    let written = match args.output {
-        Format::Json => {
-            let docs: Vec<serde_json::Value> = judged
-                .iter()
-                .map(|(f, r)| {
-                    let mut v = serde_json::to_value(f).unwrap_or_default();
-                    v["recency"] = serde_json::to_value(r).unwrap_or_default();
-                    v
-                })
-                .collect();
-            // One series: the store's document as ever; several: `{"series": [...]}`.
-            match <[serde_json::Value; 1]>::try_from(docs) {
-                Ok([one]) => super::common::print_json(&one),
-                Err(docs) => super::common::print_json(&serde_json::json!({
-                    "store": args.store.store,
-                    "seriesFound": all.series_found,
-                    "series": docs,
-                })),
-            }
-        }
-        Format::Text => {
-            let texts: Vec<String> = judged.iter().map(|(f, r)| render_text(f, r)).collect();
-            let head = if !all.series_found.is_empty() {
-                format!(
-                    "{} holds {} backup series ({}), each judged on its own:\n\n",
-                    args.store.store,
-                    all.series_found.len(),
-                    all.series_found.join(", ")
-                )
-            } else {
-                String::new()
-            };
-            super::common::write_stdout(head + &texts.join("\n"))
-        }
+    let code = if shown.iter().any(|s| s.failed) {
+        super::EXIT_USAGE
+    } else {
+        super::EXIT_OK
+    };
+    let written = match (<[Shown; 1]>::try_from(shown), args.output) {
+        // One store: its document or text as ever (an unreadable one: text on stderr only).
+        (Ok([one]), Format::Json) => super::common::print_json(&one.json),
+        (Ok([one]), Format::Text) if one.failed => Ok(()),
+        (Ok([one]), Format::Text) => super::common::write_stdout(one.text),
+        // Several: `{"stores": [...]}`, or each store's text under its name.
+        (Err(all), Format::Json) => super::common::print_json(&serde_json::json!({
+            "stores": all.into_iter().map(|s| s.json).collect::<Vec<_>>(),
+        })),
+        (Err(all), Format::Text) => super::common::write_stdout(
+            all.iter()
+                .zip(&stores)
+                .map(|(s, store)| format!("== {store} ==\n{}", s.text))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
     };
     match written {
-        Ok(()) => super::EXIT_OK,
+        Ok(()) => code,
         Err(e) => super::common::usage_error("status", &e, false),
     }
 }
 
-fn fail(args: &Args, msg: &str) -> u8 {
-    super::common::print_stderr(format_args!(
-        "etcdguard status: cannot read the backup store {}: {msg}",
-        args.store.store
-    ));
-    if args.output == Format::Json {
-        let v = serde_json::json!({ "store": args.store.store, "error": msg });
-        let _ = super::common::print_json(&v);
+/// One readable store's text and JSON: each series judged on its own.
+fn show(store: &str, all: store::Inspected, max_age: std::time::Duration) -> Shown {
+    let judged: Vec<(StoreFacts, Recency)> = all
+        .facts
+        .into_iter()
+        .map(|f| {
+            let r = recency(&f, max_age);
+            (f, r)
+        })
+        .collect();
+    let docs: Vec<serde_json::Value> = judged
+        .iter()
+        .map(|(f, r)| {
+            let mut v = serde_json::to_value(f).unwrap_or_default();
+            v["recency"] = serde_json::to_value(r).unwrap_or_default();
+            v
+        })
+        .collect();
+    // One series: the store's document as ever; several: `{"series": [...]}`.
+    let json = match <[serde_json::Value; 1]>::try_from(docs) {
+        Ok([one]) => one,
+        Err(docs) => serde_json::json!({
+            "store": store,
+            "seriesFound": all.series_found,
+            "series": docs,
+        }),
+    };
+    let texts: Vec<String> = judged.iter().map(|(f, r)| render_text(f, r)).collect();
+    let head = if all.series_found.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "{store} holds {} backup series ({}), each judged on its own:\n\n",
+            all.series_found.len(),
+            all.series_found.join(", ")
+        )
+    };
+    Shown {
+        text: head + &texts.join("\n"),
+        json,
+        failed: false,
     }
-    super::EXIT_USAGE
 }
 
 /// Human duration such as `4h 12m` (seconds dropped above one hour).

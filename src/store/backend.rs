@@ -4,6 +4,7 @@
 
 use super::cache::ObjectId;
 use super::layout::{Ignored, ObjectInfo};
+use super::ranged::{self, ObjectReader, RangedReads};
 use super::s3_error::{classify, S3Failure, Target};
 use crate::snapshot::{verify_reader, SnapshotReport, VerifyOptions};
 use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
@@ -134,6 +135,12 @@ pub struct RecordedRequest {
     pub method: String,
     /// Path and query of the request URI.
     pub path: String,
+    /// `Range` header (ranged GETs of a large object).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub range: Option<String>,
+    /// `If-Match` header (the ETag a ranged GET is pinned to).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub if_match: Option<String>,
 }
 
 /// Shared, append-only log of every S3 request sent (each retry attempt counts). One log per
@@ -191,9 +198,12 @@ impl Intercept for ReadOnlyRecorder {
             }
             None => uri.to_string(),
         };
+        let header = |name| req.headers().get(name).map(str::to_string);
         self.log.push(RecordedRequest {
             method: method.clone(),
             path,
+            range: header("range"),
+            if_match: header("if-match"),
         });
         if method != "GET" && method != "HEAD" {
             return Err(format!("etcdguard is read-only: refusing to send {method}").into());
@@ -220,6 +230,8 @@ pub struct S3Options {
     pub connect_timeout: Duration,
     /// Attempts per operation (1 = no retry).
     pub max_attempts: u32,
+    /// How large objects are read (parallel ranged GETs).
+    pub reads: RangedReads,
 }
 
 impl Default for S3Options {
@@ -232,6 +244,7 @@ impl Default for S3Options {
             attempt_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(3),
             max_attempts: 3,
+            reads: RangedReads::default(),
         }
     }
 }
@@ -262,16 +275,18 @@ pub struct Listing {
     pub special: Vec<super::layout::Ignored>,
 }
 
-/// Connection details kept for error messages.
+/// Connection details kept for error messages, and how objects are read.
 #[derive(Debug, Clone)]
 pub struct S3Context {
+    /// Part size and parts in flight of large object reads.
+    pub reads: RangedReads,
     /// `--s3-endpoint` / `AWS_ENDPOINT_URL`, `None` for AWS S3.
     pub endpoint: Option<String>,
     /// The operation timeout.
     pub timeout: Duration,
 }
 
-fn s3_err<E>(
+pub(crate) fn s3_err<E>(
     op: &'static str,
     target: String,
     bucket: &str,
@@ -415,6 +430,7 @@ impl Backend {
                     prefix: prefix.clone(),
                     log,
                     ctx: S3Context {
+                        reads: opts.reads,
                         endpoint: shared.endpoint_url().map(str::to_string),
                         timeout: opts.operation_timeout,
                     },
@@ -630,31 +646,10 @@ impl Backend {
         }
     }
 
-    /// Stream one object through the snapshot verifier (never saved to disk). Returns the
-    /// report and the object size.
-    pub async fn verify(
-        &self,
-        key: &str,
-        opts: &VerifyOptions,
-    ) -> Result<(SnapshotReport, u64), StoreError> {
-        let opts = opts.clone();
-        let name = key.to_string();
-        let joined = |r: Result<
-            Result<SnapshotReport, crate::snapshot::VerifyError>,
-            tokio::task::JoinError,
-        >| {
-            match r {
-                Ok(Ok(rep)) => Ok(rep),
-                Ok(Err(e)) => Err(StoreError::Verify {
-                    key: key.to_string(),
-                    reason: e.to_string(),
-                }),
-                Err(e) => Err(StoreError::Verify {
-                    key: key.to_string(),
-                    reason: format!("verifier task failed: {e}"),
-                }),
-            }
-        };
+    /// Open one object for reading (a local file, or an S3 object read by parallel ranged
+    /// GETs pinned to its ETag, see [`ranged`]). `Err(NotFound)` when it does not exist. Read
+    /// it on a blocking thread.
+    pub async fn open_object(&self, key: &str) -> Result<ObjectReader, StoreError> {
         match self {
             Backend::Local { root } => {
                 let path = root.join(key);
@@ -670,11 +665,10 @@ impl Backend {
                     source,
                 })?;
                 let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-                let r = tokio::task::spawn_blocking(move || {
-                    verify_reader(std::io::BufReader::new(file), &name, &opts)
-                })
-                .await;
-                joined(r).map(|rep| (rep, size))
+                Ok(ObjectReader::new(
+                    Box::new(std::io::BufReader::new(file)),
+                    size,
+                ))
             }
             Backend::S3 {
                 client,
@@ -682,36 +676,46 @@ impl Backend {
                 prefix,
                 ctx,
                 ..
-            } => {
-                let full = format!("{prefix}{key}");
-                let out = match client.get_object().bucket(bucket).key(&full).send().await {
-                    Ok(o) => o,
-                    Err(e) => {
-                        if e.as_service_error().is_some_and(|se| se.is_no_such_key()) {
-                            return Err(StoreError::NotFound {
-                                key: key.to_string(),
-                            });
-                        }
-                        return Err(s3_err(
-                            "GET",
-                            format!("s3://{bucket}/{full}"),
-                            bucket,
-                            ctx,
-                            e,
-                        ));
-                    }
-                };
-                let size = out
-                    .content_length()
-                    .and_then(|l| u64::try_from(l).ok())
-                    .unwrap_or(0);
-                let reader = Box::pin(out.body.into_async_read());
-                let bridge = tokio_util::io::SyncIoBridge::new(reader);
-                let r =
-                    tokio::task::spawn_blocking(move || verify_reader(bridge, &name, &opts)).await;
-                joined(r).map(|rep| (rep, size))
-            }
+            } => ranged::open(client, bucket, &format!("{prefix}{key}"), ctx)
+                .await
+                .map_err(|e| match e {
+                    StoreError::S3 {
+                        failure: S3Failure::Service { ref code, .. },
+                        ..
+                    } if code == "NoSuchKey" => StoreError::NotFound {
+                        key: key.to_string(),
+                    },
+                    e => e,
+                }),
         }
+    }
+
+    /// Stream one object through the snapshot verifier (never saved to disk). Returns the
+    /// report and the object size.
+    pub async fn verify(
+        &self,
+        key: &str,
+        opts: &VerifyOptions,
+    ) -> Result<(SnapshotReport, u64), StoreError> {
+        let mut object = self.open_object(key).await?;
+        let size = object.size();
+        let (opts, name) = (opts.clone(), key.to_string());
+        let verified = tokio::task::spawn_blocking(move || {
+            let r = verify_reader(&mut object, &name, &opts);
+            (r, object.failure())
+        })
+        .await;
+        let reason = match verified {
+            Ok((Ok(report), _)) => return Ok((report, size)),
+            // The store's own error (a part not fetched, the object replaced) says it best.
+            Ok((Err(_), Some(failure))) => return Err(failure),
+            Ok((Err(e), None)) => e.to_string(),
+            Err(e) => format!("verifier task failed: {e}"),
+        };
+        Err(StoreError::Verify {
+            key: key.to_string(),
+            reason,
+        })
     }
 }
 

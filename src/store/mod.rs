@@ -26,6 +26,7 @@ pub mod control;
 pub mod gardener;
 pub mod layout;
 pub mod protojson;
+pub mod ranged;
 pub mod s3_error;
 pub mod s3_lifecycle;
 
@@ -33,6 +34,7 @@ pub use backend::{Backend, RecordedRequest, RequestLog, S3Options, StoreError, S
 pub use cache::{ReadStats, VerifyCache};
 pub use control::{BackupMeta, ControlFacts, ControlOutcome, FileState};
 pub use layout::{Candidate, Ignored, Layout, TimeSource};
+pub use ranged::{ObjectReader, RangedReads};
 
 use crate::continuity;
 use crate::snapshot::{SnapshotReport, VerifyOptions};

@@ -43,6 +43,10 @@ pub enum S3Failure {
     /// Nothing listens at the endpoint.
     #[error("connection refused by {}", at(endpoint))]
     Refused { endpoint: Option<String> },
+    /// `PreconditionFailed` to an `If-Match` GET: the object is no longer the version whose
+    /// first part was read.
+    #[error("the object was replaced while it was read (412 PreconditionFailed on If-Match); the next read sees the new one")]
+    Replaced,
     /// Any other answer with an S3 error code.
     #[error("{code} (HTTP {status}): {message}")]
     Service {
@@ -113,6 +117,7 @@ where
                     bucket: to.bucket.to_string(),
                 },
                 Some("AccessDenied") => S3Failure::AccessDenied,
+                Some("PreconditionFailed") => S3Failure::Replaced,
                 Some(
                     c @ ("InvalidAccessKeyId"
                     | "SignatureDoesNotMatch"
