@@ -62,6 +62,10 @@ pub struct Point {
     /// The etcd version the writer recorded beside the backup (etcd-manager meta).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub etcd_version: Option<String>,
+    /// Live objects per resource (storage prefix below `/registry/`), when known; compared,
+    /// not printed.
+    #[serde(skip)]
+    pub objects: Vec<(String, u64)>,
 }
 
 impl Point {
@@ -84,6 +88,12 @@ impl Point {
             members,
             cluster_version: r.cluster_version.clone(),
             etcd_version: None,
+            objects: r
+                .inventory
+                .iter()
+                .flat_map(|i| &i.resources)
+                .filter_map(|c| Some((c.resource.clone(), c.objects?)))
+                .collect(),
         })
     }
 
@@ -110,6 +120,47 @@ enum Link {
     Restarted,
     /// The revision went back.
     Behind,
+}
+
+/// A resource counts as shrunk when it had at least this many objects and lost more than half.
+const SHRINK_FROM: u64 = 20;
+/// Resources whose objects expire by themselves (events live an hour): never a collapse.
+const EXPIRING: &[&str] = &["events"];
+/// At most this many shrunk resources are named in the message.
+const SHRUNK_NAMED: usize = 10;
+
+/// A resource whose live objects fell by more than half between two backups.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Shrunk {
+    /// Storage prefix below `/registry/` (`pods`, `cilium.io/ciliumendpoints`).
+    pub resource: String,
+    pub before: u64,
+    pub after: u64,
+}
+
+/// Resources of `p` with at least [`SHRINK_FROM`] objects that lost more than half in `n`,
+/// largest loss first. Nothing when either backup's counts are unknown.
+fn shrunk(p: &Point, n: &Point) -> Vec<Shrunk> {
+    if p.objects.is_empty() || n.objects.is_empty() {
+        return Vec::new();
+    }
+    let mut out: Vec<Shrunk> = p
+        .objects
+        .iter()
+        .filter(|(r, before)| *before >= SHRINK_FROM && !EXPIRING.contains(&r.as_str()))
+        .filter_map(|(r, before)| {
+            let before = *before;
+            let after = n.objects.iter().find(|(x, _)| x == r).map_or(0, |x| x.1);
+            (after.saturating_mul(2) < before).then(|| Shrunk {
+                resource: r.clone(),
+                before,
+                after,
+            })
+        })
+        .collect();
+    out.sort_by_key(|s| std::cmp::Reverse(s.before - s.after));
+    out
 }
 
 /// Backups this close in time may come from different members (k3s and RKE2 snapshot on every
@@ -230,6 +281,9 @@ pub struct Continuity {
     /// New cluster, etcd-manager layout: when `before` is deleted by etcd-manager's retention.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retention: Option<Retention>,
+    /// Collapsed: the resources whose objects fell by more than half.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shrunk: Vec<Shrunk>,
     /// Backups read for the comparison (besides the newest).
     pub reads: usize,
 }
@@ -247,6 +301,7 @@ impl Continuity {
             source: None,
             compared_back_to: None,
             retention: None,
+            shrunk: Vec::new(),
             reads: 0,
         }
     }
@@ -477,6 +532,7 @@ impl Walk {
             source: None,
             compared_back_to: None,
             retention: None,
+            shrunk: Vec::new(),
             reads: self.reads,
         }
     }
@@ -510,12 +566,34 @@ impl Walk {
                 unknown.join(", ")
             )
         };
+        let shrunk = shrunk(p, n);
+        let named = if shrunk.is_empty() {
+            String::new()
+        } else {
+            let mut s: Vec<String> = shrunk
+                .iter()
+                .take(SHRUNK_NAMED)
+                .map(|s| format!("{} {} → {}", s.resource, s.before, s.after))
+                .collect();
+            if shrunk.len() > SHRUNK_NAMED {
+                s.push(format!("and {} more", shrunk.len() - SHRUNK_NAMED));
+            }
+            format!("; shrank: {}", s.join(", "))
+        };
         let mut c = match collapse {
             Some((before, now)) => self.base(
                 State::Collapsed,
                 format!(
-                    "live keys fell from {before} in {} to {now} in the newest backup {} (revision {} → {}) without a cluster change: most data was deleted{members}",
+                    "live keys fell from {before} in {} to {now} in the newest backup {} (revision {} → {}) without a cluster change: most data was deleted{named}{members}",
                     p.name, n.name, p.revision, n.revision
+                ),
+                n,
+            ),
+            None if !shrunk.is_empty() => self.base(
+                State::Collapsed,
+                format!(
+                    "objects of {} resource(s) fell by more than half between {} and the newest backup {} (revision {} → {}) without a cluster change{named}{members}",
+                    shrunk.len(), p.name, n.name, p.revision, n.revision
                 ),
                 n,
             ),
@@ -533,6 +611,9 @@ impl Walk {
             ),
         };
         c.compared_back_to = Some(back.name.clone());
+        if c.state == State::Collapsed {
+            c.shrunk = shrunk;
+        }
         c
     }
 
@@ -870,6 +951,7 @@ mod tests {
             members: vec!["etcd-a".into()],
             cluster_version: Some("3.5.0".into()),
             etcd_version: None,
+            objects: Vec::new(),
         }
     }
 
@@ -1067,6 +1149,41 @@ mod tests {
             "{}",
             c.message
         );
+    }
+
+    #[test]
+    fn a_resource_that_lost_most_objects_is_a_collapse_named_by_kind() {
+        let objects = |pods, secrets, events| {
+            vec![
+                ("events".to_string(), events),
+                ("pods".to_string(), pods),
+                ("secrets".to_string(), secrets),
+            ]
+        };
+        let mut n = pt("n", "2026-12-01T11:00:00Z", 6000, 6100, 2900);
+        n.objects = objects(30, 400, 5);
+        let mut p = pt("p", "2026-12-01T10:00:00Z", 5000, 5100, 3000);
+        p.objects = objects(1200, 410, 900);
+        let c = run(&[Some(n.clone()), Some(p.clone())], "2026-12-01T11:00:00Z");
+        assert_eq!(c.state, State::Collapsed, "{}", c.message);
+        assert_eq!(
+            c.shrunk,
+            [Shrunk {
+                resource: "pods".into(),
+                before: 1200,
+                after: 30
+            }]
+        );
+        assert!(
+            c.message.contains("shrank: pods 1200 → 30"),
+            "{}",
+            c.message
+        );
+        // Events expire by themselves; a small resource losing half is no collapse either.
+        n.objects = objects(1200, 4, 5);
+        p.objects = objects(1200, 12, 900);
+        let c = run(&[Some(n), Some(p)], "2026-12-01T11:00:00Z");
+        assert_eq!(c.state, State::Continuous, "{}", c.message);
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! - [`continuity`]: is the newest backup still the same cluster (restore, rollback, new
 //!   cluster, collapse)? Pure.
 //! - [`gate`]: facts + change + policy → verdict. Pure.
+//! - [`inspect`]: what a snapshot's Kubernetes content says (fresh-cluster markers, diffs). Pure.
 //! - [`report`]: renderers (text, JSON, JUnit, GitHub annotations).
 //! - [`service`]: the serve-time application: the webhook's gate, fact cache, refresh, metrics.
 //! - [`cli`]: the `etcdguard` command line.
@@ -23,6 +24,7 @@ pub mod cli;
 pub mod continuity;
 pub mod facts;
 pub mod gate;
+pub mod inspect;
 pub mod json;
 pub mod lifecycle;
 pub mod live;

@@ -252,12 +252,40 @@ fn most_keys_deleted_warns() {
             .starts_with("live keys fell from "),
         "{c:#}"
     );
+    assert_eq!(c["shrunk"][0]["resource"], "pods", "{c:#}");
+    assert_eq!(
+        (&c["shrunk"][0]["before"], &c["shrunk"][0]["after"]),
+        (&Value::from(300), &Value::from(0)),
+        "{c:#}"
+    );
 
     let (code, v) = check(&store, &[]);
     assert_eq!(code, Some(0), "{v:#}");
     assert_eq!(v["verdict"], "warn", "{v:#}");
     let f = continuity_findings(&v);
     assert_eq!(f[0]["severity"], "warn", "{v:#}");
+}
+
+#[test]
+fn one_resource_losing_most_objects_warns_naming_it() {
+    let (_dir, store) = new_store();
+    let a = Etcd::start_named("etcd-a");
+    kubernetes_keys(&a, 300);
+    backup(&a, &store, A2);
+    // 75 config maps of 397 keys: live keys fall by a fifth, config maps to none.
+    let out = a.ctl_ok(&["del", "/registry/configmaps/", "--prefix"]);
+    assert_eq!(out.trim(), "75");
+    backup(&a, &store, LATER);
+
+    let c = status(&store)["continuity"].clone();
+    assert_eq!(c["state"], "collapsed", "{c:#}");
+    let msg = c["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("objects of 1 resource(s) fell by more than half")
+            && msg.contains("shrank: configmaps 75 → 0"),
+        "{c:#}"
+    );
+    assert_eq!(c["shrunk"].as_array().unwrap().len(), 1, "{c:#}");
 }
 
 #[test]

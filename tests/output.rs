@@ -93,6 +93,8 @@ fn every_subcommand() -> Vec<(Vec<&'static str>, i32)> {
         (vec!["verify", SNAPSHOT], 0),
         (vec!["verify", SNAPSHOT, "--output", "json"], 0),
         (vec!["verify", "no/such/file", "--output", "json"], 2),
+        (vec!["inspect", SNAPSHOT], 0),
+        (vec!["inspect", SNAPSHOT, "--output", "json"], 0),
         (vec!["status", "--store", STORE, "--now", FRESH], 0),
         (
             vec![
@@ -237,8 +239,10 @@ fn serve_runs_and_stops_cleanly_with_a_closed_stdout() {
 
 #[test]
 fn exit_2_with_output_json_prints_an_error_object_on_stdout_in_every_subcommand() {
-    let failing: [&[&str]; 8] = [
+    let failing: [&[&str]; 10] = [
         &["verify", "no/such/file", "--output", "json"],
+        &["inspect", "no/such/file", "--output", "json"],
+        &["inspect", "--store", "no/such/dir", "--output", "json"],
         &["status", "--store", "no/such/dir", "--output", "json"],
         &["check", "--output", "json", "--policy", "no/such/policy"],
         &["check", "--output", "json", "--max-age", "soon"],
@@ -302,8 +306,9 @@ fn times(v: &Value, path: &str, found: &mut Vec<(String, String)>) {
 
 #[test]
 fn every_json_document_has_a_schema_version_and_utc_z_times() {
-    let documents: [&[&str]; 7] = [
+    let documents: [&[&str]; 8] = [
         &["verify", SNAPSHOT, "--output", "json"],
+        &["inspect", SNAPSHOT, "--output", "json"],
         &[
             "status", "--store", STORE, "--now", FRESH, "--output", "json",
         ],
@@ -481,8 +486,9 @@ fn junit_test_cases_are_named_by_check_id_and_stable_between_runs() {
 
 #[test]
 fn help_lists_only_the_output_formats_a_subcommand_supports() {
-    let only_text_json: [&[&str]; 5] = [
+    let only_text_json: [&[&str]; 6] = [
         &["verify", "--help"],
+        &["inspect", "--help"],
         &["status", "--help"],
         &["lifecycle", "--help"],
         &["policy", "lint", "--help"],

@@ -19,6 +19,7 @@ pub mod common;
 pub mod completions;
 pub mod etcd_args;
 pub mod facts;
+pub mod inspect;
 pub mod lifecycle;
 pub mod policy;
 pub mod serve;
@@ -68,6 +69,8 @@ pub enum Command {
     Policy(policy::Args),
     /// Show the newest backup in a store, whether it is restorable, and the etcd-manager control files.
     Status(status::Args),
+    /// Count the Kubernetes objects of a snapshot per resource and namespace, without restoring it; --diff compares two.
+    Inspect(inspect::Args),
 }
 
 /// Whether the command line asks for `--output json` (looked at when clap refused the command
@@ -107,6 +110,7 @@ pub fn main() -> ExitCode {
         Command::Lifecycle(args) => lifecycle::run(args),
         Command::Policy(args) => policy::run(args),
         Command::Status(args) => status::run(args),
+        Command::Inspect(args) => inspect::run(args),
     };
     ExitCode::from(code)
 }

@@ -814,6 +814,7 @@ fn continuity_new_cluster_denies_and_an_older_backup_version_warns() {
         members: vec!["etcd-a".into()],
         cluster_version: Some("3.4.0".into()),
         etcd_version: None,
+        objects: Vec::new(),
     });
     if let Fact::Known { value } = &mut s {
         value.continuity = Some(c);

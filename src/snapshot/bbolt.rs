@@ -6,6 +6,7 @@
 //! problems found in it, and the tree walk ([`super::walk`]) decides later whether the page is
 //! reachable and therefore whether those problems matter.
 
+use super::inventory::{Change, Names};
 use super::schema;
 
 /// `Magic` in the meta page (little-endian files).
@@ -235,6 +236,9 @@ pub struct RevStats {
     pub creates: u32,
     /// Main revisions of the other puts, ascending.
     pub updates: Vec<i64>,
+    /// Each entry's resource and change (and, for `inspect`, namespace and value length), in
+    /// order: see [`super::inventory`].
+    pub inv: Vec<u8>,
 }
 
 /// Leaf contents that few leaves have, kept out of line so the common leaf stays small.
@@ -324,7 +328,8 @@ pub fn parse_header(page: &[u8]) -> Option<(u64, u16, u16, u32)> {
 
 /// Parse the full page image `extent` (header plus overflow pages) of page `pgid`.
 /// `extent` must start at the page header. Never panics; problems land in the summary.
-pub fn parse_page(extent: &[u8], pgid: u64) -> PageSummary {
+/// `names` collects the resources (and namespaces) of `key`-bucket entries.
+pub fn parse_page(extent: &[u8], pgid: u64, names: &mut Names) -> PageSummary {
     let Some((header_id, flags, count, overflow)) = parse_header(extent) else {
         return PageSummary {
             header_id: u64::MAX,
@@ -346,7 +351,7 @@ pub fn parse_page(extent: &[u8], pgid: u64) -> PageSummary {
             Ok(elems) => s.body = Body::Branch(elems),
             Err(e) => s.problem = Some(format!("page {pgid}: {e}").into()),
         },
-        LEAF => match parse_leaf(extent, usize::from(count), true) {
+        LEAF => match parse_leaf(extent, usize::from(count), true, names) {
             Ok(leaf) => s.body = Body::Leaf(leaf),
             Err(e) => s.problem = Some(format!("page {pgid}: {e}").into()),
         },
@@ -422,7 +427,12 @@ fn parse_branch(extent: &[u8], count: usize) -> Result<BranchElems, PageError> {
 }
 
 /// Parse a leaf page image; `allow_buckets` is false for inline bucket pages.
-pub fn parse_leaf(extent: &[u8], count: usize, allow_buckets: bool) -> Result<Leaf, PageError> {
+pub fn parse_leaf(
+    extent: &[u8],
+    count: usize,
+    allow_buckets: bool,
+    names: &mut Names,
+) -> Result<Leaf, PageError> {
     elements_fit(extent, count)?;
     let mut rare = Rare::default();
     let mut stats = RevStats::default();
@@ -450,7 +460,7 @@ pub fn parse_leaf(extent: &[u8], count: usize, allow_buckets: bool) -> Result<Le
             if !allow_buckets {
                 return Err(PageError::NestedInline(i));
             }
-            rare.buckets.push(parse_bucket_value(i, key, value));
+            rare.buckets.push(parse_bucket_value(i, key, value, names));
             rare.not_revisions
                 .get_or_insert_with(|| format!("element {i} is a nested bucket"));
             continue;
@@ -463,13 +473,17 @@ pub fn parse_leaf(extent: &[u8], count: usize, allow_buckets: bool) -> Result<Le
                     stats.last_main = rk.main;
                     match schema::decode_key_value(value) {
                         Ok(kv) => {
-                            if rk.tombstone {
+                            let change = if rk.tombstone {
                                 stats.deletes += 1;
+                                Change::Delete
                             } else if kv.version == 1 {
                                 stats.creates += 1;
+                                Change::Create
                             } else {
                                 stats.updates.push(rk.main);
-                            }
+                                Change::Update
+                            };
+                            names.entry(&mut stats.inv, change, kv.key, kv.value_len);
                             stats.max_mod = stats.max_mod.max(kv.mod_revision);
                             if kv.lease != 0 {
                                 stats.with_lease += 1;
@@ -524,7 +538,7 @@ fn first_key(extent: &[u8], count: usize) -> Option<&[u8]> {
     data_at(extent, HEADER, pos, 0, ksize, "key", 0).ok()
 }
 
-fn parse_bucket_value(index: usize, name: &[u8], value: &[u8]) -> BucketEntry {
+fn parse_bucket_value(index: usize, name: &[u8], value: &[u8], names: &mut Names) -> BucketEntry {
     let mut entry = BucketEntry {
         index,
         name: name.into(),
@@ -551,7 +565,7 @@ fn parse_bucket_value(index: usize, name: &[u8], value: &[u8]) -> BucketEntry {
             "inline bucket page has type {}, expected leaf",
             flag_name(flags)
         )),
-        Some((_, _, count, _)) => parse_leaf(page, usize::from(count), false)
+        Some((_, _, count, _)) => parse_leaf(page, usize::from(count), false, names)
             .map_err(|e| format!("inline bucket page: {e}")),
     };
     match result {
@@ -634,13 +648,13 @@ mod tests {
         let mut p = vec![0u8; 4096];
         p[8..10].copy_from_slice(&LEAF.to_le_bytes());
         p[10..12].copy_from_slice(&0xFFFFu16.to_le_bytes());
-        let s = parse_page(&p, 5);
+        let s = parse_page(&p, 5, &mut Names::default());
         assert!(s.problem.unwrap().contains("element count 65535"));
         // one element whose key runs past the page
         p[10..12].copy_from_slice(&1u16.to_le_bytes());
         p[16 + 4..16 + 8].copy_from_slice(&16u32.to_le_bytes());
         p[16 + 8..16 + 12].copy_from_slice(&5000u32.to_le_bytes());
-        let s = parse_page(&p, 5);
+        let s = parse_page(&p, 5, &mut Names::default());
         assert!(s.problem.unwrap().contains("outside the page extent"));
     }
 }

@@ -17,13 +17,18 @@
 //!   the `etcdctl snapshot status` hash. Problems of pages that are not reachable are ignored.
 //!
 //! Memory: the summaries are kept in the compact form of `pages` (about 25 bytes per leaf
-//! page and 8 per branch element, a few bytes per other page), plus a few 1 MiB chunks in
+//! page and 8 per branch element, a few bytes per other page, plus the `inventory` bytes of
+//! each `key`-bucket entry: one, or about five for `inspect`), plus a few 1 MiB chunks in
 //! flight; no page extent above 32 MiB is buffered. Figures: `docs/benchmarks.md`.
+//!
+//! The same pass counts Kubernetes objects per resource (and, with
+//! [`VerifyOptions::full_inventory`], per namespace, with bytes): [`inventory`].
 
 pub mod age;
 mod bbolt;
 mod container;
 mod crc;
+pub mod inventory;
 mod pages;
 mod scan;
 mod schema;
@@ -79,6 +84,9 @@ pub struct VerifyOptions {
     pub expect: Option<Container>,
     /// age identities to decrypt age-encrypted snapshots (talos-backup `*.age`) with.
     pub age: Option<age::AgeIdentities>,
+    /// Count objects per namespace and bytes too, not only objects per resource (`inspect`;
+    /// a few bytes more per `key`-bucket entry until the walk).
+    pub full_inventory: bool,
 }
 
 /// An encryption layer found around the snapshot.
@@ -144,6 +152,10 @@ pub struct SnapshotReport {
     pub buckets: Vec<String>,
     /// Human-readable problems; empty when valid.
     pub problems: Vec<String>,
+    /// Kubernetes objects per resource (and, for `inspect`, per namespace), when the structure
+    /// is sound.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<inventory::Inventory>,
 }
 
 impl SnapshotReport {
@@ -178,6 +190,7 @@ impl SnapshotReport {
             members: Vec::new(),
             buckets: Vec::new(),
             problems: Vec::new(),
+            inventory: None,
         }
     }
 }
@@ -245,7 +258,7 @@ fn verify_payload(
 ) -> Result<SnapshotReport, std::io::Error> {
     let outcome = container::with_payload(input, opts.expect, |payload, kind, entry| {
         let mut sha = stream::Sha256Sink::default();
-        let mut scanner = scan::PageScanner::default();
+        let mut scanner = scan::PageScanner::new(opts.full_inventory);
         let started = std::time::Instant::now();
         let end = stream::run(payload, &mut [&mut sha, &mut scanner]);
         tracing::debug!(bytes = end.total, elapsed = ?started.elapsed(), "streaming pass done");
@@ -347,7 +360,7 @@ fn assemble(
             ));
         }
         let started = std::time::Instant::now();
-        let w = walk::walk(&meta, &scan.pages);
+        let w = walk::walk(&meta, &scan.pages, &scan.names);
         tracing::debug!(
             pages = scan.pages.len(),
             record_bytes = scan.pages.record_bytes(),
@@ -363,6 +376,7 @@ fn assemble(
             r.revisions = Some(w.revisions);
             r.newest_mod_revision = Some(w.max_mod_revision);
             r.keys_with_lease = Some(w.keys_with_lease);
+            r.inventory = w.inventory;
         }
         r.version = w.storage_version;
         r.scheduled_compact_revision = w.scheduled_compact_revision;

@@ -8,7 +8,9 @@
 //! previous key of the record or from a base per block of records, plus its sub revision when
 //! not 0) in 1 MiB chunks, with every [`BLOCK`]-th record indexed: about 18 bytes for a leaf of
 //! Kubernetes objects and 5 per branch element. [`Pages::get`] decodes a record back into the
-//! [`PageSummary`] the parser made, byte for byte in the keys. What few pages have (parse
+//! [`PageSummary`] the parser made, byte for byte in the keys. A `key`-bucket leaf also keeps
+//! its entries' inventory bytes (one byte each for the resource and change; about five with
+//! [`super::inventory::Names::full`]). What few pages have (parse
 //! problems, nested buckets, the `meta`/`cluster`/`members` values, the freelist) stays in side
 //! tables.
 
@@ -273,6 +275,8 @@ fn put_leaf(rec: &mut Vec<u8>, leaf: &Leaf, base: &mut u64) -> u8 {
         put(rec, zigzag(m.wrapping_sub(prev)));
         prev = m;
     }
+    put(rec, r.inv.len() as u64);
+    rec.extend_from_slice(&r.inv);
     if plain {
         REVS | PLAIN_REVS
     } else {
@@ -322,6 +326,8 @@ fn get_leaf(b: &[u8], tag: u8, base: &mut u64) -> Option<Leaf> {
             updates.push(prev);
         }
         stats.updates = updates;
+        let n = usize::try_from(get(b, &mut pos)?).ok()?;
+        stats.inv = b.get(pos..pos.checked_add(n)?)?.to_vec();
     }
     Some(Leaf {
         count,
@@ -446,7 +452,7 @@ fn unzigzag(v: u64) -> i64 {
 }
 
 /// Append `v` as LEB128.
-fn put(out: &mut Vec<u8>, mut v: u64) {
+pub(super) fn put(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -455,7 +461,7 @@ fn put(out: &mut Vec<u8>, mut v: u64) {
 }
 
 /// Read a LEB128 integer at `*pos`.
-fn get(b: &[u8], pos: &mut usize) -> Option<u64> {
+pub(super) fn get(b: &[u8], pos: &mut usize) -> Option<u64> {
     super::schema::read_varint(b, pos)
 }
 
@@ -506,6 +512,7 @@ mod tests {
             deletes: 1,
             creates: 3,
             updates: vec![880, 881, 899],
+            inv: vec![1, 5, 9, 13, 6],
         };
         match i % 7 {
             0 => summary(

@@ -3,6 +3,7 @@
 //! extent, at most [`bbolt::MAX_EXTENT`] bytes, plus one chunk).
 
 use super::bbolt::{self, Body, Meta, PageSummary};
+use super::inventory::Names;
 use super::pages::Pages;
 use super::stream::ByteSink;
 
@@ -27,6 +28,8 @@ pub struct Scan {
     pub pages: Pages,
     /// Total bytes seen.
     pub total: u64,
+    /// Resources (and namespaces) named by the `key`-bucket entries of the pages.
+    pub names: Names,
 }
 
 /// Streaming page scanner. See the module doc.
@@ -39,8 +42,9 @@ pub struct PageScanner {
     pub scan: Scan,
 }
 
-impl Default for PageScanner {
-    fn default() -> Self {
+impl PageScanner {
+    /// `full`: keep namespaces and value lengths for the inventory (`inspect`).
+    pub fn new(full: bool) -> Self {
         PageScanner {
             buf: Vec::new(),
             buf_off: 0,
@@ -51,6 +55,7 @@ impl Default for PageScanner {
                 meta_problems: Vec::new(),
                 pages: Pages::default(),
                 total: 0,
+                names: Names::new(full),
             },
         }
     }
@@ -215,7 +220,7 @@ impl PageScanner {
                                     problem: None,
                                 }
                             }
-                            Some(extent) => bbolt::parse_page(extent, pgid),
+                            Some(extent) => bbolt::parse_page(extent, pgid, &mut self.scan.names),
                             None if eof => header_only(format!(
                                 "page {pgid}: its {overflow} overflow pages are cut off: the input ends at byte {}",
                                 self.scan.total

@@ -97,10 +97,12 @@ pub struct KeyValue<'a> {
     /// Modifications of the key since its creation: 1 on a create (0 on a delete).
     pub version: i64,
     pub lease: i64,
+    /// Length of field 5 (value): the object's bytes.
+    pub value_len: u64,
 }
 
-/// Decode `mvccpb.KeyValue` fields 1 (key), 3 (mod_revision), 4 (version) and 6 (lease),
-/// skipping others.
+/// Decode `mvccpb.KeyValue` fields 1 (key), 3 (mod_revision), 4 (version), 5 (value, its
+/// length only) and 6 (lease), skipping others.
 /// `Err` on malformed wire data or a missing/empty key.
 pub fn decode_key_value(b: &[u8]) -> Result<KeyValue<'_>, SchemaError> {
     let mut kv = KeyValue::default();
@@ -129,6 +131,8 @@ pub fn decode_key_value(b: &[u8]) -> Result<KeyValue<'_>, SchemaError> {
                 if field == 1 {
                     kv.key = b.get(pos..end).unwrap_or(&[]);
                     has_key = true;
+                } else if field == 5 {
+                    kv.value_len = len;
                 }
                 pos = end;
             }
@@ -212,7 +216,7 @@ mod tests {
         ];
         let kv = decode_key_value(&v).unwrap();
         assert_eq!(kv.key, b"foo");
-        assert_eq!(kv.mod_revision, 2);
+        assert_eq!((kv.mod_revision, kv.value_len), (2, 3));
         assert!(decode_key_value(&v[..4]).is_err());
         assert_eq!(decode_key_value(&[0x10, 0x02]), Err(SchemaError::NoKey));
     }

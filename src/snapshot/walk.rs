@@ -6,6 +6,7 @@
 //! `etcdctl snapshot status` numbers by combining per-leaf CRC-32Cs in tree order.
 
 use super::bbolt::{self, Body, Leaf, Meta, PageSummary};
+use super::inventory::{Inventory, Names, Tally};
 use super::pages::Pages;
 use super::schema;
 use std::rc::Rc;
@@ -35,6 +36,8 @@ pub struct Walk {
     pub cluster_version: Option<String>,
     pub members: Vec<String>,
     pub reachable_pages: u64,
+    /// Objects per resource (and namespace) of the `key` bucket.
+    pub inventory: Option<Inventory>,
 }
 
 struct Frame {
@@ -222,6 +225,8 @@ struct Totals<'a> {
     /// Generations of keys started (creates, and updates at or below `compacted`) and ended.
     starts: u64,
     deletes: u64,
+    names: &'a Names,
+    tally: Tally,
     out: &'a mut Walk,
 }
 
@@ -248,6 +253,15 @@ impl Totals<'_> {
                     let kept = stats.updates.partition_point(|&m| m <= self.compacted);
                     self.starts += u64::from(stats.creates) + kept as u64;
                     self.deletes += u64::from(stats.deletes);
+                    let first = leaf.first_key().get(..8).and_then(|b| b.try_into().ok());
+                    let first_main = first.map_or(0, i64::from_be_bytes);
+                    self.tally.leaf(
+                        self.names,
+                        &stats.inv,
+                        &stats.updates,
+                        first_main,
+                        self.compacted,
+                    );
                 }
                 Err(e) => self
                     .out
@@ -330,7 +344,7 @@ fn compaction_marks(pages: &Pages, root_leaves: &[(u64, Leaf)]) -> (Option<i64>,
 }
 
 /// Walk every bucket reachable from `meta.root` over `pages` (summary of page `2 + i` at `i`).
-pub fn walk(meta: &Meta, pages: &Pages) -> Walk {
+pub fn walk(meta: &Meta, pages: &Pages, names: &Names) -> Walk {
     let mut out = Walk::default();
     let words = (pages.len() + 2).div_ceil(64);
     let mut w = Walker {
@@ -361,6 +375,8 @@ pub fn walk(meta: &Meta, pages: &Pages) -> Walk {
         compacted: finished.unwrap_or(0),
         starts: 0,
         deletes: 0,
+        names,
+        tally: Tally::default(),
         out: &mut out,
     };
     let mut nested: Vec<(String, bbolt::BucketEntry)> = Vec::new();
@@ -398,8 +414,13 @@ pub fn walk(meta: &Meta, pages: &Pages) -> Walk {
         }
     }
     let (hash, total_key) = (t.crc, t.total_key);
+    let has_key_bucket = t.out.revision.is_some();
+    let inventory = has_key_bucket
+        .then(|| t.tally.finish(names, compaction_done))
+        .flatten();
     let live = (t.starts as i64) - (t.deletes as i64);
     out.live_keys = u64::try_from(live).ok().filter(|_| compaction_done);
+    out.inventory = inventory;
     // Nested buckets (etcd has none): structure only, they do not enter the status hash.
     while let Some((name, b)) = nested.pop() {
         if let Some(p) = &b.problem {

@@ -106,6 +106,14 @@ pub enum StoreError {
     SeveralSeries { store: String, series: Vec<String> },
     #[error("{store}: not read within the overall deadline of {} (--deadline)", humantime::format_duration(*.deadline))]
     Deadline { store: String, deadline: Duration },
+    #[error("{store} holds no backup named {name:?}{}", .newest.as_ref().map(|n| format!(" (the newest is {n:?})")).unwrap_or_default())]
+    NoSuchBackup {
+        store: String,
+        name: String,
+        newest: Option<String>,
+    },
+    #[error("{store} holds no backup (`etcdguard status --store {store}` says what it holds)")]
+    NoBackup { store: String },
 }
 
 impl StoreError {

@@ -589,6 +589,93 @@ pub async fn inspect_backend_all(
     })
 }
 
+/// One backup of a store, verified as `status` verifies it (`inspect`, issue #22): the one
+/// called `name` (as `status` names backups), else the newest valid one, walking back at most
+/// [`InspectOptions::max_walk_back`] (the newest read when none of those is valid). `Err` when
+/// the store cannot be read, holds no backup or none called `name`.
+pub async fn read_backup(
+    url: &StoreUrl,
+    s3: &S3Options,
+    opts: &InspectOptions,
+    name: Option<&str>,
+) -> Result<BackupFacts, StoreError> {
+    let backend = Backend::open(url, s3).await?;
+    let store = url.to_string();
+    let read = read_backup_inner(&backend, &store, opts, name);
+    tokio::time::timeout(opts.deadline, read)
+        .await
+        .unwrap_or_else(|_| {
+            Err(StoreError::Deadline {
+                store: store.clone(),
+                deadline: opts.deadline,
+            })
+        })
+}
+
+async fn read_backup_inner(
+    backend: &Backend,
+    store: &str,
+    opts: &InspectOptions,
+    name: Option<&str>,
+) -> Result<BackupFacts, StoreError> {
+    let (backend, listed) = match list_store(backend, opts).await? {
+        Found::One(listed) => (backend.clone(), listed),
+        Found::Several { series, .. } => {
+            let names: Vec<String> = series.iter().map(|(n, _)| n.clone()).collect();
+            let mut picked = series.into_iter().filter(|(n, _)| opts.series.contains(n));
+            match (picked.next(), picked.next()) {
+                (Some((n, listed)), None) if n == layout::TOP_SERIES => (backend.clone(), listed),
+                (Some((n, listed)), None) => (backend.sub(&n), listed),
+                _ => {
+                    return Err(StoreError::SeveralSeries {
+                        store: store.to_string(),
+                        series: names,
+                    })
+                }
+            }
+        }
+    };
+    let r = &Reader::new(&backend, &opts.cache, &listed.objects);
+    let gardener = (listed.layout == Some(Layout::Gardener)).then_some(listed.objects.as_slice());
+    let candidates = &listed.assembled.candidates;
+    let checked = |c| async move {
+        match check_candidate(r, c, opts, gardener).await {
+            Checked::Backup(b) => Ok(*b),
+            Checked::NotABackup(i) => Err(StoreError::Verify {
+                key: i.key,
+                reason: i.reason,
+            }),
+        }
+    };
+    if let Some(name) = name {
+        if let Some(c) = candidates.iter().find(|c| c.name == name) {
+            return checked(c).await;
+        }
+        // etcd-manager's listing covers the last days only; an older backup is read by name.
+        if listed.layout == Some(Layout::EtcdManager)
+            && layout::parse_etcd_manager_folder(name).is_some()
+        {
+            return Ok(named_backup(r, name, &[], opts).await);
+        }
+        return Err(StoreError::NoSuchBackup {
+            store: store.to_string(),
+            name: name.to_string(),
+            newest: candidates.first().map(|c| c.name.clone()),
+        });
+    }
+    let mut newest = None;
+    for c in candidates.iter().take(opts.max_walk_back) {
+        let Ok(b) = checked(c).await else { continue };
+        if b.validity == Validity::Valid {
+            return Ok(b);
+        }
+        newest.get_or_insert(b);
+    }
+    newest.ok_or_else(|| StoreError::NoBackup {
+        store: store.to_string(),
+    })
+}
+
 /// `--series` names that no store holds as a series (exit 2), naming the series found. Only
 /// said when every store could be listed: an unreadable store refuses on its own.
 pub fn unknown_series(
