@@ -52,17 +52,18 @@ pub fn classify(key: &[u8]) -> (&[u8], Option<&[u8]>) {
             .map_or(key.len(), |p| p + start);
         return (&key[..end], None);
     };
-    let parts: Vec<&[u8]> = rest.split(|&b| b == b'/').collect();
-    let grouped = parts.len() > 2
-        && (parts[0].contains(&b'.')
-            || (parts[0] == b"services" && matches!(parts[1], b"specs" | b"endpoints")));
-    let depth = if grouped { 2 } else { 1 };
-    let end = parts[..depth].iter().map(|p| p.len() + 1).sum::<usize>() - 1;
-    let namespace = if parts.len() == depth + 2 {
-        parts.get(depth).copied()
-    } else {
-        None
+    // Runs for every entry of the snapshot: no allocation.
+    let segments = rest.iter().filter(|&&b| b == b'/').count() + 1;
+    let mut parts = rest.splitn(4, |&b| b == b'/');
+    let (first, second, third) = (parts.next().unwrap_or_default(), parts.next(), parts.next());
+    let grouped = segments > 2
+        && (first.contains(&b'.')
+            || (first == b"services" && matches!(second, Some(b"specs" | b"endpoints"))));
+    let (end, depth, namespace) = match second {
+        Some(s) if grouped => (first.len() + 1 + s.len(), 2, third),
+        _ => (first.len(), 1, second),
     };
+    let namespace = namespace.filter(|_| segments == depth + 2);
     (&rest[..end], namespace)
 }
 
@@ -75,6 +76,8 @@ pub struct Names {
     resources: Vec<Box<[u8]>>,
     namespace_ids: HashMap<Box<[u8]>, u64>,
     namespaces: Vec<Box<[u8]>>,
+    /// The resource of the previous entry (neighbours in revision order often share it).
+    last: u64,
 }
 
 fn intern(
@@ -105,13 +108,18 @@ impl Names {
     /// Append one `key`-bucket entry to a leaf's inventory bytes.
     pub fn entry(&mut self, out: &mut Vec<u8>, change: Change, key: &[u8], value_len: u64) {
         let (resource, namespace) = classify(key);
-        let r = intern(
-            &mut self.resource_ids,
-            &mut self.resources,
-            resource,
-            MAX_RESOURCES,
-            OTHER_RESOURCES,
-        );
+        let last = usize::try_from(self.last).ok();
+        let r = match last.and_then(|i| self.resources.get(i)) {
+            Some(name) if **name == *resource => self.last,
+            _ => intern(
+                &mut self.resource_ids,
+                &mut self.resources,
+                resource,
+                MAX_RESOURCES,
+                OTHER_RESOURCES,
+            ),
+        };
+        self.last = r;
         put(out, r << 2 | change as u64);
         if self.full {
             let ns = namespace.map_or(0, |n| {
