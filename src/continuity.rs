@@ -57,6 +57,8 @@ pub struct Point {
     pub term: Option<u64>,
     /// Member names, sorted.
     pub members: Vec<String>,
+    /// Member IDs (hex), sorted: a member replaced under the same name gets a new one.
+    pub member_ids: Vec<String>,
     /// `cluster/clusterVersion`, e.g. `3.5.0`.
     pub cluster_version: Option<String>,
     /// The etcd version the writer recorded beside the backup (etcd-manager meta).
@@ -77,6 +79,9 @@ impl Point {
         let mut members = r.members.clone();
         members.sort();
         members.dedup();
+        let mut member_ids = r.member_ids.clone();
+        member_ids.sort();
+        member_ids.dedup();
         Some(Point {
             name: name.to_string(),
             time,
@@ -86,6 +91,7 @@ impl Point {
             consistent_index: r.consistent_index,
             term: r.term,
             members,
+            member_ids,
             cluster_version: r.cluster_version.clone(),
             etcd_version: None,
             objects: r
@@ -196,8 +202,17 @@ fn raft_restarted(older: &Point, newer: &Point, close: bool) -> bool {
     }
 }
 
+/// `name,name (id,id)`: the members of a backup for a message.
+fn with_ids(p: &Point) -> String {
+    if p.member_ids.is_empty() {
+        return p.members.join(",");
+    }
+    format!("{} ({})", p.members.join(","), p.member_ids.join(","))
+}
+
 fn members_changed(older: &Point, newer: &Point) -> bool {
-    !older.members.is_empty() && !newer.members.is_empty() && older.members != newer.members
+    let changed = |a: &[String], b: &[String]| !a.is_empty() && !b.is_empty() && a != b;
+    changed(&older.members, &newer.members) || changed(&older.member_ids, &newer.member_ids)
 }
 
 /// What the comparison found. Serialized kebab-case; the names are a contract.
@@ -541,8 +556,8 @@ impl Walk {
         let members = if members_changed(back, n) {
             format!(
                 "; members changed from {} to {} (a member was replaced)",
-                back.members.join(","),
-                n.members.join(",")
+                with_ids(back),
+                with_ids(n)
             )
         } else {
             String::new()
@@ -949,6 +964,7 @@ mod tests {
             consistent_index: Some(ci),
             term: None,
             members: vec!["etcd-a".into()],
+            member_ids: vec!["8e9e05c52164694d".into()],
             cluster_version: Some("3.5.0".into()),
             etcd_version: None,
             objects: Vec::new(),
@@ -1200,6 +1216,25 @@ mod tests {
         assert_eq!(c.state, State::Continuous, "{}", c.message);
         assert_eq!(c.previous.as_ref().unwrap().name, "p");
         assert!(c.message.contains("members changed"), "{}", c.message);
+    }
+
+    #[test]
+    fn a_member_replaced_under_the_same_name_is_seen_by_its_id() {
+        let mut n = pt("n", "2026-12-01T11:00:00Z", 6000, 6100, 3000);
+        n.member_ids = vec!["1c7f2a0b9e4d3f11".into()];
+        let pts = vec![
+            Some(n),
+            Some(pt("p", "2026-12-01T10:00:00Z", 5000, 5100, 3000)),
+        ];
+        let c = run(&pts, "2026-12-01T11:00:00Z");
+        assert_eq!(c.state, State::Continuous, "{}", c.message);
+        assert!(
+            c.message.contains(
+                "members changed from etcd-a (8e9e05c52164694d) to etcd-a (1c7f2a0b9e4d3f11)"
+            ),
+            "{}",
+            c.message
+        );
     }
 
     #[test]

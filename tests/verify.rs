@@ -98,6 +98,7 @@ fn real_snapshot_matches_etcdctl_snapshot_status() {
     );
     assert_eq!(report["keysWithLease"].as_u64(), Some(20));
     assert_eq!(report["members"], serde_json::json!([fx.member]));
+    assert_eq!(report["memberIds"], serde_json::json!([fx.member_id]));
     assert!(report["clusterVersion"]
         .as_str()
         .unwrap()

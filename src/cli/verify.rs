@@ -155,6 +155,13 @@ pub fn render_text(name: &str, r: &SnapshotReport) -> String {
             "members",
             if r.members.is_empty() {
                 "-".into()
+            } else if r.member_ids.len() == r.members.len() {
+                r.members
+                    .iter()
+                    .zip(&r.member_ids)
+                    .map(|(name, id)| format!("{name} ({id})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             } else {
                 r.members.join(", ")
             },

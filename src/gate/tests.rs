@@ -812,6 +812,7 @@ fn continuity_new_cluster_denies_and_an_older_backup_version_warns() {
         consistent_index: Some(45),
         term: None,
         members: vec!["etcd-a".into()],
+        member_ids: vec!["8e9e05c52164694d".into()],
         cluster_version: Some("3.4.0".into()),
         etcd_version: None,
         objects: Vec::new(),

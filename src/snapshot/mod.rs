@@ -148,6 +148,8 @@ pub struct SnapshotReport {
     pub cluster_version: Option<String>,
     /// Member names from the `members` bucket.
     pub members: Vec<String>,
+    /// Their IDs, in hex as `etcdctl member list` prints them (same order).
+    pub member_ids: Vec<String>,
     /// Top-level bucket names in order.
     pub buckets: Vec<String>,
     /// Human-readable problems; empty when valid.
@@ -188,6 +190,7 @@ impl SnapshotReport {
             term: None,
             cluster_version: None,
             members: Vec::new(),
+            member_ids: Vec::new(),
             buckets: Vec::new(),
             problems: Vec::new(),
             inventory: None,
@@ -385,6 +388,7 @@ fn assemble(
         r.term = w.term;
         r.cluster_version = w.cluster_version;
         r.members = w.members;
+        r.member_ids = w.member_ids;
         r.buckets = w.buckets;
         r.problems.extend(w.problems);
     }

@@ -157,14 +157,18 @@ pub fn decode_key_value(b: &[u8]) -> Result<KeyValue<'_>, SchemaError> {
     Ok(kv)
 }
 
-/// Name of a member from its `members` bucket JSON value (`{"id":…,"name":"…",…}`).
-pub fn member_name(v: &[u8]) -> Option<String> {
+/// Name and ID of a member from its `members` bucket JSON value (`{"id":…,"name":"…",…}`).
+pub fn member(v: &[u8]) -> Option<(String, u64)> {
     #[derive(serde::Deserialize)]
     struct Member {
         #[serde(default)]
+        id: u64,
+        #[serde(default)]
         name: String,
     }
-    serde_json::from_slice::<Member>(v).ok().map(|m| m.name)
+    serde_json::from_slice::<Member>(v)
+        .ok()
+        .map(|m| (m.name, m.id))
 }
 
 #[cfg(test)]
@@ -229,8 +233,8 @@ mod tests {
         c.extend_from_slice(&0u64.to_be_bytes());
         assert_eq!(compact_rev(&c), Some(41));
         assert_eq!(
-            member_name(br#"{"id":1,"peerURLs":["x"],"name":"m1"}"#).as_deref(),
-            Some("m1")
+            member(br#"{"id":10276657743932975437,"peerURLs":["x"],"name":"m1"}"#),
+            Some(("m1".to_string(), 10276657743932975437))
         );
     }
 

@@ -35,6 +35,7 @@ pub struct Walk {
     pub storage_version: Option<String>,
     pub cluster_version: Option<String>,
     pub members: Vec<String>,
+    pub member_ids: Vec<String>,
     pub reachable_pages: u64,
     /// Objects per resource (and namespace) of the `key` bucket.
     pub inventory: Option<Inventory>,
@@ -295,8 +296,9 @@ impl Totals<'_> {
             }
             b"members" => {
                 for (_, v) in leaf.small() {
-                    if let Some(name) = schema::member_name(v) {
+                    if let Some((name, id)) = schema::member(v) {
                         self.out.members.push(name);
+                        self.out.member_ids.push(format!("{id:x}"));
                     }
                 }
             }

@@ -22,6 +22,8 @@ pub struct Fixture {
     pub last_put: i64,
     /// The member name.
     pub member: String,
+    /// Its ID in hex, from `etcdctl member list`.
+    pub member_id: String,
 }
 
 fn value(i: usize, len: usize) -> String {
@@ -126,6 +128,12 @@ fn build() -> Fixture {
     ]);
     let count: serde_json::Value = serde_json::from_str(&count).expect("count json");
     let live_keys = count["count"].as_u64().expect("count");
+    let members: serde_json::Value =
+        serde_json::from_str(&etcd.ctl_ok(&["member", "list", "-w", "json"])).expect("members");
+    let member_id = format!(
+        "{:x}",
+        members["members"][0]["ID"].as_u64().expect("member ID")
+    );
     let snap = dir.join("etcd.snapshot.db");
     etcd.snapshot_save(&snap);
     etcd.kill();
@@ -138,6 +146,7 @@ fn build() -> Fixture {
         compacted,
         last_put,
         member: etcd.name.clone(),
+        member_id,
     }
 }
 
