@@ -18,7 +18,7 @@
 //!
 //! Memory: the summaries are kept in the compact form of `pages` (about 25 bytes per leaf
 //! page and 8 per branch element, a few bytes per other page, plus the `inventory` bytes of
-//! each `key`-bucket entry: one, or about five for `inspect`), plus a few 1 MiB chunks in
+//! each `key`-bucket entry: one, or about five for `inspect`), plus a few 256 KiB chunks in
 //! flight; no page extent above 32 MiB is buffered. Figures: `docs/benchmarks.md`.
 //!
 //! The same pass counts Kubernetes objects per resource (and, with

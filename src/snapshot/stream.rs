@@ -10,8 +10,9 @@ use std::io::{ErrorKind, Read};
 use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 
-/// Read size of the driver.
-pub const CHUNK: usize = 1 << 20;
+/// Read size of the driver. Up to `2 * QUEUE + 4` chunks are alive at once (queued, being
+/// read by a sink, kept for reuse): small chunks keep that a few MiB (issue #21's 64 MiB).
+pub const CHUNK: usize = 256 << 10;
 /// Chunks that may wait in each sink's channel.
 const QUEUE: usize = 3;
 
@@ -53,7 +54,7 @@ pub fn run<R: Read>(mut reader: R, sinks: &mut [&mut dyn ByteSink]) -> PassEnd {
         let mut total = 0u64;
         let mut error = None;
         // Chunks handed out earlier; reused once every sink has dropped them, so the pass does
-        // not allocate (and page-fault in) a fresh megabyte per chunk.
+        // not allocate (and page-fault in) a fresh chunk each time.
         let mut in_flight: std::collections::VecDeque<Arc<Vec<u8>>> =
             std::collections::VecDeque::new();
         loop {
