@@ -217,11 +217,12 @@ pub struct BucketEntry {
 
 /// Revision-key statistics of a leaf whose keys all look like `key`-bucket revision keys.
 ///
-/// The live-key count is derived from these counters without remembering any user key: each
-/// generation of a key (create … delete) that is still in the snapshot starts at its oldest
-/// retained revision, which is either a create (`version == 1`) or, after a compaction at
-/// revision `C`, the one revision `<= C` that etcd keeps per key; every delete ends one. So
-/// live keys = creates + puts with `main <= C` and `version > 1` − deletes (see `walk`).
+/// The live-key count is derived from each entry's change (in `inv`) without remembering any
+/// user key: each generation of a key (create … delete) that is still in the snapshot starts at
+/// its oldest retained revision, which is either a create (`version == 1`) or, after a
+/// compaction at revision `C`, the one revision `<= C` that etcd keeps per key; every delete
+/// ends one. So live keys = creates + puts with `main <= C` and `version > 1` − deletes (see
+/// [`super::inventory::Tally`]).
 #[derive(Debug, Clone, Default)]
 pub struct RevStats {
     /// Main revision of the last (largest) key.
@@ -230,11 +231,7 @@ pub struct RevStats {
     pub max_mod: i64,
     /// Entries with a lease.
     pub with_lease: u32,
-    /// Deletes (tombstone keys).
-    pub deletes: u32,
-    /// Puts with `version == 1`.
-    pub creates: u32,
-    /// Main revisions of the other puts, ascending.
+    /// Main revisions of the puts with `version > 1`, ascending.
     pub updates: Vec<i64>,
     /// Each entry's resource and change (and, for `inspect`, namespace and value length), in
     /// order: see [`super::inventory`].
@@ -474,10 +471,8 @@ pub fn parse_leaf(
                     match schema::decode_key_value(value) {
                         Ok(kv) => {
                             let change = if rk.tombstone {
-                                stats.deletes += 1;
                                 Change::Delete
                             } else if kv.version == 1 {
-                                stats.creates += 1;
                                 Change::Create
                             } else {
                                 stats.updates.push(rk.main);

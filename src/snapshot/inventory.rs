@@ -9,8 +9,8 @@
 //! always holds a dot, a built-in resource never does. A key outside `/registry/` is counted
 //! under its first path segment.
 //!
-//! Counting needs no memory per key. Live objects of a resource follow from the same counters
-//! as the snapshot's live keys (see `bbolt::RevStats`): each `key`-bucket entry is kept in the
+//! Counting needs no memory per key. Live objects of a resource, and the snapshot's live keys
+//! (their sum), follow from counters (see `bbolt::RevStats`): each `key`-bucket entry is kept in the
 //! page records as one small integer (resource and whether it is a create, update or delete);
 //! the walk adds creates and the updates at or below the finished compaction and subtracts
 //! deletes, per resource. With [`Names::full`] (`inspect`), each entry also keeps its
@@ -241,6 +241,19 @@ impl Tally {
         Some((r, ns, head & 3, len))
     }
 
+    /// Live keys of every resource together: generations started minus ended; `None` when an
+    /// entry could not be decoded.
+    pub fn live(&self) -> Option<u64> {
+        if self.broken {
+            return None;
+        }
+        let (starts, deletes) = self
+            .resources
+            .iter()
+            .fold((0u64, 0u64), |(s, d), c| (s + c.starts, d + c.deletes));
+        starts.checked_sub(deletes)
+    }
+
     /// The inventory; object counts only when `counts_known` (no compaction under way).
     pub fn finish(self, names: &Names, counts_known: bool) -> Option<Inventory> {
         if self.broken {
@@ -294,19 +307,6 @@ pub struct Inventory {
     pub oldest_revision: Option<i64>,
 }
 
-impl Inventory {
-    /// Live objects of `resource` (0 when absent); `None` when the counts are unknown.
-    pub fn objects(&self, resource: &str) -> Option<u64> {
-        match self.resources.iter().find(|r| r.resource == resource) {
-            Some(r) => r.objects,
-            None => self
-                .resources
-                .first()
-                .map_or(Some(0), |r| r.objects.map(|_| 0)),
-        }
-    }
-}
-
 /// One resource: its storage prefix below `/registry/` (`pods`, `services/specs`,
 /// `cilium.io/ciliumendpoints`), or the first segment of keys outside it (`/calico`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -336,6 +336,12 @@ pub struct NamespaceCount {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Live objects of `resource` in `inv`, 0 when absent.
+    fn objects(inv: &Inventory, resource: &str) -> Option<u64> {
+        let r = inv.resources.iter().find(|r| r.resource == resource);
+        r.map_or(Some(0), |r| r.objects)
+    }
 
     #[test]
     fn keys_name_their_resource_and_namespace() {
@@ -386,9 +392,9 @@ mod tests {
         let mut t = Tally::default();
         t.leaf(&names, &inv, &[3, 4], 3, 3);
         let inv = t.finish(&names, true).unwrap();
-        assert_eq!(inv.objects("pods"), Some(1));
-        assert_eq!(inv.objects("minions"), Some(1));
-        assert_eq!(inv.objects("secrets"), Some(0));
+        assert_eq!(objects(&inv, "pods"), Some(1));
+        assert_eq!(objects(&inv, "minions"), Some(1));
+        assert_eq!(objects(&inv, "secrets"), Some(0));
         let pods = &inv.resources[1];
         assert_eq!((pods.revisions, pods.bytes), (4, Some(27)));
         let ns = inv.namespaces.unwrap();

@@ -262,13 +262,11 @@ fn put_leaf(rec: &mut Vec<u8>, leaf: &Leaf, base: &mut u64) -> u8 {
     let Ok(r) = leaf.revs() else {
         return 0;
     };
-    let plain = r.max_mod == r.last_main && r.with_lease == 0 && r.deletes == 0;
+    let plain = r.max_mod == r.last_main && r.with_lease == 0;
     if !plain {
         put(rec, zigzag(r.max_mod.wrapping_sub(r.last_main)));
         put(rec, u64::from(r.with_lease));
-        put(rec, u64::from(r.deletes));
     }
-    put(rec, u64::from(r.creates));
     put(rec, r.updates.len() as u64);
     let mut prev = first_main as i64;
     for &m in &r.updates {
@@ -315,9 +313,7 @@ fn get_leaf(b: &[u8], tag: u8, base: &mut u64) -> Option<Leaf> {
         if tag & PLAIN_REVS == 0 {
             stats.max_mod = stats.last_main.wrapping_add(unzigzag(get(b, &mut pos)?));
             stats.with_lease = u32::try_from(get(b, &mut pos)?).ok()?;
-            stats.deletes = u32::try_from(get(b, &mut pos)?).ok()?;
         }
-        stats.creates = u32::try_from(get(b, &mut pos)?).ok()?;
         let n = get(b, &mut pos)? as usize;
         let mut updates = Vec::with_capacity(n.min(b.len()));
         let mut prev = first_main as i64;
@@ -509,8 +505,6 @@ mod tests {
             last_main: 900,
             max_mod: 901,
             with_lease: 2,
-            deletes: 1,
-            creates: 3,
             updates: vec![880, 881, 899],
             inv: vec![1, 5, 9, 13, 6],
         };

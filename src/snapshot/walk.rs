@@ -223,9 +223,6 @@ struct Totals<'a> {
     total_key: u64,
     /// Compaction revision below which etcd keeps one put per key (see [`bbolt::RevStats`]).
     compacted: i64,
-    /// Generations of keys started (creates, and updates at or below `compacted`) and ended.
-    starts: u64,
-    deletes: u64,
     names: &'a Names,
     tally: Tally,
     out: &'a mut Walk,
@@ -251,9 +248,6 @@ impl Totals<'_> {
                     self.out.revisions += u64::from(leaf.count);
                     self.out.max_mod_revision = self.out.max_mod_revision.max(stats.max_mod);
                     self.out.keys_with_lease += u64::from(stats.with_lease);
-                    let kept = stats.updates.partition_point(|&m| m <= self.compacted);
-                    self.starts += u64::from(stats.creates) + kept as u64;
-                    self.deletes += u64::from(stats.deletes);
                     let first = leaf.first_key().get(..8).and_then(|b| b.try_into().ok());
                     let first_main = first.map_or(0, i64::from_be_bytes);
                     self.tally.leaf(
@@ -375,8 +369,6 @@ pub fn walk(meta: &Meta, pages: &Pages, names: &Names) -> Walk {
         combiner: &mut combiner,
         total_key: 0,
         compacted: finished.unwrap_or(0),
-        starts: 0,
-        deletes: 0,
         names,
         tally: Tally::default(),
         out: &mut out,
@@ -417,11 +409,11 @@ pub fn walk(meta: &Meta, pages: &Pages, names: &Names) -> Walk {
     }
     let (hash, total_key) = (t.crc, t.total_key);
     let has_key_bucket = t.out.revision.is_some();
+    let live_keys = t.tally.live().filter(|_| compaction_done);
     let inventory = has_key_bucket
         .then(|| t.tally.finish(names, compaction_done))
         .flatten();
-    let live = (t.starts as i64) - (t.deletes as i64);
-    out.live_keys = u64::try_from(live).ok().filter(|_| compaction_done);
+    out.live_keys = live_keys;
     out.inventory = inventory;
     // Nested buckets (etcd has none): structure only, they do not enter the status hash.
     while let Some((name, b)) = nested.pop() {
