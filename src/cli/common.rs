@@ -252,6 +252,11 @@ impl StoreOpts {
     }
 }
 
+/// A value for a text table, `-` when absent.
+pub fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| v.to_string())
+}
+
 /// Parse an RFC 3339 time (for `--now`).
 pub fn parse_now(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     chrono::DateTime::parse_from_rfc3339(s)

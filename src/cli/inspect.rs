@@ -4,7 +4,7 @@
 //! Exit 0 when the snapshot (and OTHER) are valid and counted, 1 when one is not valid, 2 on a
 //! usage or read error.
 
-use super::common::{usage_error, Format, StoreOpts};
+use super::common::{opt, usage_error, Format, StoreOpts};
 use crate::inspect::{diff, fresh_markers, Diff, Marker};
 use crate::snapshot::inventory::Inventory;
 use crate::snapshot::{self, SnapshotReport, VerifyOptions};
@@ -181,25 +181,9 @@ fn read_store(
     }
 }
 
-fn opt<T: ToString>(v: Option<T>) -> String {
-    v.map_or_else(|| "-".into(), |v| v.to_string())
-}
-
-/// Bytes in binary units, one decimal.
+/// A byte count in binary units, `-` when unknown.
 fn bytes(n: Option<u64>) -> String {
-    let Some(n) = n else { return "-".into() };
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < units.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", units[u])
-    }
+    n.map_or_else(|| "-".into(), super::status::human_size)
 }
 
 fn render(i: &Inspected) -> String {

@@ -254,7 +254,8 @@ pub fn human_age(secs: i64) -> String {
     }
 }
 
-fn human_size(n: u64) -> String {
+/// Bytes in binary units, one decimal (`2.0 KiB`, `10 B`).
+pub(super) fn human_size(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
     let mut u = 0;

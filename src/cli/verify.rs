@@ -1,5 +1,6 @@
 //! `etcdguard verify <PATH> [--output text|json] [--skip-hash-check]` (issue #2).
 
+use super::common::opt;
 use crate::snapshot::age::AgeIdentities;
 use crate::snapshot::{self, SnapshotReport, VerifyOptions};
 use std::io::IsTerminal;
@@ -100,11 +101,6 @@ pub fn run(args: Args) -> u8 {
     }
 }
 
-fn opt<T: ToString>(v: &Option<T>) -> String {
-    v.as_ref()
-        .map_or_else(|| "-".to_string(), ToString::to_string)
-}
-
 /// A short table readable at a glance, then the problems.
 pub fn render_text(name: &str, r: &SnapshotReport) -> String {
     let sha = match r.sha256 {
@@ -136,21 +132,21 @@ pub fn render_text(name: &str, r: &SnapshotReport) -> String {
             r.hash
                 .map_or_else(|| "-".into(), |h| format!("{h:x} ({h})")),
         ),
-        ("revision", opt(&r.revision)),
-        ("total keys", opt(&r.total_key)),
-        ("live keys", opt(&r.live_keys)),
-        ("total size", opt(&r.total_size)),
-        ("version", opt(&r.version)),
-        ("cluster version", opt(&r.cluster_version)),
+        ("revision", opt(r.revision.as_ref())),
+        ("total keys", opt(r.total_key.as_ref())),
+        ("live keys", opt(r.live_keys.as_ref())),
+        ("total size", opt(r.total_size.as_ref())),
+        ("version", opt(r.version.as_ref())),
+        ("cluster version", opt(r.cluster_version.as_ref())),
         (
             "compacted",
             format!(
                 "{} (scheduled {})",
-                opt(&r.finished_compact_revision),
-                opt(&r.scheduled_compact_revision)
+                opt(r.finished_compact_revision.as_ref()),
+                opt(r.scheduled_compact_revision.as_ref())
             ),
         ),
-        ("consistent index", opt(&r.consistent_index)),
+        ("consistent index", opt(r.consistent_index.as_ref())),
         (
             "members",
             if r.members.is_empty() {
