@@ -233,15 +233,22 @@ fn a_restore_of_the_last_backup_is_reported_as_a_restore_without_deny() {
     assert_eq!(f[0]["severity"], "info");
 }
 
-#[test]
-fn most_keys_deleted_warns() {
-    let (_dir, store) = new_store();
+/// A store with a backup of a small cluster, then one after deleting the `deleted` keys below
+/// `prefix`.
+fn store_after_deleting(prefix: &str, deleted: usize) -> (tempfile::TempDir, std::path::PathBuf) {
+    let (dir, store) = new_store();
     let a = Etcd::start_named("etcd-a");
     kubernetes_keys(&a, 300);
     backup(&a, &store, A2);
-    let out = a.ctl_ok(&["del", "/registry/pods/", "--prefix"]);
-    assert_eq!(out.trim(), "300");
+    let out = a.ctl_ok(&["del", prefix, "--prefix"]);
+    assert_eq!(out.trim(), deleted.to_string());
     backup(&a, &store, LATER);
+    (dir, store)
+}
+
+#[test]
+fn most_keys_deleted_warns() {
+    let (_dir, store) = store_after_deleting("/registry/pods/", 300);
 
     let c = status(&store)["continuity"].clone();
     assert_eq!(c["state"], "collapsed", "{c:#}");
@@ -268,14 +275,8 @@ fn most_keys_deleted_warns() {
 
 #[test]
 fn one_resource_losing_most_objects_warns_naming_it() {
-    let (_dir, store) = new_store();
-    let a = Etcd::start_named("etcd-a");
-    kubernetes_keys(&a, 300);
-    backup(&a, &store, A2);
     // 75 config maps of 397 keys: live keys fall by a fifth, config maps to none.
-    let out = a.ctl_ok(&["del", "/registry/configmaps/", "--prefix"]);
-    assert_eq!(out.trim(), "75");
-    backup(&a, &store, LATER);
+    let (_dir, store) = store_after_deleting("/registry/configmaps/", 75);
 
     let c = status(&store)["continuity"].clone();
     assert_eq!(c["state"], "collapsed", "{c:#}");
