@@ -157,10 +157,13 @@ async fn an_object_replaced_mid_read_is_an_error() {
     assert!(object.size() > 4 * reads.part_size);
     let client = s3_client(&moto.endpoint);
     let rt = tokio::runtime::Handle::current();
+    let log = backend.request_log().unwrap().clone();
     let (read, failure) = tokio::task::spawn_blocking(move || {
         let mut first = vec![0u8; reads.part_size as usize];
         object.read_exact(&mut first).unwrap();
-        // Parts 0 and 1 may be fetched already; part 2 is asked for only after this.
+        // Parts 0 to 2 are asked for already (2 ahead of the one read), part 3 only after this.
+        let asked = log.requests().len();
+        assert!(asked <= 3, "{asked} GETs while the first part is read");
         rt.block_on(async {
             client
                 .put_object()

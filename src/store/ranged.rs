@@ -1,8 +1,11 @@
 //! Reading one S3 object as a stream, fast: a large object is read by a bounded number of
 //! parallel ranged GETs, reassembled in order (issue #21), as `aws s3 cp` does. Nothing is
-//! written to disk: one object holds at most `parts_in_flight + 1` parts at once, and all
-//! the reads of the process together at most [`BUDGET_KIB`] of object bytes, whatever the
-//! objects' sizes and however many stores are read at once.
+//! written to disk and no part is held whole: each GET's body is passed on as it arrives, at
+//! most [`CHUNKS_AHEAD`] chunks ahead of the reader. A part's bytes the reader is not ready for
+//! wait in the connection (TCP flow control), not in memory. One object so holds at most
+//! `(parts_in_flight + 1) × (CHUNKS_AHEAD + 2)` of the HTTP client's chunks, each at most its
+//! read buffer (hyper's 408 KiB): 6.4 MiB for the default 3 parts ahead, whatever the sizes of
+//! the object and of its parts (and at most [`super::cache::VERIFYING`] objects are read at once).
 //!
 //! The first GET asks for the first part (`Range: bytes=0-…`); its answer gives the object's
 //! size and ETag. An object no larger than one part is then read whole by that one GET. Every
@@ -11,68 +14,32 @@
 
 use super::backend::{s3_err, S3Context, StoreError};
 use super::s3_error::S3Failure;
-use aws_sdk_s3::primitives::AggregatedBytes;
-use bytes::Buf;
-use futures_util::{stream, Stream, StreamExt};
+use aws_sdk_s3::primitives::ByteStream;
+use bytes::{Buf, Bytes};
+use std::collections::VecDeque;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::mpsc;
 use tokio_util::task::AbortOnDropHandle;
 
-/// Object bytes that the ranged reads of the whole process hold together, in KiB (8 MiB):
-/// parts being fetched, waiting and being read. Stores read at once share it. The parts'
-/// buffers take more than their bytes (the HTTP client's frames), and with the verifier's own
-/// memory (47 MiB peak for an 8 GiB snapshot) `status`/`check` of an S3 backup must stay within
-/// the 64 MiB of issue #21: 16 MiB measured 68 MiB there (`docs/benchmarks.md`).
-pub const BUDGET_KIB: u32 = 8 * 1024;
-static BUDGET: Semaphore = Semaphore::const_new(BUDGET_KIB as usize);
-
-/// Reserve `len` bytes of the budget (all of it at most), waiting for other reads to release
-/// theirs. Parts of one object reserve in order, so the part a reader waits for is never
-/// starved by parts it does not need yet.
-async fn reserve(len: u64) -> Result<SemaphorePermit<'static>, StoreError> {
-    let kib = u32::try_from(len.div_ceil(1024))
-        .unwrap_or(u32::MAX)
-        .clamp(1, BUDGET_KIB);
-    BUDGET.acquire_many(kib).await.map_err(|e| StoreError::S3 {
-        op: "GET",
-        target: String::new(),
-        failure: S3Failure::Other(e.to_string()),
-    })
-}
-
-/// One fetched part and its share of the budget, released when the reader has read it.
-struct Part {
-    bytes: AggregatedBytes,
-    _held: SemaphorePermit<'static>,
-}
-
-impl Buf for Part {
-    fn remaining(&self) -> usize {
-        self.bytes.remaining()
-    }
-    fn chunk(&self) -> &[u8] {
-        self.bytes.chunk()
-    }
-    fn advance(&mut self, cnt: usize) {
-        self.bytes.advance(cnt);
-    }
-}
+/// Chunks of one part's body held ahead of the reader (each as the HTTP client read it, at
+/// most its read buffer, ~400 KiB).
+pub const CHUNKS_AHEAD: usize = 2;
 
 /// How large objects are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RangedReads {
     /// Bytes per ranged GET; an object no larger than this is read by one GET.
     pub part_size: u64,
-    /// Parts requested or held ahead of the one being read.
+    /// Parts requested ahead of the one being read.
     pub parts_in_flight: usize,
 }
 
 impl Default for RangedReads {
-    /// 2 MiB parts, 3 ahead: four parts fill the 8 MiB budget, three of them in flight.
+    /// 8 MiB parts, as `aws s3 cp` asks for them, 3 ahead of the one being read.
     fn default() -> Self {
         RangedReads {
-            part_size: 2 << 20,
+            part_size: 8 << 20,
             parts_in_flight: 3,
         }
     }
@@ -97,44 +64,9 @@ impl ObjectReader {
     }
 
     /// One GET's body, read as it arrives.
-    fn whole(body: aws_sdk_s3::primitives::ByteStream, size: u64) -> ObjectReader {
+    fn whole(body: ByteStream, size: u64) -> ObjectReader {
         let bridge = tokio_util::io::SyncIoBridge::new(Box::pin(body.into_async_read()));
         ObjectReader::new(Box::new(bridge), size)
-    }
-
-    /// Parts in order; the first failure ends the stream and is kept for [`Self::failure`].
-    fn parts<S>(parts: S, size: u64, target: String) -> ObjectReader
-    where
-        S: Stream<Item = Result<Result<Part, StoreError>, tokio::task::JoinError>> + Send + 'static,
-    {
-        let failure: Arc<Mutex<Option<StoreError>>> = Arc::default();
-        let keep = failure.clone();
-        let parts = parts.map(move |r| {
-            let e = match r {
-                Ok(Ok(part)) => return Ok(part),
-                Ok(Err(e)) => e,
-                Err(join) => StoreError::S3 {
-                    op: "GET",
-                    target: target.clone(),
-                    failure: S3Failure::Other(format!("part fetch failed: {join}")),
-                },
-            };
-            let text = e.to_string();
-            if let Ok(mut slot) = keep.lock() {
-                slot.get_or_insert(e);
-            }
-            Err(std::io::Error::other(text))
-        });
-        let inner = InOrder {
-            rt: tokio::runtime::Handle::current(),
-            parts: Box::pin(parts),
-            current: None,
-        };
-        ObjectReader {
-            inner: Box::new(inner),
-            size,
-            failure,
-        }
     }
 
     /// The object's size in bytes.
@@ -155,29 +87,121 @@ impl Read for ObjectReader {
     }
 }
 
-/// The parts of an object read in order: waits on the runtime only when a part is used up.
+/// One part being fetched: its chunks in order, from the task that fetches it.
+struct Part {
+    chunks: mpsc::Receiver<Result<Bytes, StoreError>>,
+    /// Bytes of the part not received yet.
+    due: u64,
+    _fetch: AbortOnDropHandle<()>,
+}
+
+impl Part {
+    /// Part `[start, end)` of `obj`, fetched by its own task (the GET, unless `first` is the
+    /// answer already): its chunks wait for the reader in the part's channel.
+    fn fetch(obj: Object, start: u64, end: u64, etag: String, first: Option<ByteStream>) -> Part {
+        let (tx, chunks) = mpsc::channel(CHUNKS_AHEAD);
+        let fetch = tokio::spawn(async move {
+            let body = match first {
+                Some(body) => body,
+                None => match obj.get(start, end, Some(&etag)).await {
+                    Ok(out) => out.body,
+                    Err(e) => return drop(tx.send(Err(e)).await),
+                },
+            };
+            obj.pass_on(body, tx).await
+        });
+        Part {
+            chunks,
+            due: end - start,
+            _fetch: AbortOnDropHandle::new(fetch),
+        }
+    }
+}
+
+/// The parts of an object read in order, `ahead` of them requested beyond the one being read.
 struct InOrder {
     rt: tokio::runtime::Handle,
-    parts: std::pin::Pin<Box<dyn Stream<Item = std::io::Result<Part>> + Send>>,
-    current: Option<Part>,
+    obj: Object,
+    etag: String,
+    total: u64,
+    part_size: u64,
+    ahead: usize,
+    /// Index of the next part to request.
+    next: u64,
+    /// Requested parts; the front one is being read.
+    parts: VecDeque<Part>,
+    chunk: Bytes,
+    failure: Arc<Mutex<Option<StoreError>>>,
+    /// Why the read failed, once it has.
+    broken: Option<String>,
+}
+
+impl InOrder {
+    /// Keep `ahead` parts requested beyond the one being read.
+    fn request(&mut self) {
+        let count = self.total.div_ceil(self.part_size);
+        let _rt = self.rt.enter();
+        while self.parts.len() <= self.ahead && self.next < count {
+            let start = self.next * self.part_size;
+            let end = (start + self.part_size).min(self.total);
+            let (obj, etag) = (self.obj.clone(), self.etag.clone());
+            self.parts
+                .push_back(Part::fetch(obj, start, end, etag, None));
+            self.next += 1;
+        }
+    }
+
+    /// The next chunk of the object; an empty one at its end.
+    fn next_chunk(&mut self) -> Result<Bytes, StoreError> {
+        loop {
+            self.request();
+            let Some(part) = self.parts.front_mut() else {
+                return Ok(Bytes::new());
+            };
+            let short = |text: &str| StoreError::S3 {
+                op: "GET",
+                target: self.obj.target(),
+                failure: S3Failure::Other(format!("a part of the object {text}")),
+            };
+            match self.rt.block_on(part.chunks.recv()) {
+                Some(Ok(chunk)) if chunk.len() as u64 <= part.due => {
+                    part.due -= chunk.len() as u64;
+                    if !chunk.is_empty() {
+                        return Ok(chunk);
+                    }
+                }
+                None if part.due == 0 => drop(self.parts.pop_front()),
+                Some(Err(e)) => return Err(e),
+                Some(Ok(_)) => return Err(short("had more bytes than its range")),
+                None => return Err(short("ended before its range did")),
+            }
+        }
+    }
 }
 
 impl Read for InOrder {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        loop {
-            if let Some(part) = self.current.as_mut().filter(|p| p.has_remaining()) {
-                let n = buf.len().min(part.remaining());
-                part.copy_to_slice(&mut buf[..n]);
-                return Ok(n);
-            }
-            // The part read is dropped first: its share of the budget goes back.
-            self.current = None;
-            match self.rt.block_on(self.parts.next()) {
-                Some(Ok(part)) => self.current = Some(part),
-                Some(Err(e)) => return Err(e),
-                None => return Ok(0),
+        if let Some(text) = &self.broken {
+            return Err(std::io::Error::other(text.clone()));
+        }
+        if !self.chunk.has_remaining() {
+            match self.next_chunk() {
+                Ok(chunk) => self.chunk = chunk,
+                Err(e) => {
+                    // No more GETs; a read after this one fails the same way.
+                    let text = e.to_string();
+                    if let Ok(mut slot) = self.failure.lock() {
+                        slot.get_or_insert(e);
+                    }
+                    self.parts.clear();
+                    self.broken = Some(text.clone());
+                    return Err(std::io::Error::other(text));
+                }
             }
         }
+        let n = buf.len().min(self.chunk.remaining());
+        self.chunk.copy_to_slice(&mut buf[..n]);
+        Ok(n)
     }
 }
 
@@ -214,39 +238,19 @@ impl Object {
             .map_err(|e| s3_err("GET", self.target(), &self.bucket, &self.ctx, e))
     }
 
-    /// The whole body of one answer, which must be `len` bytes, `held` in the budget.
-    async fn collect(
-        &self,
-        body: aws_sdk_s3::primitives::ByteStream,
-        len: u64,
-        held: SemaphorePermit<'static>,
-    ) -> Result<Part, StoreError> {
-        let bytes = body.collect().await.map_err(|e| StoreError::S3 {
-            op: "GET",
-            target: self.target(),
-            failure: S3Failure::Other(e.to_string()),
-        })?;
-        let got = bytes.remaining() as u64;
-        if got != len {
-            return Err(StoreError::S3 {
+    /// Pass one answer's body on to `tx` as it arrives, until its end or its first error.
+    async fn pass_on(&self, mut body: ByteStream, tx: mpsc::Sender<Result<Bytes, StoreError>>) {
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| StoreError::S3 {
                 op: "GET",
                 target: self.target(),
-                failure: S3Failure::Other(format!("a part of {got} bytes, expected {len}")),
+                failure: S3Failure::Other(e.to_string()),
             });
+            let failed = chunk.is_err();
+            if tx.send(chunk).await.is_err() || failed {
+                return; // the reader is gone, or has the error
+            }
         }
-        Ok(Part { bytes, _held: held })
-    }
-
-    /// Part `[start, end)` of the version whose ETag is `etag`, `held` in the budget.
-    async fn part(
-        &self,
-        start: u64,
-        end: u64,
-        etag: &str,
-        held: SemaphorePermit<'static>,
-    ) -> Result<Part, StoreError> {
-        let out = self.get(start, end, Some(etag)).await?;
-        self.collect(out.body, end - start, held).await
     }
 }
 
@@ -269,8 +273,8 @@ pub(crate) async fn open(
         key: key.to_string(),
         ctx: ctx.clone(),
     };
-    let part = ctx.reads.part_size.max(1);
-    let first = match obj.get(0, part, None).await {
+    let part_size = ctx.reads.part_size.max(1);
+    let first = match obj.get(0, part_size, None).await {
         Ok(out) => out,
         Err(StoreError::S3 {
             failure: S3Failure::Service { status: 416, .. },
@@ -289,9 +293,8 @@ pub(crate) async fn open(
             .unwrap_or(0);
         return Ok(ObjectReader::whole(first.body, size));
     };
-    let target = obj.target();
     let etag = first.e_tag().map(str::to_string);
-    if total > part && etag.is_none() {
+    if total > part_size && etag.is_none() {
         // No ETag to pin the parts to: one GET of the whole object instead.
         drop(first);
         let out = client
@@ -300,35 +303,36 @@ pub(crate) async fn open(
             .key(key)
             .send()
             .await
-            .map_err(|e| s3_err("GET", target, bucket, ctx, e))?;
+            .map_err(|e| s3_err("GET", obj.target(), bucket, ctx, e))?;
         return Ok(ObjectReader::whole(out.body, total));
     }
-    let len = total.min(part);
-    let held = reserve(len).await?;
-    let head = {
-        let obj = obj.clone();
-        AbortOnDropHandle::new(tokio::spawn(async move {
-            obj.collect(first.body, len, held).await
-        }))
-    };
     let etag = etag.unwrap_or_default();
-    // Budget reserved in order (`then`), each fetch on its own task: the handle yielded is
-    // awaited by `buffered`, not here.
-    #[allow(clippy::async_yields_async)]
-    let rest = stream::iter(1..total.div_ceil(part)).then(move |i| {
-        let (obj, etag) = (obj.clone(), etag.clone());
-        let (start, end) = (i * part, ((i + 1) * part).min(total));
-        async move {
-            let held = reserve(end - start).await;
-            AbortOnDropHandle::new(tokio::spawn(async move {
-                obj.part(start, end, &etag, held?).await
-            }))
-        }
-    });
-    let parts = stream::iter([head])
-        .chain(rest)
-        .buffered(ctx.reads.parts_in_flight.max(1));
-    Ok(ObjectReader::parts(parts, total, target))
+    let head = Part::fetch(
+        obj.clone(),
+        0,
+        total.min(part_size),
+        etag.clone(),
+        Some(first.body),
+    );
+    let failure: Arc<Mutex<Option<StoreError>>> = Arc::default();
+    let inner = InOrder {
+        rt: tokio::runtime::Handle::current(),
+        obj,
+        etag,
+        total,
+        part_size,
+        ahead: ctx.reads.parts_in_flight,
+        next: 1,
+        parts: VecDeque::from([head]),
+        chunk: Bytes::new(),
+        failure: failure.clone(),
+        broken: None,
+    };
+    Ok(ObjectReader {
+        inner: Box::new(inner),
+        size: total,
+        failure,
+    })
 }
 
 #[cfg(test)]
