@@ -36,8 +36,8 @@ pub struct FactArgs {
     /// Expected interval between backups (etcd-manager: 15m), for the lifecycle analysis.
     #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = humantime::parse_duration)]
     pub backup_interval: Duration,
-    /// Stores read at once (listing, control files, verification); at most two snapshots are
-    /// verified at a time whatever this is.
+    /// Stores read at once (listing, control files, verification); one snapshot is verified at
+    /// a time whatever this is (two in `serve`).
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
     pub store_concurrency: u32,
 }

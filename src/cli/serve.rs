@@ -104,7 +104,8 @@ fn run_inner(mut args: Args) -> Result<u8, String> {
     .map_err(|e| e.to_string())?;
     let policies =
         PolicySet::load_or_embedded(args.facts.policy.as_deref()).map_err(|e| e.to_string())?;
-    let facts = args.facts.options();
+    let mut facts = args.facts.options();
+    facts.inspect.cache = crate::store::VerifyCache::for_serve();
     service::check_fact_sources(&policies, &facts).map_err(|e| e.to_string())?;
     let overrides = Overrides {
         max_age: args.facts.max_age,

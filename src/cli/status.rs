@@ -86,7 +86,7 @@ pub fn recency(f: &StoreFacts, max_age: std::time::Duration) -> Recency {
 }
 
 /// Stores read at once when `status` is given several (each one's backups are verified in
-/// turn, and at most two verifications run at once in the process).
+/// turn, and one snapshot is verified at a time).
 const STORES_AT_ONCE: usize = 8;
 
 /// What `status` learned of one store: its text and JSON document, or why it is unreadable.

@@ -63,8 +63,10 @@ pub struct ReadStats {
     pub cache_hits: Counter,
 }
 
-/// Most snapshot verifications at once in one process.
-pub const VERIFYING: usize = 2;
+/// Most snapshot verifications at once in `serve`. `status`, `check` and `verify` verify one at
+/// a time, so that a run over many stores stays within one verification's memory (64 MiB for
+/// an 8 GiB snapshot, issue #21); `serve`'s memory in `deploy/` counts on two.
+pub const SERVE_VERIFYING: usize = 2;
 
 /// The process's cache of what objects held, its read counters and its verification permits.
 /// Cloning shares it.
@@ -72,8 +74,8 @@ pub const VERIFYING: usize = 2;
 pub struct VerifyCache {
     entries: Arc<Mutex<lru::LruCache<ObjectId, Known>>>,
     /// Snapshots verified at once: verification is CPU-bound (two threads each) and each holds
-    /// the verifier's memory, so at most [`VERIFYING`] whatever the store concurrency and the
-    /// node's CPU count (the memory limit in `deploy/` counts on it).
+    /// the verifier's memory, so one, or [`SERVE_VERIFYING`] in `serve`, whatever the store
+    /// concurrency and the node's CPU count.
     verifying: Arc<tokio::sync::Semaphore>,
     /// Read counters.
     pub stats: ReadStats,
@@ -94,13 +96,22 @@ impl Default for VerifyCache {
 }
 
 impl VerifyCache {
-    /// An empty cache of at most `entries` entries.
+    /// An empty cache of at most `entries` entries, verifying one snapshot at a time.
     pub fn new(entries: NonZeroUsize) -> Self {
-        let cpus = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
         VerifyCache {
             entries: Arc::new(Mutex::new(lru::LruCache::new(entries))),
-            verifying: Arc::new(tokio::sync::Semaphore::new(cpus.min(VERIFYING))),
+            verifying: Arc::new(tokio::sync::Semaphore::new(1)),
             stats: ReadStats::default(),
+        }
+    }
+
+    /// The cache for `serve`: up to [`SERVE_VERIFYING`] verifications at once, as many as the
+    /// node has CPUs for.
+    pub fn for_serve() -> Self {
+        let cpus = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        VerifyCache {
+            verifying: Arc::new(tokio::sync::Semaphore::new(cpus.min(SERVE_VERIFYING))),
+            ..VerifyCache::default()
         }
     }
 
@@ -141,6 +152,24 @@ impl VerifyCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn runs_verify_one_snapshot_at_a_time_and_serve_two() {
+        let run = VerifyCache::default();
+        let held = run.permit().await.expect("a permit");
+        assert!(
+            run.verifying.try_acquire().is_err(),
+            "a second verification at once"
+        );
+        drop(held);
+        assert!(run.verifying.try_acquire().is_ok());
+        let cpus = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        let serve = VerifyCache::for_serve();
+        assert_eq!(
+            serve.verifying.available_permits(),
+            cpus.min(SERVE_VERIFYING)
+        );
+    }
 
     fn id(key: &str, version: &str) -> ObjectId {
         ObjectId {

@@ -5,7 +5,7 @@
 //! wait in the connection (TCP flow control), not in memory. One object so holds at most
 //! `(parts_in_flight + 1) × (CHUNKS_AHEAD + 2)` of the HTTP client's chunks, each at most its
 //! read buffer (hyper's 408 KiB): 6.4 MiB for the default 3 parts ahead, whatever the sizes of
-//! the object and of its parts (and at most [`super::cache::VERIFYING`] objects are read at once).
+//! the object and of its parts (and one object is read at a time, two in `serve`).
 //!
 //! The first GET asks for the first part (`Range: bytes=0-…`); its answer gives the object's
 //! size and ETag. An object no larger than one part is then read whole by that one GET. Every
