@@ -2,10 +2,11 @@
 //! parallel ranged GETs, reassembled in order (issue #21), as `aws s3 cp` does. Nothing is
 //! written to disk and no part is held whole: each GET's body is passed on as it arrives, at
 //! most [`CHUNKS_AHEAD`] chunks ahead of the reader. A part's bytes the reader is not ready for
-//! wait in the connection (TCP flow control), not in memory. One object so holds at most
-//! `(parts_in_flight + 1) × (CHUNKS_AHEAD + 2)` of the HTTP client's chunks, each at most its
-//! read buffer (hyper's 408 KiB): 6.4 MiB for the default 3 parts ahead, whatever the sizes of
-//! the object and of its parts (and one object is read at a time, two in `serve`).
+//! wait in the connection (TCP flow control), not in memory. Each part so holds at most
+//! `CHUNKS_AHEAD + 2` of the HTTP client's chunks (those in its channel, one on its way in, the
+//! connection's read buffer), each at most that buffer (hyper's 408 KiB): 6.4 MiB for an object
+//! read with the default 3 parts ahead, whatever the sizes of the object and of its parts (and
+//! one object is read at a time, two in `serve`).
 //!
 //! The first GET asks for the first part (`Range: bytes=0-…`); its answer gives the object's
 //! size and ETag. An object no larger than one part is then read whole by that one GET. Every
@@ -24,7 +25,7 @@ use tokio_util::task::AbortOnDropHandle;
 
 /// Chunks of one part's body held ahead of the reader (each as the HTTP client read it, at
 /// most its read buffer, ~400 KiB).
-pub const CHUNKS_AHEAD: usize = 2;
+const CHUNKS_AHEAD: usize = 2;
 
 /// How large objects are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
