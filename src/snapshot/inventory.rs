@@ -40,6 +40,15 @@ pub enum Change {
     Delete = 2,
 }
 
+impl Change {
+    /// The change stored in an entry's low two bits.
+    fn from_bits(bits: u64) -> Option<Change> {
+        [Change::Create, Change::Update, Change::Delete]
+            .into_iter()
+            .find(|c| *c as u64 == bits)
+    }
+}
+
 /// The resource and namespace of a key: `(resource, Some(namespace))`, or `None` for a
 /// cluster-scoped object or a key of another shape.
 pub fn classify(key: &[u8]) -> (&[u8], Option<&[u8]>) {
@@ -186,17 +195,17 @@ impl Tally {
             };
             let (r, ns, change, len) = parsed;
             let start = match change {
-                0 => 1,
-                1 => match updates.next() {
+                Change::Create => 1,
+                Change::Update => match updates.next() {
                     Some(&m) => u64::from(m <= compacted),
                     None => {
                         self.broken = true;
                         return;
                     }
                 },
-                _ => 0,
+                Change::Delete => 0,
             };
-            let deleted = u64::from(change == 2);
+            let deleted = u64::from(change == Change::Delete);
             for c in [
                 self.resources.get_mut(r),
                 ns.and_then(|n| self.namespaces.get_mut(n)),
@@ -218,8 +227,9 @@ impl Tally {
         names: &Names,
         inv: &[u8],
         pos: &mut usize,
-    ) -> Option<(usize, Option<usize>, u64, u64)> {
+    ) -> Option<(usize, Option<usize>, Change, u64)> {
         let head = get(inv, pos)?;
+        let change = Change::from_bits(head & 3)?;
         let r = usize::try_from(head >> 2)
             .ok()
             .filter(|&r| r < names.resources.len())?;
@@ -238,7 +248,7 @@ impl Tally {
         if let Some(n) = ns.filter(|&n| self.namespaces.len() <= n) {
             self.namespaces.resize(n + 1, Counts::default());
         }
-        Some((r, ns, head & 3, len))
+        Some((r, ns, change, len))
     }
 
     /// Live keys of every resource together: generations started minus ended; `None` when an

@@ -248,8 +248,8 @@ impl Totals<'_> {
                     self.out.revisions += u64::from(leaf.count);
                     self.out.max_mod_revision = self.out.max_mod_revision.max(stats.max_mod);
                     self.out.keys_with_lease += u64::from(stats.with_lease);
-                    let first = leaf.first_key().get(..8).and_then(|b| b.try_into().ok());
-                    let first_main = first.map_or(0, i64::from_be_bytes);
+                    let first = schema::RevisionKey::parse(leaf.first_key());
+                    let first_main = first.map_or(0, |k| k.main);
                     self.tally.leaf(
                         self.names,
                         &stats.inv,
