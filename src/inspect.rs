@@ -18,6 +18,7 @@
 use crate::snapshot::inventory::Inventory;
 use crate::snapshot::SnapshotReport;
 use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The namespaces kube-apiserver creates in every cluster (`pkg/controlplane`: the system
 /// namespaces controller and `default`).
@@ -113,15 +114,14 @@ pub struct Diff {
 }
 
 fn deltas(before: Vec<(String, Side)>, after: Vec<(String, Side)>) -> Vec<Delta> {
-    let mut names: Vec<&String> = before.iter().chain(&after).map(|(n, _)| n).collect();
-    names.sort();
-    names.dedup();
-    let find = |side: &[(String, Side)], n: &str| side.iter().find(|(x, _)| x == n).map(|x| x.1);
+    let before: BTreeMap<String, Side> = before.into_iter().collect();
+    let after: BTreeMap<String, Side> = after.into_iter().collect();
+    let names: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
     let gone = |s: Option<Side>| s.is_none_or(|s| s.objects == Some(0));
     names
         .into_iter()
         .filter_map(|n| {
-            let (b, a) = (find(&before, n), find(&after, n));
+            let (b, a) = (before.get(n).copied(), after.get(n).copied());
             let change = match (gone(b), gone(a)) {
                 (true, true) => return None,
                 (true, false) => Change::Appeared,
