@@ -252,11 +252,7 @@ fn run_inner(mut args: Args) -> Result<u8, String> {
     }
     let max_age = pre.requirements.max_age;
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let rt = super::common::runtime()?;
     let fa = &args.facts;
     let opts = fa.options();
     // One deadline for everything the run reads (stores, live etcd, lifecycle rules): whatever

@@ -252,6 +252,15 @@ impl StoreOpts {
     }
 }
 
+/// The async runtime of a one-shot run (`status`, `check`, `inspect`): two workers.
+pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
 /// A value for a text table, `-` when absent.
 pub fn opt<T: ToString>(v: Option<T>) -> String {
     v.map_or_else(|| "-".to_string(), |v| v.to_string())

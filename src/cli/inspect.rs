@@ -84,24 +84,21 @@ pub fn run(args: Args) -> u8 {
         full_inventory: true,
         ..VerifyOptions::default()
     };
-    let first = match &args.store {
-        Some(url) => read_store(&args, url, args.backup.as_deref(), &opts),
-        None => match &args.path {
-            Some(p) => read_file(&p.display().to_string(), &opts),
-            None => Err("give a snapshot file or --store URL".into()),
-        },
+    let read = match (&args.store, &args.path) {
+        // Both backups from one listing of the store.
+        (Some(url), _) => read_store(&args, url, &opts),
+        (None, Some(p)) => read_file(&p.display().to_string(), &opts).and_then(|first| {
+            let other = args
+                .diff
+                .as_deref()
+                .map(|o| read_file(o, &opts))
+                .transpose()?;
+            Ok((first, other))
+        }),
+        (None, None) => Err("give a snapshot file or --store URL".into()),
     };
-    let first = match first {
-        Ok(i) => i,
-        Err(e) => return fail(&e),
-    };
-    let other = match (&args.diff, &args.store) {
-        (None, _) => None,
-        (Some(name), Some(url)) => Some(read_store(&args, url, Some(name), &opts)),
-        (Some(path), None) => Some(read_file(path, &opts)),
-    };
-    let other = match other.transpose() {
-        Ok(o) => o,
+    let (first, other) = match read {
+        Ok(read) => read,
         Err(e) => return fail(&e),
     };
     let compared = other
@@ -149,36 +146,41 @@ fn read_file(path: &str, opts: &VerifyOptions) -> Result<Inspected, String> {
     Ok(Inspected::new(path.to_string(), report, None))
 }
 
+/// The backup `--backup` names (default the newest valid one) and, with `--diff`, the one it
+/// names, from one listing of the store.
 fn read_store(
     args: &Args,
     url: &str,
-    backup: Option<&str>,
     verify: &VerifyOptions,
-) -> Result<Inspected, String> {
+) -> Result<(Inspected, Option<Inspected>), String> {
     let parsed = store::StoreUrl::parse(url).map_err(|e| e.to_string())?;
     let mut opts = args.opts.inspect_options(chrono::Utc::now());
     opts.verify = verify.clone();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    let read = rt.block_on(store::read_backup(
+    let mut names = vec![args.backup.as_deref()];
+    names.extend(args.diff.as_deref().map(Some));
+    let rt = super::common::runtime()?;
+    let read = rt.block_on(store::read_backups(
         &parsed,
         &args.opts.s3_options(),
         &opts,
-        backup,
+        &names,
     ));
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
-    let b = read.map_err(|e| format!("cannot read the backup store {url}: {e}"))?;
-    let name = format!("{url} {}", b.name);
-    match b.report {
-        Some(r) => Ok(Inspected::new(name, r, b.reason)),
-        None => Err(format!(
-            "{name}: {}",
-            b.reason.as_deref().unwrap_or("could not be read")
-        )),
-    }
+    let read = read.map_err(|e| format!("cannot read the backup store {url}: {e}"))?;
+    let mut inspected = read.into_iter().map(|b| {
+        let name = format!("{url} {}", b.name);
+        match b.report {
+            Some(r) => Ok(Inspected::new(name, r, b.reason)),
+            None => Err(format!(
+                "{name}: {}",
+                b.reason.as_deref().unwrap_or("could not be read")
+            )),
+        }
+    });
+    let first = inspected
+        .next()
+        .ok_or_else(|| format!("{url}: no backup read"))??;
+    Ok((first, inspected.next().transpose()?))
 }
 
 /// A byte count in binary units, `-` when unknown.

@@ -107,19 +107,9 @@ pub fn run(args: Args) -> u8 {
     let now = args.now.unwrap_or_else(chrono::Utc::now);
     let opts = args.store.inspect_options(now);
     let s3 = args.store.s3_options();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let rt = match super::common::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            return super::common::usage_error(
-                "status",
-                &format!("cannot start the async runtime: {e}"),
-                json,
-            )
-        }
+        Err(e) => return super::common::usage_error("status", &e, json),
     };
     let results = rt.block_on(async {
         use futures_util::StreamExt;

@@ -589,19 +589,28 @@ pub async fn inspect_backend_all(
     })
 }
 
-/// One backup of a store, verified as `status` verifies it (`inspect`, issue #22): the one
-/// called `name` (as `status` names backups), else the newest valid one, walking back at most
-/// [`InspectOptions::max_walk_back`] (the newest read when none of those is valid). `Err` when
-/// the store cannot be read, holds no backup or none called `name`.
-pub async fn read_backup(
+/// Backups of one store, verified as `status` verifies them (`inspect`, issue #22), from one
+/// listing: for each of `names`, the backup called so (as `status` names backups), or for
+/// `None` the newest valid one, walking back at most [`InspectOptions::max_walk_back`] (the
+/// newest read when none of those is valid). `Err` when the store cannot be read, holds no
+/// backup or none called a name given.
+pub async fn read_backups(
     url: &StoreUrl,
     s3: &S3Options,
     opts: &InspectOptions,
-    name: Option<&str>,
-) -> Result<BackupFacts, StoreError> {
+    names: &[Option<&str>],
+) -> Result<Vec<BackupFacts>, StoreError> {
     let backend = Backend::open(url, s3).await?;
     let store = url.to_string();
-    let read = read_backup_inner(&backend, &store, opts, name);
+    let read = async {
+        let (backend, listed) = one_series(&backend, &store, opts).await?;
+        let r = &Reader::new(&backend, &opts.cache, &listed.objects);
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            out.push(read_backup(r, &store, &listed, opts, *name).await?);
+        }
+        Ok(out)
+    };
     tokio::time::timeout(opts.deadline, read)
         .await
         .unwrap_or_else(|_| {
@@ -612,30 +621,40 @@ pub async fn read_backup(
         })
 }
 
-async fn read_backup_inner(
+/// The listing of the store's one backup series (the one `--series` picks when it holds
+/// several), with the backend rooted at it.
+async fn one_series(
     backend: &Backend,
     store: &str,
     opts: &InspectOptions,
-    name: Option<&str>,
-) -> Result<BackupFacts, StoreError> {
-    let (backend, listed) = match list_store(backend, opts).await? {
-        Found::One(listed) => (backend.clone(), listed),
+) -> Result<(Backend, Listed), StoreError> {
+    match list_store(backend, opts).await? {
+        Found::One(listed) => Ok((backend.clone(), listed)),
         Found::Several { series, .. } => {
             let names: Vec<String> = series.iter().map(|(n, _)| n.clone()).collect();
             let mut picked = series.into_iter().filter(|(n, _)| opts.series.contains(n));
             match (picked.next(), picked.next()) {
-                (Some((n, listed)), None) if n == layout::TOP_SERIES => (backend.clone(), listed),
-                (Some((n, listed)), None) => (backend.sub(&n), listed),
-                _ => {
-                    return Err(StoreError::SeveralSeries {
-                        store: store.to_string(),
-                        series: names,
-                    })
+                (Some((n, listed)), None) if n == layout::TOP_SERIES => {
+                    Ok((backend.clone(), listed))
                 }
+                (Some((n, listed)), None) => Ok((backend.sub(&n), listed)),
+                _ => Err(StoreError::SeveralSeries {
+                    store: store.to_string(),
+                    series: names,
+                }),
             }
         }
-    };
-    let r = &Reader::new(&backend, &opts.cache, &listed.objects);
+    }
+}
+
+/// One backup of a listed series: see [`read_backups`].
+async fn read_backup(
+    r: &Reader<'_>,
+    store: &str,
+    listed: &Listed,
+    opts: &InspectOptions,
+    name: Option<&str>,
+) -> Result<BackupFacts, StoreError> {
     let gardener = (listed.layout == Some(Layout::Gardener)).then_some(listed.objects.as_slice());
     let candidates = &listed.assembled.candidates;
     let checked = |c| async move {
